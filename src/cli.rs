@@ -1,0 +1,108 @@
+//! The command line: clap types, logging set-up, and dispatch to the library.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat};
+use crate::export::{ExportFormat, ExportKind};
+use crate::store::Store;
+
+/// Wins back abandoned Quicket checkouts: keeps Quicket's webhooks and emails dormant buyers.
+#[derive(Debug, Parser)]
+#[command(name = "quicket-followup", version, about)]
+pub struct Cli {
+    /// The TOML config file (default: $QUICKET_FOLLOWUP_CONFIG, else ./quicket-followup.toml when
+    /// it exists, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The commands of contract section 1.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// HTTP server and reminder scheduler (the default).
+    Serve,
+    /// Everything stored, one record a line.
+    Export {
+        /// orders or deliveries.
+        what: ExportKind,
+        /// json (JSON Lines) or csv.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+        format: ExportFormat,
+    },
+}
+
+/// Parses the command line, runs the command, and turns an error into one line on stderr and
+/// exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    let line = format!("{e:#}").replace('\n', " ");
+    let _ = writeln!(std::io::stderr(), "error: {line}");
+    ExitCode::FAILURE
+}
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let file = Config::locate(cli.config.as_deref());
+    let config = Config::load(file.as_deref())?;
+    init_logging(config.server.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => crate::server::run(config).await,
+        Command::Export { what, format } => {
+            let store = Store::open(&config.database.path)?;
+            let out = Box::new(std::io::BufWriter::new(std::io::stdout()));
+            let result = crate::export::export(&store, what, format, out).await;
+            store.close().await;
+            match result {
+                // `export ... | head` closes the pipe early; that is not an error.
+                Err(e) if is_broken_pipe(&e) => Ok(()),
+                other => other.context("export failed"),
+            }
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause.to_string().contains("Broken pipe")
+    })
+}
+
+/// Logs to stderr: readable lines, or JSON; `RUST_LOG` overrides the default level.
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,tokio_cron_scheduler=warn,warp=warn,hyper=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

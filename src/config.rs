@@ -1,0 +1,612 @@
+//! The service's configuration: built-in defaults, then the TOML file, then secrets from the
+//! environment; validated once at start so that a mistake is reported with the key that holds it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::NaiveTime;
+use chrono_tz::Tz;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::OrderState;
+
+/// Environment variable naming the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "QUICKET_FOLLOWUP_CONFIG";
+/// Config file read from the working directory when it exists and nothing else names one.
+pub const DEFAULT_CONFIG_FILE: &str = "quicket-followup.toml";
+
+/// Environment variables that may carry secrets instead of the file, and the key each one sets.
+const SECRET_ENV: &[(&str, &str)] = &[
+    ("QUICKET_FOLLOWUP_WEBHOOK_TOKEN", "server.webhook_token"),
+    ("QUICKET_FOLLOWUP_ADMIN_PASSWORD", "server.admin_password"),
+    ("QUICKET_FOLLOWUP_SMTP_URL", "email.smtp_url"),
+];
+
+/// The whole configuration (contract section 2). Every key is optional.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[server]`
+    pub server: ServerConfig,
+    /// `[database]`
+    pub database: DatabaseConfig,
+    /// `[email]`
+    pub email: EmailConfig,
+    /// `[schedule]`
+    pub schedule: ScheduleConfig,
+    /// `[[reminders]]`: the steps, in the order written.
+    pub reminders: Vec<ReminderStep>,
+    /// `[templates]`
+    pub templates: TemplatesConfig,
+    /// `[events."ID"]`: per-event overrides keyed by Quicket's event id.
+    pub events: BTreeMap<String, EventConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            email: EmailConfig::default(),
+            schedule: ScheduleConfig::default(),
+            reminders: default_reminders(),
+            templates: TemplatesConfig::default(),
+            events: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Base of every link put into emails and of the printed webhook URL.
+    pub public_url: String,
+    /// Secret path part of the webhook URL; empty: generated once and kept in the database.
+    pub webhook_token: String,
+    /// Basic-auth password for `/admin`; empty turns `/admin` off.
+    pub admin_password: String,
+    /// `text` (readable lines) or `json`.
+    pub log_format: LogFormat,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".into(),
+            webhook_token: String::new(),
+            admin_password: String::new(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// The SQLite file; its directory is created when missing.
+    pub path: PathBuf,
+    /// Personal data of a buyer-event is removed this long after its event; zero keeps everything.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data/followup.sqlite"),
+            retention: days(90),
+        }
+    }
+}
+
+/// `[email]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    /// The From header, `Name <address>`.
+    pub from: String,
+    /// The Reply-To header; empty leaves it out.
+    pub reply_to: String,
+    /// Where emails go.
+    pub transport: Transport,
+    /// Directory of `.eml` files for the outbox transport.
+    pub outbox_dir: PathBuf,
+    /// SMTP server URL as lettre reads it.
+    pub smtp_url: String,
+    /// Upper bound on emails sent per minute.
+    pub max_per_minute: u32,
+    /// Event page pattern used when `[events."ID"].url` is unset; `{event_id}` is replaced.
+    pub event_url: String,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            from: "Tickets <tickets@localhost>".into(),
+            reply_to: String::new(),
+            transport: Transport::Outbox,
+            outbox_dir: PathBuf::from("data/outbox"),
+            smtp_url: String::new(),
+            max_per_minute: 120,
+            event_url: "https://www.quicket.co.za/events/{event_id}/".into(),
+        }
+    }
+}
+
+/// Where emails go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Written as `.eml` files into `outbox_dir`.
+    Outbox,
+    /// Sent through `smtp_url`.
+    Smtp,
+}
+
+/// `[schedule]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// Cron expression with a seconds field: when reminder passes run.
+    pub scan: String,
+    /// The zone Quicket's offset-less `event_date` and the send window are read in.
+    pub timezone: Tz,
+    /// Local hours in which reminders may go out, `HH:MM-HH:MM`; empty: any hour.
+    pub send_window: SendWindow,
+    /// A checkout is dormant once it has been this long without a change.
+    #[serde(with = "humantime_serde")]
+    pub dormant_after: Duration,
+    /// At most one email per buyer and event within this span.
+    #[serde(with = "humantime_serde")]
+    pub min_gap: Duration,
+    /// Never remind about a checkout whose last change is older than this.
+    #[serde(with = "humantime_serde")]
+    pub give_up_after: Duration,
+    /// No reminder this close to the event's start, nor after it.
+    #[serde(with = "humantime_serde")]
+    pub stop_before_event: Duration,
+    /// A purchase completed this long after a reminder counts as recovered.
+    #[serde(with = "humantime_serde")]
+    pub attribution_window: Duration,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            scan: "0 * * * * *".into(),
+            timezone: chrono_tz::Africa::Johannesburg,
+            send_window: SendWindow::parse("08:00-20:00").unwrap_or_default(),
+            dormant_after: minutes(30),
+            min_gap: hours(12),
+            give_up_after: days(14),
+            stop_before_event: hours(2),
+            attribution_window: days(7),
+        }
+    }
+}
+
+/// The local hours in which reminders may be sent. `start > end` spans midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SendWindow(Option<(NaiveTime, NaiveTime)>);
+
+impl SendWindow {
+    /// Parses `HH:MM-HH:MM`, or the empty string for "any hour".
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Self(None));
+        }
+        let (start, end) = text
+            .split_once('-')
+            .ok_or_else(|| format!("expected HH:MM-HH:MM or \"\", found {text:?}"))?;
+        let time = |part: &str| {
+            NaiveTime::parse_from_str(part.trim(), "%H:%M")
+                .map_err(|_| format!("{:?} is not a time of day as HH:MM", part.trim()))
+        };
+        let (start, end) = (time(start)?, time(end)?);
+        if start == end {
+            return Err(format!(
+                "{text:?} is an empty window; use \"\" to send at any hour"
+            ));
+        }
+        Ok(Self(Some((start, end))))
+    }
+
+    /// The window's bounds, or `None` when any hour is allowed.
+    pub fn bounds(&self) -> Option<(NaiveTime, NaiveTime)> {
+        self.0
+    }
+
+    /// Whether a local time of day is inside the window.
+    pub fn contains(&self, time: NaiveTime) -> bool {
+        match self.0 {
+            None => true,
+            Some((start, end)) if start < end => start <= time && time < end,
+            Some((start, end)) => time >= start || time < end,
+        }
+    }
+}
+
+impl std::fmt::Display for SendWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            None => Ok(()),
+            Some((start, end)) => write!(f, "{}-{}", start.format("%H:%M"), end.format("%H:%M")),
+        }
+    }
+}
+
+impl Serialize for SendWindow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SendWindow {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One `[[reminders]]` step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReminderStep {
+    /// Unique name; also part of the Message-ID, so renaming a step makes it a new step.
+    pub name: String,
+    /// Sent this long after the buyer's latest checkout change for the event.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub after: Option<Duration>,
+    /// Sent once the event is this close.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub before_event: Option<Duration>,
+    /// The checkout states this step applies to.
+    pub when: Vec<OrderState>,
+    /// Directory name under `[templates].dir`.
+    pub template: String,
+}
+
+/// When a step becomes due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepTiming {
+    /// This long after the latest checkout change.
+    After(Duration),
+    /// Once the event is this close.
+    BeforeEvent(Duration),
+}
+
+impl ReminderStep {
+    /// The step's timing; validation guarantees exactly one of `after` and `before_event`.
+    pub fn timing(&self) -> StepTiming {
+        match (self.after, self.before_event) {
+            (_, Some(before)) => StepTiming::BeforeEvent(before),
+            (Some(after), None) => StepTiming::After(after),
+            (None, None) => StepTiming::After(Duration::ZERO),
+        }
+    }
+}
+
+fn default_reminders() -> Vec<ReminderStep> {
+    use OrderState::{Cancelled, EftPending, Started};
+    vec![
+        ReminderStep {
+            name: "abandoned-1".into(),
+            after: Some(hours(1)),
+            before_event: None,
+            when: vec![Started, Cancelled],
+            template: "abandoned".into(),
+        },
+        ReminderStep {
+            name: "eft-1".into(),
+            after: Some(hours(24)),
+            before_event: None,
+            when: vec![EftPending],
+            template: "eft_pending".into(),
+        },
+        ReminderStep {
+            name: "last-chance".into(),
+            after: None,
+            before_event: Some(days(3)),
+            when: vec![Started, Cancelled],
+            template: "last_chance".into(),
+        },
+    ]
+}
+
+/// `[templates]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TemplatesConfig {
+    /// Directory holding one sub-directory per email template.
+    pub dir: PathBuf,
+}
+
+impl Default for TemplatesConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("templates/emails"),
+        }
+    }
+}
+
+/// `[events."ID"]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventConfig {
+    /// The event's page; overrides `[email].event_url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `false` sends no reminders for this event.
+    pub reminders: bool,
+}
+
+impl Default for EventConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            reminders: true,
+        }
+    }
+}
+
+/// A configuration that cannot be used, with the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named by `--config` or the environment does not exist or cannot be read.
+    #[error("cannot read config file {path}: {reason}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A key has a value of the wrong shape, or is not a known key.
+    #[error("{0}")]
+    Parse(String),
+    /// A key has a value that parses but cannot be used.
+    #[error("config key {key}: {reason}")]
+    Invalid {
+        /// The dotted key, e.g. `schedule.scan`.
+        key: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Which file to read: `--config`, else `$QUICKET_FOLLOWUP_CONFIG`, else `./quicket-followup.toml`
+    /// when it exists, else none (built-in defaults).
+    pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
+        if let Some(path) = explicit {
+            return Some(path.to_path_buf());
+        }
+        if let Some(path) = std::env::var_os(CONFIG_ENV).filter(|p| !p.is_empty()) {
+            return Some(PathBuf::from(path));
+        }
+        let local = PathBuf::from(DEFAULT_CONFIG_FILE);
+        local.exists().then_some(local)
+    }
+
+    /// Loads defaults, then `file` (if any), then secrets from the environment, and validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+            // `merge` replaces arrays, so a `[[reminders]]` list in the file replaces the built-in
+            // steps instead of adding to them.
+            figment = figment.merge(Toml::string(&text));
+        }
+        for (var, key) in SECRET_ENV {
+            if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+                figment = figment.merge(Env::raw().only(&[var]).map(move |_| (*key).into()));
+            }
+        }
+        let config: Config = figment.extract().map_err(|e| {
+            let where_ = file
+                .map(|p| format!("{}: ", p.display()))
+                .unwrap_or_default();
+            ConfigError::Parse(
+                e.into_iter()
+                    .map(|e| format!("{where_}{}", describe_figment_error(&e)))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: cron syntax, step consistency, URLs.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        parse_cron(&self.schedule.scan).map_err(|e| invalid("schedule.scan", e))?;
+        let public = self.server.public_url.trim();
+        if !(public.starts_with("http://") || public.starts_with("https://")) {
+            return Err(invalid(
+                "server.public_url",
+                format!("{public:?} must start with http:// or https://"),
+            ));
+        }
+        let token = &self.server.webhook_token;
+        if !token.is_empty()
+            && (token.len() < 16
+                || !token
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        {
+            return Err(invalid(
+                "server.webhook_token",
+                "use at least 16 characters from A-Z, a-z, 0-9, '-' and '_' (or leave it empty to have one generated)",
+            ));
+        }
+        if self.email.transport == Transport::Smtp && self.email.smtp_url.trim().is_empty() {
+            return Err(invalid(
+                "email.smtp_url",
+                "transport is \"smtp\" but no smtp_url is set (set it, or QUICKET_FOLLOWUP_SMTP_URL)",
+            ));
+        }
+        if self.email.max_per_minute == 0 {
+            return Err(invalid("email.max_per_minute", "must be at least 1"));
+        }
+        if !self.email.event_url.contains("{event_id}") {
+            return Err(invalid(
+                "email.event_url",
+                "must contain {event_id}, which is replaced by Quicket's event id",
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, step) in self.reminders.iter().enumerate() {
+            let key = |field: &str| format!("reminders[{i}].{field}");
+            if step.name.trim().is_empty() {
+                return Err(invalid(key("name"), "every step needs a name"));
+            }
+            if !names.insert(step.name.as_str()) {
+                return Err(invalid(
+                    key("name"),
+                    format!("{:?} is used by two steps; names must be unique", step.name),
+                ));
+            }
+            match (step.after, step.before_event) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        key("after"),
+                        format!(
+                            "step {:?} has both after and before_event; give one",
+                            step.name
+                        ),
+                    ));
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        key("after"),
+                        format!(
+                            "step {:?} needs after (time since the checkout changed) or before_event",
+                            step.name
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            if step.when.is_empty() {
+                return Err(invalid(key("when"), "list at least one checkout state"));
+            }
+            if step.when.contains(&OrderState::Completed) {
+                return Err(invalid(
+                    key("when"),
+                    "checkout_completed buyers have paid and are never reminded",
+                ));
+            }
+            if step.template.trim().is_empty() || step.template.contains(['/', '\\', '.']) {
+                return Err(invalid(
+                    key("template"),
+                    format!(
+                        "{:?} must be the name of a directory under templates.dir",
+                        step.template
+                    ),
+                ));
+            }
+        }
+        for (id, event) in &self.events {
+            if let Some(url) = &event.url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(invalid(
+                    format!("events.\"{id}\".url"),
+                    format!("{url:?} must start with http:// or https://"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The webhook URL path for a token.
+    pub fn webhook_url(&self, token: &str) -> String {
+        format!(
+            "{}/webhooks/quicket/{token}",
+            self.server.public_url.trim_end_matches('/')
+        )
+    }
+}
+
+/// Parses a six-field (seconds first) cron expression as the scheduler will.
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
+    let fields = expr.split_whitespace().count();
+    if fields != 6 {
+        return Err(format!(
+            "{expr:?} has {fields} fields; write 6, seconds first (e.g. \"0 * * * * *\" for every minute)"
+        ));
+    }
+    // The same parser settings tokio-cron-scheduler uses, so what passes here runs there.
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(expr)
+        .map_err(|e| format!("{expr:?} is not a cron expression: {e}"))
+}
+
+fn describe_figment_error(e: &figment::Error) -> String {
+    let key = e.path.join(".");
+    let mut kind = e.kind.to_string();
+    if let figment::error::Kind::UnknownField(field, _) = &e.kind {
+        let full = if key.is_empty() {
+            field.clone()
+        } else {
+            format!("{key}.{field}")
+        };
+        kind = format!("unknown key {full} (check its spelling and section)");
+        return kind;
+    }
+    if key.is_empty() {
+        kind
+    } else {
+        format!("config key {key}: {kind}")
+    }
+}
+
+fn minutes(n: u64) -> Duration {
+    Duration::from_secs(60 * n)
+}
+fn hours(n: u64) -> Duration {
+    minutes(60 * n)
+}
+fn days(n: u64) -> Duration {
+    hours(24 * n)
+}

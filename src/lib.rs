@@ -1,0 +1,12 @@
+//! quicket-followup: keeps every Quicket checkout hook and emails buyers whose purchase never
+//! completed. `main.rs` only calls [`cli::main`]; everything else lives here, one module per concept.
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod export;
+pub mod quicket;
+pub mod server;
+pub mod store;
+pub mod web;
+pub mod webhook;

@@ -1,0 +1,384 @@
+//! Quicket's webhook message on the wire, and its translation into a [`Hook`].
+//!
+//! Nothing about the format is guaranteed (see shared/quicket/README.md), so this is lenient in
+//! what it accepts: numbers may be strings, unknown fields are ignored, names and emails may be
+//! empty, and a field we cannot read becomes "unknown" with a note rather than a refusal. Only a
+//! body that is not a JSON object with a `reference` is refused.
+
+use chrono::NaiveDateTime;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::domain::{Cents, OrderState, clean_text};
+
+/// Longest reference we accept; Quicket's are about a dozen characters.
+const MAX_REFERENCE_LEN: usize = 100;
+
+/// One parsed hook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hook {
+    /// The order's reference, e.g. `REF00123456`.
+    pub reference: String,
+    /// What happened.
+    pub action: HookAction,
+    /// Quicket's event id, as text (`123`).
+    pub event_id: Option<String>,
+    /// The event's name as the organiser wrote it.
+    pub event_name: String,
+    /// The event's local start time (Quicket sends no offset).
+    pub event_date: Option<NaiveDateTime>,
+    /// The order's total.
+    pub amount: Option<Cents>,
+    /// The purchaser's address, trimmed; may be empty.
+    pub email: String,
+    /// The purchaser's name, taken from their own ticket when one carries their address.
+    pub buyer_name: String,
+    /// The tickets in the order.
+    pub tickets: Vec<Ticket>,
+    /// Fields that were present but could not be read.
+    pub problems: Vec<String>,
+    /// Identifies this exact message: equal bodies (up to key order and spacing) share it.
+    pub fingerprint: String,
+}
+
+/// The `action` of a hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookAction {
+    /// One of Quicket's four actions.
+    Known(OrderState),
+    /// Anything else (kept, answered `ignored`).
+    Unknown(String),
+}
+
+/// One ticket of an order. Quicket's `tickets[].id` is not stable and is deliberately dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Ticket {
+    /// The ticket type's name, e.g. `General`.
+    #[serde(rename = "type")]
+    pub ticket_type: String,
+    /// The ticket's price.
+    pub price: Option<Cents>,
+    /// The attendee's name; empty until the buyer fills it in.
+    pub attendee_name: String,
+    /// The attendee's address; may be empty.
+    pub attendee_email: String,
+}
+
+/// Why a body is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookError {
+    /// Not JSON at all.
+    #[error("the body is not valid JSON: {0}")]
+    NotJson(String),
+    /// JSON, but not an object.
+    #[error(
+        "the body is JSON but not an object (found {0}); Quicket sends one JSON object per hook"
+    )]
+    NotObject(&'static str),
+    /// No usable `reference`.
+    #[error("the hook has no \"reference\"{0}; every Quicket hook names its order")]
+    MissingReference(&'static str),
+}
+
+/// Parses a hook body.
+pub fn parse_hook(body: &[u8]) -> Result<Hook, HookError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| HookError::NotJson(e.to_string()))?;
+    let object = match &value {
+        Value::Object(map) => map,
+        other => return Err(HookError::NotObject(kind(other))),
+    };
+    let reference = match object.get("reference") {
+        None | Some(Value::Null) => return Err(HookError::MissingReference("")),
+        Some(v) => match scalar_text(v) {
+            Some(text) => clean_text(&text),
+            None => return Err(HookError::MissingReference(" as text")),
+        },
+    };
+    if reference.is_empty() {
+        return Err(HookError::MissingReference(" (it is empty)"));
+    }
+    if reference.chars().count() > MAX_REFERENCE_LEN {
+        return Err(HookError::MissingReference(" of a sensible length"));
+    }
+
+    let mut problems = Vec::new();
+    let action = match object.get("action").and_then(scalar_text) {
+        Some(action) => {
+            let action = action.trim().to_ascii_lowercase();
+            OrderState::from_action(&action)
+                .map(HookAction::Known)
+                .unwrap_or(HookAction::Unknown(action))
+        }
+        None => HookAction::Unknown(String::new()),
+    };
+    let event_id = object
+        .get("event_id")
+        .and_then(|v| read_event_id(v, &mut problems));
+    let event_name = text_field(object, "event_name");
+    let event_date = object
+        .get("event_date")
+        .and_then(|v| read_date(v, &mut problems));
+    let amount = object
+        .get("amount")
+        .and_then(|v| read_cents("amount", v, &mut problems));
+    let email = text_field(object, "email");
+    let tickets: Vec<Ticket> = match object.get("tickets") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| read_ticket(i, t, &mut problems))
+            .collect(),
+        None | Some(Value::Null) => Vec::new(),
+        Some(other) => {
+            problems.push(format!("tickets: expected a list, found {}", kind(other)));
+            Vec::new()
+        }
+    };
+    let buyer_name = buyer_name(&email, &tickets);
+    Ok(Hook {
+        reference,
+        action,
+        event_id,
+        event_name,
+        event_date,
+        amount,
+        email,
+        buyer_name,
+        tickets,
+        problems,
+        fingerprint: fingerprint(&value),
+    })
+}
+
+/// SHA-256 of the body's canonical JSON (serde_json keeps object keys sorted), in hex.
+fn fingerprint(value: &Value) -> String {
+    let canonical = value.to_string();
+    let digest = Sha256::digest(canonical.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A string or a number as text; anything else is `None`.
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn text_field(object: &Map<String, Value>, key: &str) -> String {
+    object
+        .get(key)
+        .and_then(scalar_text)
+        .map(|t| clean_text(&t))
+        .unwrap_or_default()
+}
+
+fn read_event_id(value: &Value, problems: &mut Vec<String>) -> Option<String> {
+    let text = match value {
+        Value::Null => return None,
+        // Integral floats such as 123.0 are still the event 123.
+        Value::Number(n) => match (n.as_u64(), n.as_f64()) {
+            (Some(id), _) => id.to_string(),
+            (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < 1e15 => format!("{f:.0}"),
+            _ => n.to_string(),
+        },
+        Value::String(s) => clean_text(s),
+        other => {
+            problems.push(format!(
+                "event_id: expected a number, found {}",
+                kind(other)
+            ));
+            return None;
+        }
+    };
+    if text.is_empty() {
+        return None;
+    }
+    if text.len() > 64 || text.chars().any(|c| c.is_whitespace()) {
+        problems.push(format!("event_id: {text:?} is not an event id"));
+        return None;
+    }
+    // Leading zeros would make "0123" and "123" two events.
+    match text.parse::<u64>() {
+        Ok(id) => Some(id.to_string()),
+        Err(_) => Some(text),
+    }
+}
+
+fn read_cents(field: &str, value: &Value, problems: &mut Vec<String>) -> Option<Cents> {
+    let text = match value {
+        Value::Null => return None,
+        Value::String(s) if s.trim().is_empty() => return None,
+        other => scalar_text(other),
+    };
+    let parsed = text.as_deref().and_then(Cents::parse_decimal);
+    if parsed.is_none() {
+        problems.push(format!("{field}: {value} is not an amount"));
+    }
+    parsed
+}
+
+const DATE_FORMATS: &[&str] = &[
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d %H:%M:%S",
+];
+
+fn read_date(value: &Value, problems: &mut Vec<String>) -> Option<NaiveDateTime> {
+    let text = match value {
+        Value::Null => return None,
+        Value::String(s) => s.trim().to_string(),
+        other => {
+            problems.push(format!("event_date: expected text, found {}", kind(other)));
+            return None;
+        }
+    };
+    if text.is_empty() {
+        return None;
+    }
+    let parsed = DATE_FORMATS
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(&text, f).ok())
+        .or_else(|| {
+            // A date alone: the event starts that day; midnight is the safe reading for "too close".
+            chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })
+        .or_else(|| {
+            // An offset we were not promised: keep the wall-clock time it states.
+            chrono::DateTime::parse_from_rfc3339(&text)
+                .ok()
+                .map(|d| d.naive_local())
+        });
+    if parsed.is_none() {
+        problems.push(format!(
+            "event_date: {text:?} is not a date like \"2026-12-12 18:30\""
+        ));
+    }
+    parsed
+}
+
+fn read_ticket(index: usize, value: &Value, problems: &mut Vec<String>) -> Option<Ticket> {
+    let Value::Object(t) = value else {
+        problems.push(format!(
+            "tickets[{index}]: expected an object, found {}",
+            kind(value)
+        ));
+        return None;
+    };
+    Some(Ticket {
+        ticket_type: text_field(t, "ticket_type"),
+        price: t
+            .get("price")
+            .and_then(|v| read_cents(&format!("tickets[{index}].price"), v, problems)),
+        attendee_name: text_field(t, "attendee_name"),
+        attendee_email: text_field(t, "attendee_email"),
+    })
+}
+
+/// Quicket's hook has no buyer name; the buyer's own ticket (same address) usually carries it.
+fn buyer_name(email: &str, tickets: &[Ticket]) -> String {
+    let own = tickets.iter().find(|t| {
+        !t.attendee_name.is_empty()
+            && !email.is_empty()
+            && t.attendee_email.eq_ignore_ascii_case(email)
+    });
+    own.or_else(|| tickets.iter().find(|t| !t.attendee_name.is_empty()))
+        .map(|t| t.attendee_name.clone())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"{"reference":"REF1","event_id":123,"event_name":"My Big Event",
+        "amount":300.00,"email":" Demo@Example.com ","event_date":"2015-02-18 17:15",
+        "action":"checkout_started","extra":{"nested":[1,2]},
+        "tickets":[{"id":122,"attendee_name":"","attendee_email":"","ticket_type":"General","price":150.00,"barcode":0},
+                   {"id":122,"attendee_name":"Pieter","attendee_email":"p@x.co.za","ticket_type":"General","price":"150","barcode":"0"}]}"#;
+
+    #[test]
+    fn parses_the_documented_sample_and_ignores_unknown_fields() {
+        let hook = parse_hook(SAMPLE.as_bytes()).unwrap();
+        assert_eq!(hook.reference, "REF1");
+        assert_eq!(hook.action, HookAction::Known(OrderState::Started));
+        assert_eq!(hook.event_id.as_deref(), Some("123"));
+        assert_eq!(hook.amount, Some(Cents(30000)));
+        assert_eq!(hook.email, "Demo@Example.com");
+        assert_eq!(hook.buyer_name, "Pieter");
+        assert_eq!(hook.tickets.len(), 2);
+        assert_eq!(hook.tickets[1].price, Some(Cents(15000)));
+        assert_eq!(hook.event_date.unwrap().to_string(), "2015-02-18 17:15:00");
+        assert!(hook.problems.is_empty(), "{:?}", hook.problems);
+    }
+
+    #[test]
+    fn numbers_may_be_strings() {
+        let body =
+            br#"{"reference":123456,"event_id":"0456","amount":"450.00","action":"eft_pending"}"#;
+        let hook = parse_hook(body).unwrap();
+        assert_eq!(hook.reference, "123456");
+        assert_eq!(hook.event_id.as_deref(), Some("456"));
+        assert_eq!(hook.amount, Some(Cents(45000)));
+    }
+
+    #[test]
+    fn unreadable_fields_become_unknown_with_a_note() {
+        let body =
+            br#"{"reference":"R","amount":"lots","event_date":"soon","event_id":{},"tickets":"x"}"#;
+        let hook = parse_hook(body).unwrap();
+        assert_eq!(hook.amount, None);
+        assert_eq!(hook.event_date, None);
+        assert_eq!(hook.event_id, None);
+        assert_eq!(hook.action, HookAction::Unknown(String::new()));
+        assert_eq!(hook.problems.len(), 4, "{:?}", hook.problems);
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_object_with_a_reference() {
+        assert!(matches!(parse_hook(b"{"), Err(HookError::NotJson(_))));
+        assert!(matches!(parse_hook(b"[1]"), Err(HookError::NotObject(_))));
+        assert!(matches!(
+            parse_hook(b"{}"),
+            Err(HookError::MissingReference(_))
+        ));
+        assert!(matches!(
+            parse_hook(br#"{"reference":"  "}"#),
+            Err(HookError::MissingReference(_))
+        ));
+        assert!(matches!(
+            parse_hook(br#"{"reference":["a"]}"#),
+            Err(HookError::MissingReference(_))
+        ));
+    }
+
+    #[test]
+    fn key_order_and_spacing_do_not_change_the_fingerprint() {
+        let a = parse_hook(br#"{"reference":"R","action":"checkout_started"}"#).unwrap();
+        let b = parse_hook(br#"{ "action" : "checkout_started", "reference" : "R" }"#).unwrap();
+        let c = parse_hook(br#"{"reference":"R","action":"checkout_cancelled"}"#).unwrap();
+        assert_eq!(a.fingerprint, b.fingerprint);
+        assert_ne!(a.fingerprint, c.fingerprint);
+    }
+}

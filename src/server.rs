@@ -1,0 +1,128 @@
+//! Assembling the service: open the store, settle the webhook token, bind, serve, and stop
+//! gracefully (stop accepting, answer what is in flight, flush the writer).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use rand::Rng;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use warp::Filter;
+
+use crate::config::Config;
+use crate::store::Store;
+use crate::web;
+use crate::webhook::{self, WebhookState};
+
+/// Key of the generated webhook token in the `meta` table.
+const TOKEN_KEY: &str = "webhook_token";
+
+/// A running service: its HTTP server and its store.
+pub struct Service {
+    /// The address the server is bound to (useful when `listen` asked for port 0).
+    pub addr: SocketAddr,
+    /// The full URL to paste into Quicket.
+    pub webhook_url: String,
+    /// The store, shared with the routes.
+    pub store: Store,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<()>,
+}
+
+impl Service {
+    /// Opens the store and starts serving on `config.server.listen`.
+    pub async fn start(config: Config) -> anyhow::Result<Service> {
+        let config = Arc::new(config);
+        let store = Store::open(&config.database.path)?;
+        let token = webhook_token(&config, &store).await?;
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (server.listen): is another program using it?",
+                    config.server.listen
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        let routes = webhook::route(WebhookState {
+            store: store.clone(),
+            token: token.clone(),
+        })
+        .or(web::health_route(store.clone()))
+        .unify()
+        .recover(web::recover)
+        .unify()
+        .with(warp::log::custom(|info| {
+            tracing::debug!(
+                method = %info.method(),
+                status = info.status().as_u16(),
+                elapsed_ms = info.elapsed().as_secs_f64() * 1000.0,
+                "http request"
+            );
+        }));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(
+            warp::serve(routes)
+                .incoming(listener)
+                .graceful(async move {
+                    let _ = stopped.await;
+                })
+                .run(),
+        );
+        Ok(Service {
+            addr,
+            webhook_url: config.webhook_url(&token),
+            store,
+            stop,
+            server,
+        })
+    }
+
+    /// Stops accepting connections, answers the requests in flight, then flushes the store.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+        self.store.close().await;
+    }
+}
+
+/// The configured webhook token, else the one generated on first start and kept in the database.
+async fn webhook_token(config: &Config, store: &Store) -> anyhow::Result<String> {
+    if !config.server.webhook_token.is_empty() {
+        return Ok(config.server.webhook_token.clone());
+    }
+    Ok(store.meta_or_insert(TOKEN_KEY, random_token).await?)
+}
+
+/// 32 random characters from `[A-Za-z0-9]` (about 190 bits).
+pub fn random_token() -> String {
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
+}
+
+/// Runs the service until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Signal handlers go in before the server answers anything (contract section 3).
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot install the SIGINT handler")?;
+    let service = Service::start(config).await?;
+    println!("Listening on http://{}", service.addr);
+    println!(
+        "Paste this URL into Quicket (Settings -> Integrations -> Webhooks): {}",
+        service.webhook_url
+    );
+    tracing::info!(addr = %service.addr, "quicket-followup is running");
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
+    }
+    service.stop().await;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! Recording one webhook delivery: the raw body first, then the order's state machine.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+
+use super::{OptionalRow, Store, StoreError, timestamp};
+use crate::domain::{OrderState, email_key};
+use crate::quicket::{Hook, HookAction, HookError};
+
+/// What became of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookOutcome {
+    /// Stored and applied to its order.
+    Recorded,
+    /// The same hook was recorded before; nothing changed.
+    Duplicate,
+    /// Not one of Quicket's actions; kept in the deliveries log only.
+    Ignored(String),
+    /// Not a hook at all; kept in the deliveries log with the reason.
+    Rejected(String),
+    /// Kept in the deliveries log, but applying it to its order failed (a bug; `replay` retries).
+    Failed(String),
+}
+
+impl HookOutcome {
+    fn label(&self) -> &'static str {
+        match self {
+            HookOutcome::Recorded => "recorded",
+            HookOutcome::Duplicate => "duplicate",
+            HookOutcome::Ignored(_) => "ignored",
+            HookOutcome::Rejected(_) => "rejected",
+            HookOutcome::Failed(_) => "failed",
+        }
+    }
+}
+
+/// The result of [`Store::ingest`], known to be durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestResult {
+    /// The delivery's id in the log.
+    pub delivery_id: i64,
+    /// What became of it.
+    pub outcome: HookOutcome,
+}
+
+impl Store {
+    /// Keeps a delivery's raw body and applies the parsed hook, in one transaction shared with
+    /// whatever else is queued; returns once it is committed.
+    pub async fn ingest(
+        &self,
+        body: Vec<u8>,
+        parsed: Result<Hook, HookError>,
+        now: DateTime<Utc>,
+    ) -> Result<IngestResult, StoreError> {
+        self.write(move |conn| ingest(conn, &body, &parsed, now))
+            .await
+    }
+}
+
+fn ingest(
+    conn: &Connection,
+    body: &[u8],
+    parsed: &Result<Hook, HookError>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<IngestResult> {
+    let at = timestamp(now);
+    let (initial, note, reference, action) = match parsed {
+        Err(e) => (HookOutcome::Rejected(e.to_string()), None, None, None),
+        Ok(hook) => {
+            let action = match &hook.action {
+                HookAction::Known(state) => state.as_str().to_string(),
+                HookAction::Unknown(other) => other.clone(),
+            };
+            let outcome = match &hook.action {
+                HookAction::Known(_) => HookOutcome::Recorded,
+                HookAction::Unknown(a) if a.is_empty() => {
+                    HookOutcome::Ignored("the hook has no \"action\"".into())
+                }
+                HookAction::Unknown(a) => HookOutcome::Ignored(format!("unknown action {a:?}")),
+            };
+            let note = (!hook.problems.is_empty()).then(|| hook.problems.join("; "));
+            (outcome, note, Some(hook.reference.as_str()), Some(action))
+        }
+    };
+    let error = match &initial {
+        HookOutcome::Rejected(reason) | HookOutcome::Ignored(reason) => Some(reason.clone()),
+        _ => note.clone(),
+    };
+    // The raw body goes in first, so that whatever happens next it is kept.
+    let delivery_id: i64 = conn
+        .query_row(
+            "INSERT INTO deliveries (received_at, body, outcome, error, reference, action)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            params![at, body, initial.label(), error, reference, action],
+            |r| r.get(0),
+        )
+        .context("cannot keep the delivery")?;
+
+    let (Ok(hook), HookOutcome::Recorded) = (parsed, &initial) else {
+        return Ok(IngestResult {
+            delivery_id,
+            outcome: initial,
+        });
+    };
+    let HookAction::Known(state) = hook.action else {
+        return Ok(IngestResult {
+            delivery_id,
+            outcome: initial,
+        });
+    };
+
+    conn.execute_batch("SAVEPOINT apply")?;
+    let outcome = match apply(conn, hook, state, delivery_id, &at) {
+        Ok(outcome) => {
+            conn.execute_batch("RELEASE apply")?;
+            outcome
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO apply; RELEASE apply")?;
+            HookOutcome::Failed(format!("{e:#}"))
+        }
+    };
+    if outcome != HookOutcome::Recorded {
+        let error = match &outcome {
+            HookOutcome::Failed(reason) => Some(reason.clone()),
+            _ => note,
+        };
+        conn.execute(
+            "UPDATE deliveries SET outcome = ?2, error = ?3 WHERE id = ?1",
+            params![delivery_id, outcome.label(), error],
+        )?;
+    }
+    Ok(IngestResult {
+        delivery_id,
+        outcome,
+    })
+}
+
+/// Moves the order along its state machine and appends the hook to its history.
+fn apply(
+    conn: &Connection,
+    hook: &Hook,
+    next: OrderState,
+    delivery_id: i64,
+    at: &str,
+) -> anyhow::Result<HookOutcome> {
+    let seen: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM order_history WHERE reference = ?1 AND fingerprint = ?2",
+            params![hook.reference, hook.fingerprint],
+            |r| r.get(0),
+        )
+        .optional_row()?;
+    if seen.is_some() {
+        return Ok(HookOutcome::Duplicate);
+    }
+    let current: Option<OrderState> = conn
+        .query_row(
+            "SELECT state FROM orders WHERE reference = ?1",
+            [&hook.reference],
+            |r| r.get(0),
+        )
+        .optional_row()?;
+    let tickets = serde_json::to_string(&hook.tickets)?;
+    let event_date = hook
+        .event_date
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string());
+    let amount = hook.amount.map(|c| c.0);
+    let (applied, note) = match current {
+        None => {
+            conn.execute(
+                "INSERT INTO orders (reference, state, state_since, changed_at, first_seen, event_id,
+                    event_name, event_date, amount_cents, email, email_key, buyer_name, tickets)
+                 VALUES (?1, ?2, ?3, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    hook.reference,
+                    next,
+                    at,
+                    hook.event_id,
+                    hook.event_name,
+                    event_date,
+                    amount,
+                    hook.email,
+                    email_key(&hook.email),
+                    hook.buyer_name,
+                    tickets
+                ],
+            )?;
+            (true, None)
+        }
+        Some(state) => {
+            let moves = state.may_become(next);
+            // A hook for the current state is still news (the buyer changed their tickets): its
+            // details replace the old ones. A late hook for an earlier state only fills gaps.
+            let overwrite = moves || state == next;
+            conn.execute(
+                "UPDATE orders SET
+                    state        = CASE WHEN ?2 THEN ?3 ELSE state END,
+                    state_since  = CASE WHEN ?2 THEN ?4 ELSE state_since END,
+                    changed_at   = CASE WHEN ?5 THEN ?4 ELSE changed_at END,
+                    event_id     = CASE WHEN ?6 IS NOT NULL AND (?5 OR event_id IS NULL) THEN ?6 ELSE event_id END,
+                    event_name   = CASE WHEN ?7 <> '' AND (?5 OR event_name = '') THEN ?7 ELSE event_name END,
+                    event_date   = CASE WHEN ?8 IS NOT NULL AND (?5 OR event_date IS NULL) THEN ?8 ELSE event_date END,
+                    amount_cents = CASE WHEN ?9 IS NOT NULL AND (?5 OR amount_cents IS NULL) THEN ?9 ELSE amount_cents END,
+                    email        = CASE WHEN ?10 <> '' AND (?5 OR email = '') THEN ?10 ELSE email END,
+                    email_key    = CASE WHEN ?11 <> '' AND (?5 OR email_key = '') THEN ?11 ELSE email_key END,
+                    buyer_name   = CASE WHEN ?12 <> '' AND (?5 OR buyer_name = '') THEN ?12 ELSE buyer_name END,
+                    tickets      = CASE WHEN ?13 <> '[]' AND (?5 OR tickets = '[]') THEN ?13 ELSE tickets END
+                 WHERE reference = ?1",
+                params![
+                    hook.reference,
+                    moves,
+                    next,
+                    at,
+                    overwrite,
+                    hook.event_id,
+                    hook.event_name,
+                    event_date,
+                    amount,
+                    hook.email,
+                    email_key(&hook.email),
+                    hook.buyer_name,
+                    tickets
+                ],
+            )?;
+            let note = match (moves, state == next) {
+                (true, _) => None,
+                (false, true) => Some("same state again; details updated".to_string()),
+                (false, false) => Some(format!("arrived after {state}; the order stays {state}")),
+            };
+            (moves, note)
+        }
+    };
+    conn.execute(
+        "INSERT INTO order_history (reference, delivery_id, received_at, action, fingerprint, applied, note)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            hook.reference,
+            delivery_id,
+            at,
+            next,
+            hook.fingerprint,
+            applied,
+            note
+        ],
+    )?;
+    Ok(HookOutcome::Recorded)
+}

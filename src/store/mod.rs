@@ -1,0 +1,315 @@
+//! The SQLite store: the only source of truth. One writer thread owns the write connection and
+//! commits whatever is queued as one transaction (group commit: many hooks, one fsync); readers use
+//! a small pool of their own connections. Every SQL statement of the service lives under this module.
+
+mod hooks;
+mod orders;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OpenFlags};
+use rusqlite_migration::{M, Migrations};
+use tokio::sync::{mpsc, oneshot};
+
+pub use hooks::{HookOutcome, IngestResult};
+pub use orders::{DeliveryRecord, OrderRecord, TicketRecord, for_each_delivery, for_each_order};
+
+/// The migrations, in order; the schema version is their count.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+
+/// How long a connection waits for another process's lock (a CLI command beside `serve`).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most jobs folded into one transaction.
+const MAX_BATCH: usize = 1024;
+/// Jobs that may wait for the writer before senders are made to wait too.
+const QUEUE_DEPTH: usize = 8192;
+
+/// Errors a caller of the store must tell apart.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The transaction could not be committed (disk full, I/O error, locked): nothing was stored.
+    #[error("the database could not store this: {0}")]
+    Unavailable(String),
+    /// The store has been shut down.
+    #[error("the database is shutting down")]
+    Closed,
+    /// The work itself failed; it was rolled back, others in the same transaction were not affected.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// A unit of work for the writer; given no connection, it only prepares its (failed) answer.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> Reply + Send>;
+
+/// Handle to the database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    sender: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl Store {
+    /// Opens (creating when missing) the database file, applies migrations and starts the writer.
+    pub fn open(path: &Path) -> anyhow::Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!("cannot create the database directory {}", dir.display())
+            })?;
+        }
+        let mut conn = open_connection(path)?;
+        migrate(&mut conn, path)?;
+        let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
+        let writer = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, receiver))
+            .context("cannot start the database writer thread")?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                sender: Mutex::new(Some(sender)),
+                writer: Mutex::new(Some(writer)),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `work` in the writer's next transaction and answers once that transaction is durable.
+    /// `work` runs inside a savepoint: if it fails, only its own changes are rolled back.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
+        let job: Job = Box::new(move |conn: Option<&Connection>| {
+            let result = match conn {
+                Some(conn) => in_savepoint(conn, work),
+                None => Err(anyhow::anyhow!("not run: no transaction could be started")),
+            };
+            Box::new(move |commit: Result<(), String>| {
+                let answer = match commit {
+                    Ok(()) => result.map_err(StoreError::Failed),
+                    Err(reason) => Err(StoreError::Unavailable(reason)),
+                };
+                let _ = tx.send(answer);
+            })
+        });
+        let sender = self
+            .inner
+            .sender
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .clone()
+            .ok_or(StoreError::Closed)?;
+        sender.send(job).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs a read on a pooled connection off the async runtime.
+    pub async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match inner.readers.lock().ok().and_then(|mut pool| pool.pop()) {
+                Some(conn) => conn,
+                None => open_connection(&inner.path)
+                    .map_err(|e| StoreError::Unavailable(format!("{e:#}")))?,
+            };
+            let result = work(&conn);
+            if let Ok(mut pool) = inner.readers.lock()
+                && pool.len() < 4
+            {
+                pool.push(conn);
+            }
+            result.map_err(StoreError::Failed)
+        })
+        .await
+        .map_err(|e| StoreError::Failed(anyhow::anyhow!("a database read panicked: {e}")))?
+    }
+
+    /// Stops accepting writes, lets the writer commit what is queued, and waits for it.
+    pub async fn close(&self) {
+        let sender = self.inner.sender.lock().ok().and_then(|mut s| s.take());
+        drop(sender);
+        let handle = self.inner.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+
+    /// A value from the `meta` table, creating it with `make` on first use (inside the writer, so
+    /// two processes starting at once agree on one value).
+    pub async fn meta_or_insert(
+        &self,
+        key: &'static str,
+        make: impl FnOnce() -> String + Send + 'static,
+    ) -> Result<String, StoreError> {
+        self.write(move |conn| {
+            let existing: Option<String> = conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional_row()?;
+            if let Some(value) = existing {
+                return Ok(value);
+            }
+            let value = make();
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                (key, &value),
+            )?;
+            Ok(value)
+        })
+        .await
+    }
+
+    /// Whether the database answers a trivial query, and its schema version.
+    pub async fn health(&self) -> Result<i64, StoreError> {
+        self.read(|conn| {
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            Ok(version)
+        })
+        .await
+    }
+}
+
+/// `Option` for a query that may return no row.
+pub(crate) trait OptionalRow<T> {
+    fn optional_row(self) -> rusqlite::Result<Option<T>>;
+}
+
+impl<T> OptionalRow<T> for rusqlite::Result<T> {
+    fn optional_row(self) -> rusqlite::Result<Option<T>> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A time as stored: UTC, RFC 3339 with milliseconds, so that text order is time order.
+pub fn timestamp(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Reads a stored time back.
+pub fn parse_timestamp(text: &str) -> anyhow::Result<DateTime<Utc>> {
+    Ok(DateTime::parse_from_rfc3339(text)
+        .with_context(|| format!("stored time {text:?} is not RFC 3339"))?
+        .with_timezone(&Utc))
+}
+
+fn open_connection(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open the database {}", path.display()))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL lets readers and CLI commands work beside the writer; FULL makes every commit we
+    // acknowledge survive a power cut.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .with_context(|| format!("cannot use the database {}", path.display()))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        anyhow::bail!(
+            "the database {} cannot use WAL journaling (got {mode}); put it on a local disk",
+            path.display()
+        );
+    }
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> anyhow::Result<()> {
+    let known = MIGRATIONS.len() as i64;
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > known {
+        anyhow::bail!(
+            "the database {} has schema version {current}, newer than this quicket-followup knows \
+             ({known}); run the newer version that wrote it, or restore a backup made for this one",
+            path.display()
+        );
+    }
+    let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
+    migrations
+        .to_latest(conn)
+        .with_context(|| format!("cannot migrate the database {}", path.display()))?;
+    Ok(())
+}
+
+fn in_savepoint<T>(
+    conn: &Connection,
+    work: impl FnOnce(&Connection) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    conn.execute_batch("SAVEPOINT job")?;
+    // A bug in one job must not take the writer thread, and every later write, down with it.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn)))
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("a database write panicked")));
+    match outcome {
+        Ok(value) => {
+            conn.execute_batch("RELEASE job")?;
+            Ok(value)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            Err(e)
+        }
+    }
+}
+
+/// Gathers queued jobs into one transaction, commits, then answers each job.
+fn writer_loop(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = receiver.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (commit, replies) = run_batch(&conn, batch.drain(..));
+        for reply in replies {
+            reply(commit.clone());
+        }
+    }
+}
+
+fn run_batch(
+    conn: &Connection,
+    jobs: impl Iterator<Item = Job>,
+) -> (Result<(), String>, Vec<Reply>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        return (Err(e.to_string()), jobs.map(|job| job(None)).collect());
+    }
+    let replies: Vec<Reply> = jobs.map(|job| job(Some(conn))).collect();
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => (Ok(()), replies),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            (Err(e.to_string()), replies)
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The one place that maps errors to HTTP statuses. Every route answers JSON errors of the shape
+//! `{"status":"error","error":"what is wrong"}`.
+
+use std::convert::Infallible;
+
+use serde_json::json;
+use warp::Rejection;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+
+use crate::store::StoreError;
+
+/// An error a handler answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The token in the path is wrong.
+    #[error("wrong token: check the URL pasted into Quicket")]
+    Unauthorized,
+    /// The body is larger than we accept.
+    #[error("the body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The request is malformed; the text says how.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The database could not store the request (disk full, locked): try again later.
+    #[error("not stored, try again later: {0}")]
+    Unavailable(String),
+    /// Anything else; logged with detail, answered plainly.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(reason) => ApiError::Unavailable(reason),
+            StoreError::Closed => ApiError::Unavailable("the service is shutting down".into()),
+            StoreError::Failed(e) => ApiError::Internal(format!("{e:#}")),
+        }
+    }
+}
+
+impl Reply for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(%status, "{self}");
+        }
+        json_status(
+            &json!({"status": "error", "error": self.to_string()}),
+            status,
+        )
+    }
+}
+
+/// A JSON body with a status.
+pub fn json_status(body: &serde_json::Value, status: StatusCode) -> Response {
+    warp::reply::with_status(warp::reply::json(body), status).into_response()
+}
+
+/// Turns warp's own rejections (no such route, wrong method ...) into JSON errors.
+pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    let (status, message) = if rejection.is_not_found() {
+        (StatusCode::NOT_FOUND, "no such page".to_string())
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed".to_string(),
+        )
+    } else if let Some(e) = rejection.find::<warp::reject::PayloadTooLarge>() {
+        (StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+    } else {
+        (StatusCode::BAD_REQUEST, format!("{rejection:?}"))
+    };
+    Ok(json_status(
+        &json!({"status": "error", "error": message}),
+        status,
+    ))
+}

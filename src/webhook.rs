@@ -1,0 +1,120 @@
+//! `POST /webhooks/quicket/{token}`: receives one Quicket hook, keeps it, and answers only once
+//! it is durably stored.
+
+use bytes::Buf;
+use chrono::Utc;
+use futures_util::{Stream, StreamExt};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use warp::Filter;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+
+use crate::quicket;
+use crate::store::{HookOutcome, Store};
+use crate::web::{ApiError, json_status};
+
+/// Largest body accepted (1 MiB); Quicket's hooks are a few hundred bytes.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// What the webhook route needs.
+#[derive(Clone)]
+pub struct WebhookState {
+    /// Where hooks are kept.
+    pub store: Store,
+    /// The secret path part.
+    pub token: String,
+}
+
+/// The webhook route.
+pub fn route(
+    state: WebhookState,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("webhooks" / "quicket" / String)
+        .and(warp::post())
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .then(move |token: String, length: Option<u64>, body| {
+            let state = state.clone();
+            async move {
+                receive(&state, &token, length, body)
+                    .await
+                    .unwrap_or_else(Reply::into_response)
+            }
+        })
+}
+
+async fn receive<S, B>(
+    state: &WebhookState,
+    token: &str,
+    length: Option<u64>,
+    body: S,
+) -> Result<Response, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    // Constant time, so the token cannot be guessed byte by byte from response times.
+    if !bool::from(token.as_bytes().ct_eq(state.token.as_bytes())) {
+        tracing::warn!("webhook called with a wrong token");
+        return Err(ApiError::Unauthorized);
+    }
+    if length.is_some_and(|l| l > MAX_BODY as u64) {
+        return Err(ApiError::PayloadTooLarge(MAX_BODY));
+    }
+    let body = read_limited(body, MAX_BODY).await?;
+    let parsed = quicket::parse_hook(&body);
+    let result = state.store.ingest(body, parsed, Utc::now()).await?;
+    let id = result.delivery_id;
+    let answer = match result.outcome {
+        HookOutcome::Recorded => {
+            tracing::info!(delivery = id, "hook recorded");
+            json_status(&json!({"status": "recorded"}), StatusCode::OK)
+        }
+        HookOutcome::Duplicate => {
+            tracing::info!(delivery = id, "hook repeated; nothing changed");
+            json_status(&json!({"status": "duplicate"}), StatusCode::OK)
+        }
+        HookOutcome::Ignored(reason) => {
+            tracing::warn!(delivery = id, "hook kept but ignored: {reason}");
+            json_status(
+                &json!({"status": "ignored", "reason": reason}),
+                StatusCode::OK,
+            )
+        }
+        HookOutcome::Rejected(reason) => {
+            tracing::warn!(delivery = id, "body kept but refused: {reason}");
+            return Err(ApiError::BadRequest(reason));
+        }
+        HookOutcome::Failed(reason) => {
+            return Err(ApiError::Internal(format!(
+                "the body was kept as delivery {id} but could not be applied: {reason}"
+            )));
+        }
+    };
+    Ok(answer)
+}
+
+/// Reads a body of at most `limit` bytes, also when it is sent without a Content-Length.
+async fn read_limited<S, B>(body: S, limit: usize) -> Result<Vec<u8>, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
+        if out.len() + chunk.remaining() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            out.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,196 @@
+//! Shared test helpers: a real service on a free port with its SQLite file in a temp dir, and a
+//! way to run the real binary as a child process.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use quicket_followup::config::Config;
+use quicket_followup::server::Service;
+use quicket_followup::store::Store;
+use serde_json::Value;
+
+/// The token tests configure.
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// The samples from shared/quicket/samples, compiled in so tests do not depend on the checkout's
+/// neighbours.
+pub const SAMPLE_STARTED: &str = include_str!("../samples/checkout_started.json");
+pub const SAMPLE_COMPLETED: &str = include_str!("../samples/checkout_completed.json");
+pub const SAMPLE_EFT_STRINGS: &str = include_str!("../samples/eft_pending_strings.json");
+
+/// A config that keeps everything inside `dir` and listens on a free port.
+pub fn test_config(dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.webhook_token = TOKEN.into();
+    config.database.path = dir.join("data/followup.sqlite");
+    config.email.outbox_dir = dir.join("data/outbox");
+    config
+}
+
+/// A service running in this process.
+pub struct TestApp {
+    pub dir: tempfile::TempDir,
+    pub service: Service,
+    pub client: reqwest::Client,
+    pub base: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path());
+        adjust(&mut config);
+        let service = Service::start(config).await.unwrap();
+        let base = format!("http://{}", service.addr);
+        TestApp {
+            dir,
+            service,
+            client: reqwest::Client::new(),
+            base,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.service.store
+    }
+
+    pub fn hook_url(&self) -> String {
+        format!("{}/webhooks/quicket/{TOKEN}", self.base)
+    }
+
+    /// Posts a body to the webhook with the right token; returns the status and the JSON answer.
+    pub async fn post_hook(&self, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        post(&self.client, &self.hook_url(), body).await
+    }
+}
+
+pub async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, json)
+}
+
+/// A hook body with the given reference and action, for a future event.
+pub fn hook(reference: &str, action: &str) -> String {
+    serde_json::json!({
+        "reference": reference,
+        "event_id": 456,
+        "event_name": "Jazz on the Lawn",
+        "amount": 450.00,
+        "email": "lerato@mail.co.za",
+        "event_date": "2030-12-12 18:30",
+        "action": action,
+        "tickets": [{"id": 1, "attendee_name": "Lerato Dlamini", "attendee_email": "lerato@mail.co.za",
+                     "ticket_type": "VIP", "price": 450.00, "barcode": 0}]
+    })
+    .to_string()
+}
+
+/// The binary under test.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_quicket-followup"))
+}
+
+/// Writes a config file for the binary into `dir` and returns its path.
+pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("quicket-followup.toml");
+    let db = dir.join("data/followup.sqlite");
+    let outbox = dir.join("data/outbox");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[database]\npath = {db:?}\n\n[email]\noutbox_dir = {outbox:?}\n\n{extra}"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `serve` running as a child process.
+pub struct Served {
+    pub child: Child,
+    pub base: String,
+    pub webhook_url: String,
+}
+
+/// Starts `quicket-followup --config FILE serve` and waits for it to print its addresses.
+pub fn serve(config: &Path, envs: &[(&str, &str)]) -> Served {
+    let mut child = Command::new(binary())
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut base = None;
+    let mut webhook_url = None;
+    while base.is_none() || webhook_url.is_none() {
+        let line = lines
+            .next()
+            .expect("serve exited before printing its URLs")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("Listening on ") {
+            base = Some(rest.trim().to_string());
+        } else if let Some((_, url)) = line.split_once("Webhooks): ") {
+            webhook_url = Some(url.trim().to_string());
+        }
+    }
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let base = base.unwrap();
+    // The printed webhook URL uses public_url; point it at the port actually bound.
+    let path = webhook_url.unwrap();
+    let path = &path[path.find("/webhooks/").unwrap()..];
+    Served {
+        webhook_url: format!("{base}{path}"),
+        child,
+        base,
+    }
+}
+
+/// Sends a signal to a child by name (`TERM`, `KILL`) with the system's `kill`.
+pub fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Runs the binary with arguments and returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+    let output = Command::new(binary())
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
