@@ -583,21 +583,15 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
 }
 
 fn describe_figment_error(e: &figment::Error) -> String {
+    // figment's path already ends with the offending key.
     let key = e.path.join(".");
-    let mut kind = e.kind.to_string();
-    if let figment::error::Kind::UnknownField(field, _) = &e.kind {
-        let full = if key.is_empty() {
-            field.clone()
-        } else {
-            format!("{key}.{field}")
-        };
-        kind = format!("unknown key {full} (check its spelling and section)");
-        return kind;
-    }
-    if key.is_empty() {
-        kind
-    } else {
-        format!("config key {key}: {kind}")
+    match &e.kind {
+        figment::error::Kind::UnknownField(field, _) => {
+            let key = if key.is_empty() { field.clone() } else { key };
+            format!("unknown key {key} (check its spelling and its [section])")
+        }
+        kind if key.is_empty() => kind.to_string(),
+        kind => format!("config key {key}: {kind}"),
     }
 }
 

@@ -43,6 +43,26 @@ pub enum StoreError {
     Failed(#[from] anyhow::Error),
 }
 
+impl StoreError {
+    /// Classifies a failed piece of work: the database being full, read-only, locked or failing
+    /// I/O is "try again later", anything else is a failure of the work itself.
+    fn from_work(e: anyhow::Error) -> StoreError {
+        use rusqlite::ErrorCode::*;
+        let transient = e.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<rusqlite::Error>(),
+                Some(rusqlite::Error::SqliteFailure(f, _))
+                    if matches!(f.code, DiskFull | SystemIoFailure | DatabaseBusy | DatabaseLocked | ReadOnly | CannotOpen)
+            )
+        });
+        if transient {
+            StoreError::Unavailable(format!("{e:#}"))
+        } else {
+            StoreError::Failed(e)
+        }
+    }
+}
+
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// A unit of work for the writer; given no connection, it only prepares its (failed) answer.
 type Job = Box<dyn FnOnce(Option<&Connection>) -> Reply + Send>;
@@ -105,7 +125,7 @@ impl Store {
             };
             Box::new(move |commit: Result<(), String>| {
                 let answer = match commit {
-                    Ok(()) => result.map_err(StoreError::Failed),
+                    Ok(()) => result.map_err(StoreError::from_work),
                     Err(reason) => Err(StoreError::Unavailable(reason)),
                 };
                 let _ = tx.send(answer);

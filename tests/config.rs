@@ -1,0 +1,168 @@
+//! Loading and validating the configuration: defaults, the file, and errors that name the key.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap, helpers included
+
+use std::path::Path;
+use std::time::Duration;
+
+use quicket_followup::config::{Config, StepTiming, Transport};
+use quicket_followup::domain::OrderState;
+
+fn load(text: &str) -> Result<Config, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, text).unwrap();
+    Config::load(Some(&path)).map_err(|e| e.to_string())
+}
+
+fn assert_error_names(text: &str, key: &str) {
+    let error = load(text).expect_err(text);
+    assert!(error.contains(key), "error {error:?} should name {key:?}");
+}
+
+#[test]
+fn with_no_file_the_built_in_defaults_apply() {
+    let config = Config::load(None).unwrap();
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.database.path, Path::new("data/followup.sqlite"));
+    assert_eq!(config.email.transport, Transport::Outbox);
+    assert_eq!(config.schedule.timezone, chrono_tz::Africa::Johannesburg);
+    assert_eq!(config.schedule.send_window.to_string(), "08:00-20:00");
+    assert_eq!(config.schedule.dormant_after, Duration::from_secs(30 * 60));
+    let names: Vec<&str> = config.reminders.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["abandoned-1", "eft-1", "last-chance"]);
+    assert_eq!(
+        config.reminders[2].timing(),
+        StepTiming::BeforeEvent(Duration::from_secs(3 * 86400))
+    );
+}
+
+#[test]
+fn the_example_file_is_valid_and_states_the_defaults() {
+    let text = include_str!("../quicket-followup.example.toml");
+    let example = load(text).unwrap();
+    let defaults = Config::default();
+    assert_eq!(
+        serde_json::to_value(&example).unwrap(),
+        serde_json::to_value(&defaults).unwrap(),
+        "quicket-followup.example.toml must show the built-in defaults"
+    );
+}
+
+#[test]
+fn a_file_overrides_only_what_it_names() {
+    let config = load(
+        "[server]\nlisten = \"0.0.0.0:9000\"\n[schedule]\nmin_gap = \"1h 30m\"\nsend_window = \"\"\n\
+         [events.\"123\"]\nreminders = false\n",
+    )
+    .unwrap();
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:9000");
+    assert_eq!(config.server.public_url, "http://127.0.0.1:8080");
+    assert_eq!(config.schedule.min_gap, Duration::from_secs(5400));
+    assert!(config.schedule.send_window.bounds().is_none());
+    assert!(!config.events["123"].reminders);
+    assert_eq!(config.reminders.len(), 3);
+}
+
+#[test]
+fn reminders_in_the_file_replace_the_default_steps() {
+    let config = load(
+        "[[reminders]]\nname = \"quick\"\nafter = \"10m\"\nwhen = [\"checkout_cancelled\"]\ntemplate = \"abandoned\"\n",
+    )
+    .unwrap();
+    assert_eq!(config.reminders.len(), 1);
+    assert_eq!(config.reminders[0].when, [OrderState::Cancelled]);
+    assert_eq!(
+        config.reminders[0].timing(),
+        StepTiming::After(Duration::from_secs(600))
+    );
+}
+
+#[test]
+fn an_unknown_key_is_an_error_that_names_it() {
+    assert_error_names("[server]\nlisen = \"x\"\n", "server.lisen");
+    assert_error_names("[shedule]\nscan = \"x\"\n", "shedule");
+    assert_error_names(
+        "[[reminders]]\nname = \"a\"\nafter = \"1h\"\nwhen = [\"eft_pending\"]\ntemplate = \"t\"\ncolour = 1\n",
+        "colour",
+    );
+}
+
+#[test]
+fn a_bad_duration_is_an_error_that_names_the_key() {
+    assert_error_names("[schedule]\nmin_gap = \"12 parsecs\"\n", "schedule.min_gap");
+    assert_error_names(
+        "[database]\nretention = \"forever\"\n",
+        "database.retention",
+    );
+}
+
+#[test]
+fn a_bad_zone_is_an_error_that_names_the_key() {
+    assert_error_names(
+        "[schedule]\ntimezone = \"Mars/Olympus\"\n",
+        "schedule.timezone",
+    );
+}
+
+#[test]
+fn a_bad_cron_expression_is_an_error_that_names_the_key() {
+    assert_error_names("[schedule]\nscan = \"* * * * *\"\n", "schedule.scan");
+    assert_error_names("[schedule]\nscan = \"0 61 * * * *\"\n", "schedule.scan");
+    assert!(load("[schedule]\nscan = \"*/15 * * * * *\"\n").is_ok());
+}
+
+#[test]
+fn other_bad_values_name_their_key() {
+    assert_error_names(
+        "[schedule]\nsend_window = \"25:00-20:00\"\n",
+        "schedule.send_window",
+    );
+    assert_error_names(
+        "[server]\npublic_url = \"example.org\"\n",
+        "server.public_url",
+    );
+    assert_error_names(
+        "[server]\nwebhook_token = \"short\"\n",
+        "server.webhook_token",
+    );
+    assert_error_names("[email]\ntransport = \"smtp\"\n", "email.smtp_url");
+    assert_error_names("[email]\ntransport = \"pigeon\"\n", "email.transport");
+    assert_error_names("[email]\nevent_url = \"https://x/\"\n", "email.event_url");
+    assert_error_names("[events.\"1\"]\nurl = \"ftp://x\"\n", "events.\"1\".url");
+    let step =
+        |body: &str| format!("[[reminders]]\nname = \"s\"\ntemplate = \"abandoned\"\n{body}");
+    assert_error_names(&step("when = [\"eft_pending\"]\n"), "reminders[0].after");
+    assert_error_names(
+        &step("after = \"1h\"\nbefore_event = \"1d\"\nwhen = [\"eft_pending\"]\n"),
+        "reminders[0].after",
+    );
+    assert_error_names(&step("after = \"1h\"\nwhen = []\n"), "reminders[0].when");
+    assert_error_names(
+        &step("after = \"1h\"\nwhen = [\"checkout_completed\"]\n"),
+        "reminders[0].when",
+    );
+    assert_error_names(
+        &step("after = \"1h\"\nwhen = [\"checkout_done\"]\n"),
+        "reminders.0.when",
+    );
+    assert_error_names(
+        &format!(
+            "{}{}",
+            step("after = \"1h\"\nwhen = [\"eft_pending\"]\n"),
+            step("after = \"2h\"\nwhen = [\"eft_pending\"]\n")
+        ),
+        "reminders[1].name",
+    );
+}
+
+#[test]
+fn a_syntax_error_points_at_the_line() {
+    let error = load("[server]\nlisten = = 1\n").unwrap_err();
+    assert!(error.contains("line 2"), "{error}");
+}
+
+#[test]
+fn a_missing_file_named_explicitly_is_an_error() {
+    let error = Config::load(Some(Path::new("/nonexistent/q.toml"))).unwrap_err();
+    assert!(error.to_string().contains("/nonexistent/q.toml"));
+}
