@@ -30,6 +30,15 @@ pub struct Cli {
 pub enum Command {
     /// HTTP server and reminder scheduler (the default).
     Serve,
+    /// One reminder pass at TIME (default: now), printing one line per buyer and event considered.
+    RunOnce {
+        /// The time to decide for, RFC 3339 (e.g. 2026-12-01T10:00:00+02:00).
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+        /// Decide and print, but send nothing and record nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Everything stored, one record a line.
     Export {
         /// orders or deliveries.
@@ -70,6 +79,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(config.server.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => crate::server::run(config).await,
+        Command::RunOnce { now, dry_run } => {
+            let now = match now {
+                Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "--now {text:?} is not an RFC 3339 time like 2026-12-01T10:00:00+02:00 ({e})"
+                        )
+                    })?,
+                None => chrono::Utc::now(),
+            };
+            run_once(config, now, dry_run).await
+        }
         Command::Export { what, format } => {
             let store = Store::open(&config.database.path)?;
             let out = Box::new(std::io::BufWriter::new(std::io::stdout()));
@@ -82,6 +104,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+async fn run_once(
+    config: Config,
+    now: chrono::DateTime<chrono::Utc>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let config = std::sync::Arc::new(config);
+    let store = Store::open(&config.database.path)?;
+    let result = async {
+        let engine = crate::reminders::Engine::new(config.clone(), store.clone()).await?;
+        let report = engine.run_pass(now, dry_run).await?;
+        let mut out = std::io::stdout().lock();
+        for line in &report.lines {
+            writeln!(out, "{line}")?;
+        }
+        let c = &report.counts;
+        writeln!(
+            out,
+            "{}pass at {}: considered {}, sent {}, deferred {}, skipped {}, failed {}",
+            if dry_run { "dry run: " } else { "" },
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            c.considered,
+            c.sent,
+            c.deferred,
+            c.skipped,
+            c.failed
+        )?;
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await;
+    result
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -160,9 +160,60 @@ pub fn email_key(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
+/// Why an address cannot receive a reminder, or `Ok` when it can.
+pub fn check_deliverable(email: &str) -> Result<(), &'static str> {
+    let email = email.trim();
+    if email.is_empty() {
+        return Err("no email address");
+    }
+    let Ok(address) = email.parse::<lettre::Address>() else {
+        return Err("not a valid email address");
+    };
+    let domain = address.domain().trim_end_matches('.').to_ascii_lowercase();
+    let tld = domain.rsplit('.').next().unwrap_or_default();
+    let reserved_tld = matches!(tld, "test" | "invalid" | "example" | "localhost");
+    let example = ["example.com", "example.net", "example.org"]
+        .iter()
+        .any(|d| domain == *d || domain.ends_with(&format!(".{d}")));
+    if reserved_tld || example || domain == "localhost" || !domain.contains('.') {
+        return Err("a reserved domain that cannot receive mail");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserved_and_invalid_addresses_are_not_deliverable() {
+        for ok in [
+            "lerato@mail.co.za",
+            " Thandi@Gmail.com ",
+            "a.b+c@sub.example-shop.co.za",
+        ] {
+            assert_eq!(check_deliverable(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "  ",
+            "nobody",
+            "a@b@c",
+            "x@example.com",
+            "x@EXAMPLE.org",
+            "x@mail.example.net",
+            "x@shop.test",
+            "x@nowhere.invalid",
+            "x@a.example",
+            "x@localhost",
+            "x@foo.localhost",
+            "x@intranet",
+            "x\r\n@mail.co.za",
+            "x@mail.co.za\r\nBcc: y@z.co.za",
+        ] {
+            assert!(check_deliverable(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn cents_parse_the_shapes_quicket_sends() {

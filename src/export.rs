@@ -14,6 +14,8 @@ pub enum ExportKind {
     Orders,
     /// One line per request received on the webhook, with its raw body.
     Deliveries,
+    /// One line per reminder step decided, then each buyer-event's latest other decision.
+    Reminders,
 }
 
 /// How to write it.
@@ -42,6 +44,9 @@ pub async fn export(
                 }
                 ExportKind::Deliveries => {
                     store::for_each_delivery(conn, |d| sink.write(&d, || d.clone()))?
+                }
+                ExportKind::Reminders => {
+                    store::reminders::for_each_reminder(conn, |r| sink.write(&r, || r.clone()))?
                 }
             }
             sink.finish()

@@ -4,9 +4,13 @@
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod email;
 pub mod export;
+pub mod links;
 pub mod quicket;
+pub mod reminders;
 pub mod server;
 pub mod store;
+pub mod templates;
 pub mod web;
 pub mod webhook;

@@ -11,6 +11,8 @@ use tokio::task::JoinHandle;
 use warp::Filter;
 
 use crate::config::Config;
+use crate::reminders::Engine;
+use crate::reminders::schedule::Schedule;
 use crate::store::Store;
 use crate::web;
 use crate::webhook::{self, WebhookState};
@@ -26,16 +28,26 @@ pub struct Service {
     pub webhook_url: String,
     /// The store, shared with the routes.
     pub store: Store,
+    /// The reminder engine (tests drive passes through it).
+    pub engine: Arc<Engine>,
+    schedule: Option<Schedule>,
     stop: oneshot::Sender<()>,
     server: JoinHandle<()>,
 }
 
 impl Service {
-    /// Opens the store and starts serving on `config.server.listen`.
+    /// Opens the store, starts serving on `config.server.listen` and runs reminder passes on
+    /// `schedule.scan`.
     pub async fn start(config: Config) -> anyhow::Result<Service> {
+        Self::start_with(config, true).await
+    }
+
+    /// Like [`Service::start`]; without `scheduled`, passes run only when asked (tests).
+    pub async fn start_with(config: Config, scheduled: bool) -> anyhow::Result<Service> {
         let config = Arc::new(config);
         let store = Store::open(&config.database.path)?;
         let token = webhook_token(&config, &store).await?;
+        let engine = Arc::new(Engine::new(config.clone(), store.clone()).await?);
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| {
@@ -49,7 +61,7 @@ impl Service {
             store: store.clone(),
             token: token.clone(),
         })
-        .or(web::health_route(store.clone()))
+        .or(web::health_route(store.clone(), config.clone()))
         .unify()
         .recover(web::recover)
         .unify()
@@ -70,18 +82,37 @@ impl Service {
                 })
                 .run(),
         );
+        let schedule = if scheduled {
+            Some(
+                Schedule::start(
+                    engine.clone(),
+                    &config.schedule.scan,
+                    config.schedule.timezone,
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
         Ok(Service {
             addr,
             webhook_url: config.webhook_url(&token),
             store,
+            engine,
+            schedule,
             stop,
             server,
         })
     }
 
-    /// Stops accepting connections, answers the requests in flight, then flushes the store.
+    /// Stops accepting connections and answers the requests in flight; stops the schedule and lets
+    /// a pass in flight finish its email in hand; then flushes the store.
     pub async fn stop(self) {
         let _ = self.stop.send(());
+        if let Some(schedule) = self.schedule {
+            schedule.stop().await;
+        }
+        self.engine.stop().await;
         let _ = self.server.await;
         self.store.close().await;
     }

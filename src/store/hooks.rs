@@ -4,7 +4,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-use super::{OptionalRow, Store, StoreError, timestamp};
+use super::{OptionalRow, Store, StoreError, buyer_events, timestamp};
 use crate::domain::{OrderState, email_key};
 use crate::quicket::{Hook, HookAction, HookError};
 
@@ -155,11 +155,11 @@ fn apply(
     if seen.is_some() {
         return Ok(HookOutcome::Duplicate);
     }
-    let current: Option<OrderState> = conn
+    let current: Option<(OrderState, String, Option<String>)> = conn
         .query_row(
-            "SELECT state FROM orders WHERE reference = ?1",
+            "SELECT state, email_key, event_id FROM orders WHERE reference = ?1",
             [&hook.reference],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional_row()?;
     let tickets = serde_json::to_string(&hook.tickets)?;
@@ -167,7 +167,10 @@ fn apply(
         .event_date
         .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string());
     let amount = hook.amount.map(|c| c.0);
-    let (applied, note) = match current {
+    let previous_key = current
+        .as_ref()
+        .map(|(_, key, event)| (key.clone(), event.clone()));
+    let (applied, note) = match current.map(|(state, _, _)| state) {
         None => {
             conn.execute(
                 "INSERT INTO orders (reference, state, state_since, changed_at, first_seen, event_id,
@@ -232,6 +235,18 @@ fn apply(
             (moves, note)
         }
     };
+    // The order may have moved to another buyer-event (an address filled in later): refresh both.
+    let (key, event): (String, Option<String>) = conn.query_row(
+        "SELECT email_key, event_id FROM orders WHERE reference = ?1",
+        [&hook.reference],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    buyer_events::refresh(conn, &key, event.as_deref())?;
+    if let Some((old_key, old_event)) = previous_key
+        && (old_key != key || old_event != event)
+    {
+        buyer_events::refresh(conn, &old_key, old_event.as_deref())?;
+    }
     conn.execute(
         "INSERT INTO order_history (reference, delivery_id, received_at, action, fingerprint, applied, note)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -2,8 +2,10 @@
 //! commits whatever is queued as one transaction (group commit: many hooks, one fsync); readers use
 //! a small pool of their own connections. Every SQL statement of the service lives under this module.
 
+mod buyer_events;
 mod hooks;
 mod orders;
+pub mod reminders;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -20,7 +22,10 @@ pub use hooks::{HookOutcome, IngestResult};
 pub use orders::{DeliveryRecord, OrderRecord, TicketRecord, for_each_delivery, for_each_order};
 
 /// The migrations, in order; the schema version is their count.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_reminders.sql"),
+];
 
 /// How long a connection waits for another process's lock (a CLI command beside `serve`).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

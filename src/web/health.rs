@@ -1,4 +1,7 @@
-//! `GET /healthz`: whether the database answers; later also the reminder passes.
+//! `GET /healthz`: whether the database answers, when the last reminder pass ran and what it did,
+//! and how many sends wait to be retried.
+
+use std::sync::Arc;
 
 use serde_json::json;
 use warp::Filter;
@@ -6,27 +9,41 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::error::json_status;
+use crate::config::Config;
 use crate::store::Store;
 
 /// The `/healthz` route.
-pub fn route(store: Store) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+pub fn route(
+    store: Store,
+    config: Arc<Config>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("healthz").and(warp::get()).then(move || {
         let store = store.clone();
-        async move { health(&store).await }
+        let config = config.clone();
+        async move { health(&store, &config).await }
     })
 }
 
-async fn health(store: &Store) -> Response {
+async fn health(store: &Store, config: &Config) -> Response {
     let version = env!("CARGO_PKG_VERSION");
     match store.health().await {
-        Ok(schema) => json_status(
-            &json!({
-                "status": "ok",
-                "version": version,
-                "database": {"ok": true, "schema": schema},
-            }),
-            StatusCode::OK,
-        ),
+        Ok(schema) => {
+            let last_pass = store.last_pass().await.ok().flatten();
+            let waiting = store.failing_claims().await.unwrap_or_default();
+            json_status(
+                &json!({
+                    "status": "ok",
+                    "version": version,
+                    "database": {"ok": true, "schema": schema},
+                    "last_pass": last_pass,
+                    "email": {
+                        "transport": config.email.transport,
+                        "sends_waiting_to_retry": waiting,
+                    },
+                }),
+                StatusCode::OK,
+            )
+        }
         Err(e) => json_status(
             &json!({
                 "status": "error",

@@ -27,7 +27,13 @@ pub fn test_config(dir: &Path) -> Config {
     config.server.webhook_token = TOKEN.into();
     config.database.path = dir.join("data/followup.sqlite");
     config.email.outbox_dir = dir.join("data/outbox");
+    config.templates.dir = templates_dir();
     config
+}
+
+/// The shipped templates.
+pub fn templates_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/emails")
 }
 
 /// A service running in this process.
@@ -47,7 +53,8 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path());
         adjust(&mut config);
-        let service = Service::start(config).await.unwrap();
+        // Passes run only when a test asks: time is driven, never waited for.
+        let service = Service::start_with(config, false).await.unwrap();
         let base = format!("http://{}", service.addr);
         TestApp {
             dir,
@@ -115,10 +122,11 @@ pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("quicket-followup.toml");
     let db = dir.join("data/followup.sqlite");
     let outbox = dir.join("data/outbox");
+    let templates = templates_dir();
     std::fs::write(
         &path,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n\n[database]\npath = {db:?}\n\n[email]\noutbox_dir = {outbox:?}\n\n{extra}"
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[database]\npath = {db:?}\n\n[email]\noutbox_dir = {outbox:?}\n\n[templates]\ndir = {templates:?}\n\n{extra}"
         ),
     )
     .unwrap();

@@ -1,0 +1,193 @@
+//! Building reminder emails with lettre, and the transports that carry them: SMTP (pooled) or the
+//! outbox directory (`.eml` files, the same bytes SMTP would carry).
+
+mod transport;
+
+pub use transport::{Mailer, SendError};
+
+use std::time::SystemTime;
+
+use anyhow::Context;
+use lettre::Message;
+use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use sha2::{Digest, Sha256};
+
+use crate::config::EmailConfig;
+use crate::templates::Rendered;
+
+/// One reminder ready to be built into a message.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The buyer's address.
+    pub to_email: String,
+    /// The buyer's name (may be empty).
+    pub to_name: String,
+    /// The rendered subject and bodies.
+    pub content: Rendered,
+    /// Stable per buyer, event and step.
+    pub message_id: String,
+    /// The one-click unsubscribe URL.
+    pub unsubscribe_url: String,
+}
+
+/// `List-Unsubscribe: <url>` (RFC 2369).
+#[derive(Debug, Clone)]
+struct ListUnsubscribe(String);
+
+impl Header for ListUnsubscribe {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe")
+    }
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(s.trim_matches(['<', '>']).to_string()))
+    }
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), format!("<{}>", self.0))
+    }
+}
+
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
+#[derive(Debug, Clone)]
+struct ListUnsubscribePost;
+
+impl Header for ListUnsubscribePost {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe-Post")
+    }
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "List-Unsubscribe=One-Click".into())
+    }
+}
+
+/// The Message-ID of a step for a buyer and event: the same every time, so a resend after a crash
+/// is recognised as the same message by mail systems.
+pub fn message_id(email_key: &str, event_id: &str, step: &str, from: &str) -> String {
+    let digest = Sha256::digest(format!("{email_key}\n{event_id}\n{step}").as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let domain = from
+        .parse::<Mailbox>()
+        .ok()
+        .map(|m| m.email.domain().to_string())
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "quicket-followup.invalid".into());
+    format!("<{hex}.reminder@{domain}>")
+}
+
+/// The display name of the From address ("Tickets" in `Tickets <tickets@x>`).
+pub fn organiser_name(from: &str) -> String {
+    from.parse::<Mailbox>()
+        .ok()
+        .and_then(|m| m.name)
+        .unwrap_or_default()
+}
+
+/// Builds the message. Every header value goes through lettre, which encodes it, so CR or LF in
+/// a name can never start a header of its own.
+pub fn build(config: &EmailConfig, out: &Outgoing, date: SystemTime) -> anyhow::Result<Message> {
+    let from: Mailbox = config
+        .from
+        .parse()
+        .with_context(|| format!("email.from {:?} is not an address", config.from))?;
+    let address = out
+        .to_email
+        .trim()
+        .parse()
+        .with_context(|| format!("{:?} is not an email address", out.to_email))?;
+    let name = crate::domain::clean_text(&out.to_name);
+    let to = Mailbox::new((!name.is_empty()).then_some(name), address);
+    let mut builder = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(out.content.subject.clone())
+        .date(date)
+        .message_id(Some(out.message_id.clone()))
+        .header(ListUnsubscribe(out.unsubscribe_url.clone()))
+        .header(ListUnsubscribePost);
+    if !config.reply_to.trim().is_empty() {
+        let reply_to: Mailbox = config
+            .reply_to
+            .parse()
+            .with_context(|| format!("email.reply_to {:?} is not an address", config.reply_to))?;
+        builder = builder.reply_to(reply_to);
+    }
+    builder
+        .multipart(MultiPart::alternative_plain_html(
+            out.content.text.clone(),
+            out.content.html.clone(),
+        ))
+        .context("cannot build the email")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outgoing(name: &str) -> Outgoing {
+        Outgoing {
+            to_email: "lerato@mail.co.za".into(),
+            to_name: name.into(),
+            content: Rendered {
+                subject: "Your tickets".into(),
+                html: "<p>Hi</p>".into(),
+                text: "Hi".into(),
+            },
+            message_id: message_id(
+                "lerato@mail.co.za",
+                "456",
+                "abandoned-1",
+                "Tickets <t@shop.co.za>",
+            ),
+            unsubscribe_url: "https://x.co.za/unsubscribe/tok".into(),
+        }
+    }
+
+    #[test]
+    fn the_message_carries_the_contract_headers() {
+        let config = EmailConfig {
+            from: "Tickets <t@shop.co.za>".into(),
+            reply_to: "help@shop.co.za".into(),
+            ..EmailConfig::default()
+        };
+        let message = build(&config, &outgoing("Lerato Dlamini"), SystemTime::now()).unwrap();
+        let text = String::from_utf8(message.formatted()).unwrap();
+        assert!(
+            text.contains("List-Unsubscribe: <https://x.co.za/unsubscribe/tok>\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
+        assert!(text.contains("Reply-To: help@shop.co.za\r\n"));
+        assert!(
+            text.contains("To: \"Lerato Dlamini\" <lerato@mail.co.za>\r\n")
+                || text.contains("To: Lerato Dlamini <lerato@mail.co.za>\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("multipart/alternative"));
+        assert!(text.contains("Message-ID: <"));
+        assert!(text.contains(".reminder@shop.co.za>"));
+    }
+
+    #[test]
+    fn a_line_break_in_a_name_cannot_add_a_header() {
+        let config = EmailConfig::default();
+        let message = build(
+            &config,
+            &outgoing("Eve\r\nBcc: victim@mail.co.za"),
+            SystemTime::now(),
+        )
+        .unwrap();
+        let text = String::from_utf8(message.formatted()).unwrap();
+        assert!(!text.contains("\r\nBcc:"), "{text}");
+    }
+
+    #[test]
+    fn the_message_id_is_stable_per_buyer_event_and_step() {
+        let a = message_id("a@b.co.za", "1", "s", "T <t@x.co.za>");
+        assert_eq!(a, message_id("a@b.co.za", "1", "s", "T <t@x.co.za>"));
+        assert_ne!(a, message_id("a@b.co.za", "1", "t", "T <t@x.co.za>"));
+        assert_ne!(a, message_id("a@b.co.za", "2", "s", "T <t@x.co.za>"));
+    }
+}

@@ -1,0 +1,634 @@
+//! A reminder pass: the imperative shell around the planner. Read due buyer-events by index, ask
+//! the planner, claim in a transaction, send, record. The only place that sends.
+
+use std::fmt;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use rand::Rng;
+
+use super::planner::{Decision, Rules, plan};
+use crate::config::Config;
+use crate::domain::{OrderState, check_deliverable};
+use crate::email::{self, Mailer, Outgoing, SendError};
+use crate::links::{LinkTarget, Links};
+use crate::store::reminders::{
+    self as sql, Claim, ClaimResult, DecisionRecord, OpenClaim, PassCounts,
+};
+use crate::store::{OrderRecord, Store, StoreError};
+use crate::templates::{self, EmailContext, Templates};
+
+/// Buyer-events read per page.
+const PAGE: usize = 2000;
+/// First delay after a temporary failure; doubles per attempt up to [`MAX_RETRY_DELAY`].
+const FIRST_RETRY_DELAY: Duration = Duration::from_secs(60);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
+
+/// Why a pass did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    /// Another pass (this process's scheduler, or a `run-once` beside `serve`) is running.
+    #[error("another reminder pass is running; try again when it has finished")]
+    Busy,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// One line of a pass's report: a buyer-event considered, or a claim resent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassLine {
+    /// sent, deferred, skipped, done, failed (and "would send" in a dry run).
+    pub decision: String,
+    /// The buyer.
+    pub email: String,
+    /// The event.
+    pub event_id: String,
+    /// The order.
+    pub reference: String,
+    /// The step concerned, if any.
+    pub step: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+impl fmt::Display for PassLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<10} {} event {} ({})",
+            self.decision, self.email, self.event_id, self.reference
+        )?;
+        if let Some(step) = &self.step {
+            write!(f, " {step}")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default)]
+pub struct PassReport {
+    /// One line per buyer-event considered or claim resent.
+    pub lines: Vec<PassLine>,
+    /// The totals.
+    pub counts: PassCounts,
+    /// Set when the pass stopped early because the service is stopping.
+    pub interrupted: bool,
+}
+
+/// The reminder engine: rules, templates, transport and links, and the guard that keeps passes
+/// from overlapping.
+pub struct Engine {
+    store: Store,
+    config: Arc<Config>,
+    rules: Rules,
+    templates: Templates,
+    mailer: Mailer,
+    links: Links,
+    lock_path: PathBuf,
+    running: tokio::sync::Mutex<()>,
+    stopping: AtomicBool,
+    limiter: tokio::sync::Mutex<RateLimiter>,
+}
+
+impl Engine {
+    /// Loads the templates, the transport and the link secret.
+    pub async fn new(config: Arc<Config>, store: Store) -> anyhow::Result<Engine> {
+        let templates = Templates::load(&config.templates.dir, &config.reminders)?;
+        let mailer = Mailer::from_config(&config.email)?;
+        let secret = store
+            .meta_or_insert(crate::links::SECRET_KEY, crate::server::random_token)
+            .await?;
+        let links = Links::new(&secret, &config.server.public_url);
+        let mut lock_path = store.path().as_os_str().to_owned();
+        lock_path.push(".pass-lock");
+        Ok(Engine {
+            rules: Rules::from_config(&config),
+            limiter: tokio::sync::Mutex::new(RateLimiter::new(config.email.max_per_minute)),
+            store,
+            templates,
+            mailer,
+            links,
+            lock_path: PathBuf::from(lock_path),
+            running: tokio::sync::Mutex::new(()),
+            stopping: AtomicBool::new(false),
+            config,
+        })
+    }
+
+    /// The links signer (for the routes that check tokens).
+    pub fn links(&self) -> &Links {
+        &self.links
+    }
+
+    /// The transport.
+    pub fn mailer(&self) -> &Mailer {
+        &self.mailer
+    }
+
+    /// Asks a running pass to stop after the email in flight, and waits for it.
+    pub async fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let _wait = self.running.lock().await;
+    }
+
+    /// Runs one pass deciding for `now`. `dry_run` sends nothing and records nothing.
+    pub async fn run_pass(
+        &self,
+        now: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<PassReport, PassError> {
+        let _running = self.running.try_lock().map_err(|_| PassError::Busy)?;
+        // Across processes too: the OS releases the lock if the holder dies.
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock_path)
+            .with_context(|| format!("cannot open {}", self.lock_path.display()))?;
+        if lock.try_lock().is_err() {
+            return Err(PassError::Busy);
+        }
+        let pass_id = if dry_run {
+            None
+        } else {
+            Some(self.store.start_pass(now).await?)
+        };
+        let mut report = PassReport::default();
+        let result = self.pass(now, dry_run, &mut report).await;
+        if let Some(id) = pass_id {
+            let error = result.as_ref().err().map(|e| format!("{e:#}"));
+            self.store
+                .finish_pass(id, report.counts.clone(), error)
+                .await?;
+        }
+        drop(lock);
+        result?;
+        Ok(report)
+    }
+
+    async fn pass(
+        &self,
+        now: DateTime<Utc>,
+        dry_run: bool,
+        report: &mut PassReport,
+    ) -> anyhow::Result<()> {
+        // Claims left by a crash, and sends waiting after a temporary failure, go first.
+        let claims = self
+            .store
+            .read(move |conn| sql::open_claims(conn, now))
+            .await?;
+        for claim in claims {
+            if self.stopping.load(Ordering::SeqCst) {
+                report.interrupted = true;
+                return Ok(());
+            }
+            if dry_run {
+                report.push(line(
+                    "would send",
+                    &claim.email,
+                    &claim.event_id,
+                    &claim.reference,
+                    Some(&claim.step),
+                    "claimed earlier and not yet sent".into(),
+                ));
+                continue;
+            }
+            self.deliver(claim, now, report).await?;
+        }
+
+        let mut after: Option<(String, String, String)> = None;
+        loop {
+            let from = after.clone();
+            let page = self
+                .store
+                .read(move |conn| sql::load_due(conn, now, from.as_ref(), PAGE))
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some((
+                last.next_check_at.clone(),
+                last.candidate.email_key.clone(),
+                last.candidate.event_id.clone(),
+            ));
+            let full = page.len() == PAGE;
+            let mut quiet = Vec::new();
+            let mut sends = Vec::new();
+            for due in page {
+                report.counts.considered += 1;
+                let decision = plan(&due.candidate, &self.rules, now);
+                let c = &due.candidate;
+                match decision {
+                    Decision::Send { step, skip } => sends.push((due, step, skip)),
+                    other => {
+                        let reason = match &other {
+                            Decision::Defer { reason, until } => format!(
+                                "{reason} (next look {})",
+                                until
+                                    .with_timezone(&self.rules.timezone)
+                                    .format("%Y-%m-%d %H:%M")
+                            ),
+                            Decision::Skip { reason } | Decision::Done { reason } => reason.clone(),
+                            Decision::Send { .. } => String::new(),
+                        };
+                        match other {
+                            Decision::Defer { .. } => report.counts.deferred += 1,
+                            _ => report.counts.skipped += 1,
+                        }
+                        report.push(line(
+                            other.label(),
+                            &c.email,
+                            &c.event_id,
+                            &due.reference,
+                            None,
+                            reason.clone(),
+                        ));
+                        quiet.push(DecisionRecord {
+                            email_key: c.email_key.clone(),
+                            event_id: c.event_id.clone(),
+                            decision: other.label(),
+                            reason,
+                            next_check_at: other.next_check(now),
+                        });
+                    }
+                }
+            }
+            if !dry_run && !quiet.is_empty() {
+                self.store
+                    .write(move |conn| sql::record_decisions(conn, &quiet, now))
+                    .await?;
+            }
+            for (due, step, skip) in sends {
+                if self.stopping.load(Ordering::SeqCst) {
+                    report.interrupted = true;
+                    return Ok(());
+                }
+                let c = due.candidate;
+                if dry_run {
+                    let mut reason = "due".to_string();
+                    if !skip.is_empty() {
+                        let names: Vec<&str> = skip.iter().map(|(s, _)| s.as_str()).collect();
+                        reason = format!("due; would skip {}", names.join(", "));
+                    }
+                    report.push(line(
+                        "would send",
+                        &c.email,
+                        &c.event_id,
+                        &due.reference,
+                        Some(&step),
+                        reason,
+                    ));
+                    continue;
+                }
+                let message_id =
+                    email::message_id(&c.email_key, &c.event_id, &step, &self.config.email.from);
+                let claim = Claim {
+                    email_key: c.email_key.clone(),
+                    event_id: c.event_id.clone(),
+                    step: step.clone(),
+                    skip,
+                    reference: due.reference.clone(),
+                    email: c.email.clone(),
+                    message_id: message_id.clone(),
+                    now,
+                    min_gap: chrono::TimeDelta::from_std(self.rules.min_gap)
+                        .unwrap_or(chrono::TimeDelta::MAX),
+                };
+                let claimed = self
+                    .store
+                    .write(move |conn| sql::claim(conn, &claim))
+                    .await?;
+                if let Err(refused) = claimed {
+                    report.counts.skipped += 1;
+                    report.push(line(
+                        "skipped",
+                        &c.email,
+                        &c.event_id,
+                        &due.reference,
+                        Some(&step),
+                        refused.reason().into(),
+                    ));
+                    continue;
+                }
+                let open = OpenClaim {
+                    email_key: c.email_key,
+                    event_id: c.event_id,
+                    step,
+                    reference: due.reference,
+                    email: c.email,
+                    message_id,
+                    attempts: 0,
+                    decided_at: now,
+                };
+                self.deliver(open, now, report).await?;
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a claimed step (checking once more that it should go), and records how it ended.
+    async fn deliver(
+        &self,
+        claim: OpenClaim,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> anyhow::Result<()> {
+        let (key, event, reference) = (
+            claim.email_key.clone(),
+            claim.event_id.clone(),
+            claim.reference.clone(),
+        );
+        let check = self
+            .store
+            .read(move |conn| sql::send_check(conn, &key, &event, &reference))
+            .await?;
+        let result = match self.attempt(&claim, check, now).await {
+            Ok(result) => result,
+            Err(e) => ClaimResult::Retry {
+                retry_at: now + retry_delay(claim.attempts + 1),
+                error: format!("{e:#}"),
+            },
+        };
+        let (label, reason) = match &result {
+            ClaimResult::Sent => {
+                report.counts.sent += 1;
+                tracing::info!(reference = %claim.reference, step = %claim.step, "reminder sent");
+                ("sent", "sent".to_string())
+            }
+            ClaimResult::Retry { retry_at, error } => {
+                report.counts.failed += 1;
+                tracing::warn!(reference = %claim.reference, step = %claim.step, "reminder not sent, will retry: {error}");
+                (
+                    "failed",
+                    format!(
+                        "{error}; will retry at {}",
+                        retry_at
+                            .with_timezone(&self.rules.timezone)
+                            .format("%Y-%m-%d %H:%M")
+                    ),
+                )
+            }
+            ClaimResult::Failed { error, suppress } => {
+                report.counts.failed += 1;
+                tracing::warn!(reference = %claim.reference, step = %claim.step, "reminder refused by the mail server: {error}");
+                let also = if *suppress {
+                    "; the address is now suppressed"
+                } else {
+                    ""
+                };
+                ("failed", format!("{error}{also}"))
+            }
+            ClaimResult::Skipped { reason } => {
+                report.counts.skipped += 1;
+                ("skipped", reason.clone())
+            }
+        };
+        report.push(line(
+            label,
+            &claim.email,
+            &claim.event_id,
+            &claim.reference,
+            Some(&claim.step),
+            reason,
+        ));
+        let next_check = match &result {
+            ClaimResult::Retry { retry_at, .. } => *retry_at,
+            ClaimResult::Sent => {
+                now + chrono::TimeDelta::from_std(self.rules.min_gap.max(Duration::from_secs(1)))
+                    .unwrap_or(chrono::TimeDelta::MAX)
+            }
+            _ => now + chrono::TimeDelta::seconds(1),
+        };
+        self.store
+            .write(move |conn| {
+                sql::finish_claim(
+                    conn,
+                    &claim.email_key,
+                    &claim.event_id,
+                    &claim.step,
+                    &result,
+                    now,
+                    next_check,
+                )
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Decides whether a claimed step still goes, and sends it.
+    async fn attempt(
+        &self,
+        claim: &OpenClaim,
+        check: Option<sql::SendCheck>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<ClaimResult> {
+        let skipped = |reason: &str| {
+            Ok(ClaimResult::Skipped {
+                reason: reason.to_string(),
+            })
+        };
+        let Some(check) = check else {
+            return skipped("the buyer-event no longer exists");
+        };
+        if check.state == OrderState::Completed {
+            return skipped("the buyer paid");
+        }
+        if check.suppressed {
+            return skipped("the address is unsubscribed");
+        }
+        if let Err(why) = check_deliverable(&claim.email) {
+            return skipped(why);
+        }
+        let Some(step) = self.config.reminders.iter().find(|s| s.name == claim.step) else {
+            return skipped("the step is no longer configured");
+        };
+        // A send that kept failing is abandoned once it could no longer be sent on time.
+        if let Some(date) = check.event_date {
+            let stop = self.rules.event_start(date)
+                - chrono::TimeDelta::from_std(self.rules.stop_before_event).unwrap_or_default();
+            if now >= stop {
+                return skipped("too close to the event to send it any more");
+            }
+        }
+        let order = self
+            .store
+            .order(&claim.reference)
+            .await?
+            .with_context(|| format!("order {} is missing", claim.reference))?;
+        let target = LinkTarget {
+            email_key: claim.email_key.clone(),
+            event_id: claim.event_id.clone(),
+            step: claim.step.clone(),
+        };
+        let context = self.context(&order, &target, &claim.email, check.sent + 1);
+        let content = self
+            .templates
+            .render(&step.template, &context)
+            .with_context(|| format!("template {:?} failed", step.template))?;
+        let outgoing = Outgoing {
+            to_email: claim.email.clone(),
+            to_name: order.buyer_name.clone(),
+            content,
+            message_id: claim.message_id.clone(),
+            unsubscribe_url: self.links.unsubscribe_url(&target),
+        };
+        let message = email::build(
+            &self.config.email,
+            &outgoing,
+            SystemTime::from(now.max(claim.decided_at)),
+        )?;
+        self.limiter.lock().await.acquire().await;
+        Ok(match self.mailer.send(&message).await {
+            Ok(()) => ClaimResult::Sent,
+            Err(SendError::Transient(error)) => ClaimResult::Retry {
+                retry_at: now + retry_delay(claim.attempts + 1),
+                error,
+            },
+            Err(SendError::Permanent {
+                reply,
+                no_such_mailbox,
+            }) => ClaimResult::Failed {
+                error: reply,
+                suppress: no_such_mailbox,
+            },
+        })
+    }
+
+    /// The values a template sees for an order.
+    pub fn context(
+        &self,
+        order: &OrderRecord,
+        target: &LinkTarget,
+        email: &str,
+        number: u32,
+    ) -> EmailContext {
+        let event_id = order.event_id.clone().unwrap_or_default();
+        let event_url = self
+            .config
+            .events
+            .get(&event_id)
+            .and_then(|e| e.url.clone())
+            .unwrap_or_else(|| self.config.email.event_url.replace("{event_id}", &event_id));
+        let event_date = order.event_date.as_deref().and_then(|d| {
+            chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M")
+                .or_else(|_| chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M:%S"))
+                .ok()
+        });
+        let cents =
+            |rands: Option<f64>| rands.map(|r| crate::domain::Cents((r * 100.0).round() as i64));
+        EmailContext {
+            buyer: templates::BuyerContext {
+                email: email.to_string(),
+                name: order.buyer_name.clone(),
+                first_name: templates::first_name(&order.buyer_name),
+            },
+            event: templates::EventContext {
+                id: event_id,
+                name: order.event_name.clone(),
+                date: templates::format_date(event_date),
+                url: event_url,
+            },
+            order: templates::OrderContext {
+                reference: order.reference.clone(),
+                status: order.status.as_str().into(),
+                amount: templates::format_money(cents(order.amount)),
+                tickets: order
+                    .tickets
+                    .iter()
+                    .map(|t| templates::TicketContext {
+                        ticket_type: t.ticket_type.clone(),
+                        price: templates::format_money(cents(t.price)),
+                        attendee_name: t.attendee_name.clone(),
+                    })
+                    .collect(),
+            },
+            reminder: templates::ReminderContext {
+                name: target.step.clone(),
+                number,
+            },
+            links: templates::LinksContext {
+                event: self.links.event_url(target),
+                unsubscribe: self.links.unsubscribe_url(target),
+            },
+            organiser: templates::OrganiserContext {
+                name: email::organiser_name(&self.config.email.from),
+            },
+        }
+    }
+}
+
+impl PassReport {
+    fn push(&mut self, line: PassLine) {
+        self.lines.push(line);
+    }
+}
+
+fn line(
+    decision: &str,
+    email: &str,
+    event_id: &str,
+    reference: &str,
+    step: Option<&str>,
+    reason: String,
+) -> PassLine {
+    PassLine {
+        decision: decision.into(),
+        email: email.into(),
+        event_id: event_id.into(),
+        reference: reference.into(),
+        step: step.map(str::to_string),
+        reason,
+    }
+}
+
+/// A growing, jittered delay: 1 min, 2, 4 ... up to an hour, each ±20 %.
+fn retry_delay(attempt: u32) -> chrono::TimeDelta {
+    let base = FIRST_RETRY_DELAY
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)))
+        .min(MAX_RETRY_DELAY);
+    let jitter = rand::rng().random_range(0.8..1.2);
+    chrono::TimeDelta::from_std(base.mul_f64(jitter)).unwrap_or(chrono::TimeDelta::hours(1))
+}
+
+/// At most `per_minute` sends a minute, with bursts of up to that many.
+struct RateLimiter {
+    per_minute: u32,
+    tokens: f64,
+    last: tokio::time::Instant,
+}
+
+impl RateLimiter {
+    fn new(per_minute: u32) -> Self {
+        RateLimiter {
+            per_minute: per_minute.max(1),
+            tokens: f64::from(per_minute.max(1)),
+            last: tokio::time::Instant::now(),
+        }
+    }
+
+    async fn acquire(&mut self) {
+        let rate = f64::from(self.per_minute) / 60.0;
+        let now = tokio::time::Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate)
+            .min(f64::from(self.per_minute));
+        self.last = now;
+        if self.tokens < 1.0 {
+            let wait = Duration::from_secs_f64((1.0 - self.tokens) / rate);
+            tokio::time::sleep(wait).await;
+            self.tokens = 1.0;
+            self.last = tokio::time::Instant::now();
+        }
+        self.tokens -= 1.0;
+    }
+}

@@ -1,0 +1,617 @@
+//! The planner: a pure function from (a buyer-event's history, the rules, now) to a decision.
+//! No I/O, no clock, no randomness, so every rule is a unit test and the engine is property-testable.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Days, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use crate::config::{Config, EventConfig, ReminderStep, SendWindow, StepTiming};
+use crate::domain::{OrderState, check_deliverable};
+
+/// The rules a pass applies, taken from the configuration.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// The steps, in configuration order.
+    pub steps: Vec<ReminderStep>,
+    /// The zone event dates and the send window are read in.
+    pub timezone: Tz,
+    /// Local hours in which emails may go out.
+    pub send_window: SendWindow,
+    /// A checkout must have been still this long.
+    pub dormant_after: Duration,
+    /// At most one email per buyer-event within this span.
+    pub min_gap: Duration,
+    /// Nothing once the last change is this old.
+    pub give_up_after: Duration,
+    /// Nothing this close to the event, nor after it.
+    pub stop_before_event: Duration,
+    /// Per-event overrides.
+    pub events: BTreeMap<String, EventConfig>,
+}
+
+impl Rules {
+    /// The rules of a configuration.
+    pub fn from_config(config: &Config) -> Rules {
+        let s = &config.schedule;
+        Rules {
+            steps: config.reminders.clone(),
+            timezone: s.timezone,
+            send_window: s.send_window,
+            dormant_after: s.dormant_after,
+            min_gap: s.min_gap,
+            give_up_after: s.give_up_after,
+            stop_before_event: s.stop_before_event,
+            events: config.events.clone(),
+        }
+    }
+
+    /// The event's start as an instant, reading Quicket's offset-less time in the configured zone.
+    pub fn event_start(&self, local: NaiveDateTime) -> DateTime<Utc> {
+        local_to_utc(self.timezone, local)
+    }
+}
+
+/// A step already decided for a buyer-event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRecord {
+    /// The step's name.
+    pub step: String,
+    /// What became of it.
+    pub status: StepStatus,
+    /// When it was claimed or skipped.
+    pub decided_at: DateTime<Utc>,
+    /// When it was sent.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// What became of a step for a buyer-event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepStatus {
+    /// Claimed for sending; sent or retried by the pass.
+    Claimed,
+    /// Sent.
+    Sent,
+    /// Decided against; never sent.
+    Skipped,
+    /// The mail server refused it for good.
+    Failed,
+}
+
+impl StepStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Claimed => "claimed",
+            StepStatus::Sent => "sent",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Failed => "failed",
+        }
+    }
+
+    /// The status for a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Claimed, Self::Sent, Self::Skipped, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// What the planner needs to know about one buyer-event.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The buyer's address, lower-cased: half of the buyer-event's key.
+    pub email_key: String,
+    /// The event: the other half.
+    pub event_id: String,
+    /// The address to write to, as Quicket sent it.
+    pub email: String,
+    /// The buyer-event's state.
+    pub state: OrderState,
+    /// The buyer's latest checkout change for the event.
+    pub changed_at: DateTime<Utc>,
+    /// The event's local start, when known.
+    pub event_date: Option<NaiveDateTime>,
+    /// Steps already decided.
+    pub history: Vec<StepRecord>,
+    /// Whether the address is on the suppression list.
+    pub suppressed: bool,
+}
+
+/// The planner's answer for one buyer-event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Send this step now; the listed earlier steps, overdue at the same time, are skipped.
+    Send {
+        /// The step to send.
+        step: String,
+        /// Steps to record as skipped, with the reason.
+        skip: Vec<(String, String)>,
+    },
+    /// Nothing now; look again at `until`.
+    Defer {
+        /// When to look again.
+        until: DateTime<Utc>,
+        /// Why not now.
+        reason: String,
+    },
+    /// Nothing, ever (unless a new hook changes the picture).
+    Skip {
+        /// Why.
+        reason: String,
+    },
+    /// Nothing left to do: paid, or every step for this state handled.
+    Done {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Decision {
+    /// The one-word name used in logs, `run-once` and the database.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Decision::Send { .. } => "sent",
+            Decision::Defer { .. } => "deferred",
+            Decision::Skip { .. } => "skipped",
+            Decision::Done { .. } => "done",
+        }
+    }
+
+    /// When the buyer-event should be looked at again (`None`: only after a new hook).
+    pub fn next_check(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            // After a send, the next pass plans the remaining steps.
+            Decision::Send { .. } => Some(now),
+            Decision::Defer { until, .. } => Some(*until),
+            Decision::Skip { .. } | Decision::Done { .. } => None,
+        }
+    }
+}
+
+fn chrono_duration(d: Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+/// Reads a local wall-clock time in `tz`. In an autumn overlap the earlier instant is taken; in a
+/// spring gap the time is read an hour later (the clock's next valid reading).
+pub fn local_to_utc(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    match tz.from_local_datetime(&local).earliest() {
+        Some(t) => t.with_timezone(&Utc),
+        None => tz
+            .from_local_datetime(&(local + chrono::TimeDelta::hours(1)))
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|| local.and_utc()),
+    }
+}
+
+/// The next moment at or after `now` when the send window is open.
+pub fn next_window_open(window: &SendWindow, tz: Tz, now: DateTime<Utc>) -> DateTime<Utc> {
+    let Some((start, _)) = window.bounds() else {
+        return now;
+    };
+    let local = now.with_timezone(&tz).naive_local();
+    if window.contains(local.time()) {
+        return now;
+    }
+    let today = local.date().and_time(start);
+    let open = if today > local {
+        today
+    } else {
+        local
+            .date()
+            .checked_add_days(Days::new(1))
+            .unwrap_or(local.date())
+            .and_time(start)
+    };
+    local_to_utc(tz, open).max(now)
+}
+
+fn when_text(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
+}
+
+/// Decides what to do for one buyer-event at `now`.
+pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
+    let skip = |reason: String| Decision::Skip { reason };
+    if c.state == OrderState::Completed {
+        return Decision::Done {
+            reason: "the buyer paid".into(),
+        };
+    }
+    if rules.events.get(&c.event_id).is_some_and(|e| !e.reminders) {
+        return skip(format!("reminders are off for event {}", c.event_id));
+    }
+    if let Err(why) = check_deliverable(&c.email) {
+        return skip(why.to_string());
+    }
+    if c.suppressed {
+        return skip("the address is unsubscribed".into());
+    }
+    let event_start = c.event_date.map(|d| rules.event_start(d));
+    let stop_at = event_start.map(|s| s - chrono_duration(rules.stop_before_event));
+    if let (Some(start), Some(stop)) = (event_start, stop_at)
+        && now >= stop
+    {
+        return skip(if now >= start {
+            "the event has started".into()
+        } else {
+            "too close to the event".into()
+        });
+    }
+    let give_up_at = c.changed_at + chrono_duration(rules.give_up_after);
+    if now >= give_up_at {
+        return skip(format!(
+            "gave up: the last change was more than {} ago",
+            humantime::format_duration(rules.give_up_after)
+        ));
+    }
+
+    // The steps that apply to this state and were never decided, with when each falls due.
+    let decided = |name: &str| c.history.iter().any(|r| r.step == name);
+    let mut pending: Vec<(&ReminderStep, DateTime<Utc>)> = Vec::new();
+    for step in rules.steps.iter() {
+        if !step.when.contains(&c.state) || decided(&step.name) {
+            continue;
+        }
+        let due = match step.timing() {
+            StepTiming::After(after) => c.changed_at + chrono_duration(after),
+            StepTiming::BeforeEvent(before) => match event_start {
+                Some(start) => start - chrono_duration(before),
+                None => continue, // cannot be timed without the event's date
+            },
+        };
+        pending.push((step, due));
+    }
+    if pending.is_empty() {
+        return Decision::Done {
+            reason: format!("no step left for {}", c.state),
+        };
+    }
+    // Whatever is pending, nothing can go out once these pass.
+    let horizon = stop_at.map_or(give_up_at, |stop| stop.min(give_up_at));
+
+    let still_until = c.changed_at + chrono_duration(rules.dormant_after);
+    if now < still_until {
+        return Decision::Defer {
+            until: still_until.min(horizon),
+            reason: "the checkout is still active".into(),
+        };
+    }
+    let mut due: Vec<(&ReminderStep, DateTime<Utc>)> = pending
+        .iter()
+        .filter(|(_, at)| *at <= now)
+        .copied()
+        .collect();
+    if due.is_empty() {
+        let (step, at) = pending
+            .iter()
+            .min_by_key(|(_, at)| *at)
+            .copied()
+            .unwrap_or((pending[0].0, horizon));
+        return Decision::Defer {
+            until: at.min(horizon),
+            reason: format!("{} is due at {}", step.name, when_text(at, rules.timezone)),
+        };
+    }
+    let last_email = c
+        .history
+        .iter()
+        .filter_map(|r| match r.status {
+            StepStatus::Sent => Some(r.sent_at.unwrap_or(r.decided_at)),
+            StepStatus::Claimed => Some(r.decided_at),
+            _ => None,
+        })
+        .max();
+    if let Some(last) = last_email {
+        let gap_ends = last + chrono_duration(rules.min_gap);
+        if now < gap_ends {
+            return Decision::Defer {
+                until: gap_ends.min(horizon),
+                reason: format!(
+                    "an email went out at {}; at most one per {}",
+                    when_text(last, rules.timezone),
+                    humantime::format_duration(rules.min_gap)
+                ),
+            };
+        }
+    }
+    let opens = next_window_open(&rules.send_window, rules.timezone, now);
+    if opens > now {
+        return Decision::Defer {
+            until: opens.min(horizon),
+            reason: format!("outside the send window {}", rules.send_window),
+        };
+    }
+    // Several overdue at once (downtime, first start): only the latest falls due is sent.
+    // `max_by_key` keeps the last of equals, i.e. the later step in the configuration.
+    due.sort_by_key(|(_, at)| *at);
+    let Some((chosen, _)) = due.pop() else {
+        return Decision::Done {
+            reason: "nothing due".into(),
+        };
+    };
+    let skip = due
+        .into_iter()
+        .map(|(step, _)| {
+            (
+                step.name.clone(),
+                format!(
+                    "overdue together with {}; only the latest is sent",
+                    chosen.name
+                ),
+            )
+        })
+        .collect();
+    Decision::Send {
+        step: chosen.name.clone(),
+        skip,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use OrderState::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        // Test times are Johannesburg wall clock (UTC+2), as an organiser reads them.
+        local_to_utc(
+            chrono_tz::Africa::Johannesburg,
+            NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap(),
+        )
+    }
+
+    fn rules() -> Rules {
+        Rules::from_config(&Config::default())
+    }
+
+    fn candidate(state: OrderState, changed: &str) -> Candidate {
+        Candidate {
+            email_key: "lerato@mail.co.za".into(),
+            event_id: "456".into(),
+            email: "Lerato@mail.co.za".into(),
+            state,
+            changed_at: at(changed),
+            event_date: Some(
+                NaiveDateTime::parse_from_str("2026-12-20 18:30", "%Y-%m-%d %H:%M").unwrap(),
+            ),
+            history: Vec::new(),
+            suppressed: false,
+        }
+    }
+
+    fn sent(step: &str, when: &str) -> StepRecord {
+        StepRecord {
+            step: step.into(),
+            status: StepStatus::Sent,
+            decided_at: at(when),
+            sent_at: Some(at(when)),
+        }
+    }
+
+    fn send(step: &str) -> Decision {
+        Decision::Send {
+            step: step.into(),
+            skip: vec![],
+        }
+    }
+
+    #[test]
+    fn an_abandoned_checkout_gets_its_step_after_the_delay() {
+        let c = candidate(Started, "2026-12-01 10:00");
+        assert!(
+            matches!(plan(&c, &rules(), at("2026-12-01 10:59")), Decision::Defer { until, .. } if until == at("2026-12-01 11:00"))
+        );
+        assert_eq!(
+            plan(&c, &rules(), at("2026-12-01 11:00")),
+            send("abandoned-1")
+        );
+    }
+
+    #[test]
+    fn a_paid_buyer_event_is_done() {
+        let c = candidate(Completed, "2026-12-01 10:00");
+        assert!(matches!(
+            plan(&c, &rules(), at("2026-12-02 11:00")),
+            Decision::Done { .. }
+        ));
+    }
+
+    #[test]
+    fn eft_pending_is_its_own_track() {
+        let c = candidate(EftPending, "2026-12-01 10:00");
+        assert!(matches!(
+            plan(&c, &rules(), at("2026-12-01 12:00")),
+            Decision::Defer { .. }
+        ));
+        assert_eq!(plan(&c, &rules(), at("2026-12-02 10:00")), send("eft-1"));
+    }
+
+    #[test]
+    fn nothing_while_the_checkout_is_still_active() {
+        let mut r = rules();
+        r.steps[0].after = Some(Duration::from_secs(60));
+        let c = candidate(Started, "2026-12-01 10:00");
+        let d = plan(&c, &r, at("2026-12-01 10:10"));
+        assert_eq!(
+            d,
+            Decision::Defer {
+                until: at("2026-12-01 10:30"),
+                reason: "the checkout is still active".into()
+            }
+        );
+    }
+
+    #[test]
+    fn never_to_undeliverable_or_suppressed_addresses() {
+        let mut c = candidate(Started, "2026-12-01 10:00");
+        for email in ["", "demo@example.com", "nope", "x@shop.test"] {
+            c.email = email.into();
+            assert!(
+                matches!(
+                    plan(&c, &rules(), at("2026-12-01 12:00")),
+                    Decision::Skip { .. }
+                ),
+                "{email}"
+            );
+        }
+        let mut c = candidate(Started, "2026-12-01 10:00");
+        c.suppressed = true;
+        assert!(
+            matches!(plan(&c, &rules(), at("2026-12-01 12:00")), Decision::Skip { reason } if reason.contains("unsubscribed"))
+        );
+    }
+
+    #[test]
+    fn never_close_to_or_after_the_event() {
+        let c = candidate(Started, "2026-12-20 10:00");
+        // Event at 18:30 local; stop_before_event 2h: from 16:30 nothing. Both steps are overdue
+        // by 16:29; the one that fell due last (abandoned-1, at 11:00) goes.
+        let d = plan(&c, &rules(), at("2026-12-20 16:29"));
+        assert!(
+            matches!(&d, Decision::Send { step, skip } if step == "abandoned-1" && skip.len() == 1),
+            "{d:?}"
+        );
+        assert!(
+            matches!(plan(&c, &rules(), at("2026-12-20 16:30")), Decision::Skip { reason } if reason.contains("too close"))
+        );
+        assert!(
+            matches!(plan(&c, &rules(), at("2026-12-20 19:00")), Decision::Skip { reason } if reason.contains("started"))
+        );
+    }
+
+    #[test]
+    fn gives_up_on_old_checkouts() {
+        let mut c = candidate(Started, "2026-11-01 10:00");
+        c.event_date = None;
+        assert!(
+            matches!(plan(&c, &rules(), at("2026-11-15 10:00")), Decision::Skip { reason } if reason.contains("gave up"))
+        );
+        assert_eq!(
+            plan(&c, &rules(), at("2026-11-15 09:59")),
+            send("abandoned-1")
+        );
+    }
+
+    #[test]
+    fn reminders_off_for_an_event() {
+        let mut r = rules();
+        r.events.insert(
+            "456".into(),
+            EventConfig {
+                url: None,
+                reminders: false,
+            },
+        );
+        let c = candidate(Started, "2026-12-01 10:00");
+        assert!(matches!(
+            plan(&c, &r, at("2026-12-01 12:00")),
+            Decision::Skip { .. }
+        ));
+    }
+
+    #[test]
+    fn outside_the_window_a_due_reminder_waits_for_it_to_open() {
+        let c = candidate(Started, "2026-12-01 19:30");
+        let d = plan(&c, &rules(), at("2026-12-01 20:30"));
+        assert!(
+            matches!(d, Decision::Defer { until, .. } if until == at("2026-12-02 08:00")),
+            "{d:?}"
+        );
+        assert_eq!(
+            plan(&c, &rules(), at("2026-12-02 08:00")),
+            send("abandoned-1")
+        );
+        let early = plan(&c, &rules(), at("2026-12-02 07:59"));
+        assert!(matches!(early, Decision::Defer { until, .. } if until == at("2026-12-02 08:00")));
+    }
+
+    #[test]
+    fn a_window_across_midnight() {
+        let window = SendWindow::parse("22:00-06:00").unwrap();
+        let tz = chrono_tz::Africa::Johannesburg;
+        assert_eq!(
+            next_window_open(&window, tz, at("2026-12-01 23:00")),
+            at("2026-12-01 23:00")
+        );
+        assert_eq!(
+            next_window_open(&window, tz, at("2026-12-02 05:59")),
+            at("2026-12-02 05:59")
+        );
+        assert_eq!(
+            next_window_open(&window, tz, at("2026-12-02 06:00")),
+            at("2026-12-02 22:00")
+        );
+    }
+
+    #[test]
+    fn at_most_one_email_per_min_gap() {
+        let mut c = candidate(Started, "2026-12-01 10:00");
+        c.history.push(sent("abandoned-1", "2026-12-16 09:00"));
+        // last-chance is due from 2026-12-17 18:30 (3 days before), but the gap is 12h anyway.
+        c.changed_at = at("2026-12-16 08:00");
+        let d = plan(&c, &rules(), at("2026-12-17 18:30"));
+        assert_eq!(d, send("last-chance"));
+        let mut c2 = c.clone();
+        c2.history[0] = sent("abandoned-1", "2026-12-17 12:00");
+        let d = plan(&c2, &rules(), at("2026-12-17 18:30"));
+        assert!(
+            matches!(d, Decision::Defer { until, .. } if until == at("2026-12-18 00:00")),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn overdue_steps_together_send_only_the_latest() {
+        let c = candidate(Started, "2026-12-15 10:00");
+        let d = plan(&c, &rules(), at("2026-12-18 10:00"));
+        assert_eq!(
+            d,
+            Decision::Send {
+                step: "last-chance".into(),
+                skip: vec![(
+                    "abandoned-1".into(),
+                    "overdue together with last-chance; only the latest is sent".into()
+                )],
+            }
+        );
+    }
+
+    #[test]
+    fn each_step_only_once() {
+        let mut c = candidate(Started, "2026-12-01 10:00");
+        c.history.push(sent("abandoned-1", "2026-12-01 11:00"));
+        let d = plan(&c, &rules(), at("2026-12-02 11:00"));
+        assert!(matches!(d, Decision::Defer { reason, .. } if reason.contains("last-chance")),);
+        c.history.push(StepRecord {
+            step: "last-chance".into(),
+            status: StepStatus::Skipped,
+            decided_at: at("2026-12-01 11:00"),
+            sent_at: None,
+        });
+        assert!(matches!(
+            plan(&c, &rules(), at("2026-12-02 11:00")),
+            Decision::Done { .. }
+        ));
+    }
+
+    #[test]
+    fn event_dates_are_read_in_the_configured_zone() {
+        let mut r = rules();
+        r.timezone = chrono_tz::Africa::Kampala; // UTC+3
+        let c = candidate(Started, "2026-12-20 10:00");
+        // 18:30 in Kampala is 15:30 UTC; stop 2h before: 13:30 UTC = 15:30 in Johannesburg.
+        assert!(matches!(
+            plan(&c, &r, at("2026-12-20 15:30")),
+            Decision::Skip { .. }
+        ));
+        assert!(!matches!(
+            plan(&c, &r, at("2026-12-20 15:29")),
+            Decision::Skip { .. }
+        ));
+    }
+}

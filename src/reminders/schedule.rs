@@ -1,0 +1,71 @@
+//! When passes run: tokio-cron-scheduler fires on `schedule.scan`; the scheduler holds no state of
+//! its own, the database decides what is due. Overlapping runs are refused by the engine's guard.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::Utc;
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+use super::{Engine, PassError};
+
+/// A running schedule.
+pub struct Schedule {
+    scheduler: JobScheduler,
+}
+
+impl Schedule {
+    /// Starts running passes on `cron` (six fields, seconds first) in `timezone`.
+    pub async fn start(
+        engine: Arc<Engine>,
+        cron: &str,
+        timezone: chrono_tz::Tz,
+    ) -> anyhow::Result<Schedule> {
+        let scheduler = JobScheduler::new()
+            .await
+            .context("cannot start the reminder scheduler")?;
+        let job = Job::new_async_tz(cron, timezone, move |_id, _scheduler| {
+            let engine = engine.clone();
+            Box::pin(async move { run(&engine).await })
+        })
+        .with_context(|| format!("schedule.scan {cron:?} cannot be scheduled"))?;
+        scheduler
+            .add(job)
+            .await
+            .context("cannot schedule the reminder pass")?;
+        scheduler
+            .start()
+            .await
+            .context("cannot start the reminder scheduler")?;
+        Ok(Schedule { scheduler })
+    }
+
+    /// Stops firing new passes (a pass in flight is waited for by [`Engine::stop`]).
+    pub async fn stop(mut self) {
+        if let Err(e) = self.scheduler.shutdown().await {
+            tracing::warn!("stopping the reminder scheduler: {e}");
+        }
+    }
+}
+
+async fn run(engine: &Engine) {
+    match engine.run_pass(Utc::now(), false).await {
+        Ok(report) => {
+            let c = &report.counts;
+            if c.considered > 0 || c.sent > 0 || c.failed > 0 {
+                tracing::info!(
+                    considered = c.considered,
+                    sent = c.sent,
+                    deferred = c.deferred,
+                    skipped = c.skipped,
+                    failed = c.failed,
+                    "reminder pass"
+                );
+            }
+        }
+        Err(PassError::Busy) => {
+            tracing::debug!("a reminder pass is still running; skipped this tick")
+        }
+        Err(e) => tracing::error!("reminder pass failed: {e:#}"),
+    }
+}

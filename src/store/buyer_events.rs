@@ -1,0 +1,76 @@
+//! Keeping `buyer_events` (one row per buyer and event) in step with the orders, inside the same
+//! transaction as the hook that changed them, so a pass never sees one without the other.
+
+use rusqlite::{Connection, params};
+
+use super::OptionalRow;
+use crate::domain::OrderState;
+
+/// Recomputes the buyer-event of (`email_key`, `event_id`) from its orders. A buyer-event is paid
+/// once any of its orders is; otherwise it takes the state of the order that changed last. Asking
+/// the next pass to look at it again is always safe: the pass decides from the database.
+pub(crate) fn refresh(
+    conn: &Connection,
+    email_key: &str,
+    event_id: Option<&str>,
+) -> anyhow::Result<()> {
+    let Some(event_id) = event_id else {
+        return Ok(());
+    };
+    if email_key.is_empty() {
+        return Ok(());
+    }
+    let completed: Option<(String, String)> = conn
+        .query_row(
+            "SELECT reference, state_since FROM orders
+             WHERE email_key = ?1 AND event_id = ?2 AND state = 'checkout_completed'
+             ORDER BY state_since, reference LIMIT 1",
+            params![email_key, event_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional_row()?;
+    let latest: Option<(String, OrderState, String)> = conn
+        .query_row(
+            "SELECT reference, state, changed_at FROM orders
+             WHERE email_key = ?1 AND event_id = ?2
+             ORDER BY changed_at DESC, rowid DESC LIMIT 1",
+            params![email_key, event_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional_row()?;
+    let Some((latest_reference, latest_state, changed_at)) = latest else {
+        conn.execute(
+            "DELETE FROM buyer_events WHERE email_key = ?1 AND event_id = ?2",
+            params![email_key, event_id],
+        )?;
+        return Ok(());
+    };
+    let (state, reference, completed_at, next_check_at) = match &completed {
+        Some((reference, since)) => (
+            OrderState::Completed,
+            reference.clone(),
+            Some(since.clone()),
+            None,
+        ),
+        None => (
+            latest_state,
+            latest_reference,
+            None,
+            Some(changed_at.clone()),
+        ),
+    };
+    conn.execute(
+        "INSERT INTO buyer_events (email_key, event_id, state, changed_at, reference, completed_at, next_check_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (email_key, event_id) DO UPDATE SET
+            state = excluded.state,
+            changed_at = excluded.changed_at,
+            reference = excluded.reference,
+            completed_at = excluded.completed_at,
+            next_check_at = excluded.next_check_at,
+            last_decision = CASE WHEN excluded.state = 'checkout_completed' THEN 'done' ELSE last_decision END,
+            last_reason = CASE WHEN excluded.state = 'checkout_completed' THEN 'the buyer paid' ELSE last_reason END",
+        params![email_key, event_id, state, changed_at, reference, completed_at, next_check_at],
+    )?;
+    Ok(())
+}
