@@ -21,22 +21,22 @@ pub(crate) fn refresh(
         return Ok(());
     }
     let completed: Option<(String, String)> = conn
-        .query_row(
+        .prepare_cached(
             "SELECT reference, state_since FROM orders
              WHERE email_key = ?1 AND event_id = ?2 AND state = 'checkout_completed'
              ORDER BY state_since, reference LIMIT 1",
-            params![email_key, event_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        )?
+        .query_row(params![email_key, event_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional_row()?;
     let latest: Option<(String, OrderState, String)> = conn
-        .query_row(
+        .prepare_cached(
             "SELECT reference, state, changed_at FROM orders
              WHERE email_key = ?1 AND event_id = ?2
              ORDER BY changed_at DESC, rowid DESC LIMIT 1",
-            params![email_key, event_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        )?
+        .query_row(params![email_key, event_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional_row()?;
     let Some((latest_reference, latest_state, changed_at)) = latest else {
         conn.execute(
@@ -59,7 +59,7 @@ pub(crate) fn refresh(
             Some(changed_at.clone()),
         ),
     };
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO buyer_events (email_key, event_id, state, changed_at, reference, completed_at, next_check_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (email_key, event_id) DO UPDATE SET
@@ -70,7 +70,8 @@ pub(crate) fn refresh(
             next_check_at = excluded.next_check_at,
             last_decision = CASE WHEN excluded.state = 'checkout_completed' THEN 'done' ELSE last_decision END,
             last_reason = CASE WHEN excluded.state = 'checkout_completed' THEN 'the buyer paid' ELSE last_reason END",
-        params![email_key, event_id, state, changed_at, reference, completed_at, next_check_at],
+    )?
+    .execute(params![email_key, event_id, state, changed_at, reference, completed_at, next_check_at],
     )?;
     Ok(())
 }

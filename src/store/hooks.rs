@@ -89,9 +89,11 @@ fn ingest(
     };
     // The raw body goes in first, so that whatever happens next it is kept.
     let delivery_id: i64 = conn
-        .query_row(
+        .prepare_cached(
             "INSERT INTO deliveries (received_at, body, outcome, error, reference, action)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+        )?
+        .query_row(
             params![at, body, initial.label(), error, reference, action],
             |r| r.get(0),
         )
@@ -110,10 +112,10 @@ fn ingest(
         });
     };
 
-    conn.execute_batch("SAVEPOINT apply")?;
+    conn.prepare_cached("SAVEPOINT apply")?.execute([])?;
     let outcome = match apply(conn, hook, state, delivery_id, &at) {
         Ok(outcome) => {
-            conn.execute_batch("RELEASE apply")?;
+            conn.prepare_cached("RELEASE apply")?.execute([])?;
             outcome
         }
         Err(e) => {
@@ -146,21 +148,15 @@ fn apply(
     at: &str,
 ) -> anyhow::Result<HookOutcome> {
     let seen: Option<i64> = conn
-        .query_row(
-            "SELECT id FROM order_history WHERE reference = ?1 AND fingerprint = ?2",
-            params![hook.reference, hook.fingerprint],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT id FROM order_history WHERE reference = ?1 AND fingerprint = ?2")?
+        .query_row(params![hook.reference, hook.fingerprint], |r| r.get(0))
         .optional_row()?;
     if seen.is_some() {
         return Ok(HookOutcome::Duplicate);
     }
     let current: Option<(OrderState, String, Option<String>)> = conn
-        .query_row(
-            "SELECT state, email_key, event_id FROM orders WHERE reference = ?1",
-            [&hook.reference],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        .prepare_cached("SELECT state, email_key, event_id FROM orders WHERE reference = ?1")?
+        .query_row([&hook.reference], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional_row()?;
     let tickets = serde_json::to_string(&hook.tickets)?;
     let event_date = hook
@@ -170,13 +166,21 @@ fn apply(
     let previous_key = current
         .as_ref()
         .map(|(_, key, event)| (key.clone(), event.clone()));
-    let (applied, note) = match current.map(|(state, _, _)| state) {
+    // Where the order now belongs, as stored (a late hook may leave the old values in place).
+    let key_of = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(String, Option<String>)> {
+        Ok((r.get(0)?, r.get(1)?))
+    };
+    let (applied, note, (key, event)) = match current.map(|(state, _, _)| state) {
         None => {
-            conn.execute(
-                "INSERT INTO orders (reference, state, state_since, changed_at, first_seen, event_id,
-                    event_name, event_date, amount_cents, email, email_key, buyer_name, tickets)
-                 VALUES (?1, ?2, ?3, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
+            let stored = conn
+                .prepare_cached(
+                    "INSERT INTO orders (reference, state, state_since, changed_at, first_seen, event_id,
+                        event_name, event_date, amount_cents, email, email_key, buyer_name, tickets)
+                     VALUES (?1, ?2, ?3, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     RETURNING email_key, event_id",
+                )?
+                .query_row(
+                    params![
                     hook.reference,
                     next,
                     at,
@@ -186,18 +190,20 @@ fn apply(
                     amount,
                     hook.email,
                     email_key(&hook.email),
-                    hook.buyer_name,
-                    tickets
-                ],
-            )?;
-            (true, None)
+                        hook.buyer_name,
+                        tickets
+                    ],
+                    key_of,
+                )?;
+            (true, None, stored)
         }
         Some(state) => {
             let moves = state.may_become(next);
             // A hook for the current state is still news (the buyer changed their tickets): its
             // details replace the old ones. A late hook for an earlier state only fills gaps.
             let overwrite = moves || state == next;
-            conn.execute(
+            let stored = conn
+                .prepare_cached(
                 "UPDATE orders SET
                     state        = CASE WHEN ?2 THEN ?3 ELSE state END,
                     state_since  = CASE WHEN ?2 THEN ?4 ELSE state_since END,
@@ -210,7 +216,10 @@ fn apply(
                     email_key    = CASE WHEN ?11 <> '' AND (?5 OR email_key = '') THEN ?11 ELSE email_key END,
                     buyer_name   = CASE WHEN ?12 <> '' AND (?5 OR buyer_name = '') THEN ?12 ELSE buyer_name END,
                     tickets      = CASE WHEN ?13 <> '[]' AND (?5 OR tickets = '[]') THEN ?13 ELSE tickets END
-                 WHERE reference = ?1",
+                 WHERE reference = ?1
+                 RETURNING email_key, event_id",
+                )?
+                .query_row(
                 params![
                     hook.reference,
                     moves,
@@ -226,31 +235,28 @@ fn apply(
                     hook.buyer_name,
                     tickets
                 ],
+                key_of,
             )?;
             let note = match (moves, state == next) {
                 (true, _) => None,
                 (false, true) => Some("same state again; details updated".to_string()),
                 (false, false) => Some(format!("arrived after {state}; the order stays {state}")),
             };
-            (moves, note)
+            (moves, note, stored)
         }
     };
     // The order may have moved to another buyer-event (an address filled in later): refresh both.
-    let (key, event): (String, Option<String>) = conn.query_row(
-        "SELECT email_key, event_id FROM orders WHERE reference = ?1",
-        [&hook.reference],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
     buyer_events::refresh(conn, &key, event.as_deref())?;
     if let Some((old_key, old_event)) = previous_key
         && (old_key != key || old_event != event)
     {
         buyer_events::refresh(conn, &old_key, old_event.as_deref())?;
     }
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO order_history (reference, delivery_id, received_at, action, fingerprint, applied, note)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
+    )?
+    .execute(params![
             hook.reference,
             delivery_id,
             at,

@@ -252,6 +252,7 @@ fn open_connection(path: &Path) -> anyhow::Result<Connection> {
     )
     .with_context(|| format!("cannot open the database {}", path.display()))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(64);
     // WAL lets readers and CLI commands work beside the writer; FULL makes every commit we
     // acknowledge survive a power cut.
     let mode: String = conn
@@ -288,13 +289,13 @@ fn in_savepoint<T>(
     conn: &Connection,
     work: impl FnOnce(&Connection) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    conn.execute_batch("SAVEPOINT job")?;
+    conn.prepare_cached("SAVEPOINT job")?.execute([])?;
     // A bug in one job must not take the writer thread, and every later write, down with it.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn)))
         .unwrap_or_else(|_| Err(anyhow::anyhow!("a database write panicked")));
     match outcome {
         Ok(value) => {
-            conn.execute_batch("RELEASE job")?;
+            conn.prepare_cached("RELEASE job")?.execute([])?;
             Ok(value)
         }
         Err(e) => {
