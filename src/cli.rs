@@ -151,7 +151,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// Logs to stderr: readable lines, or JSON; `RUST_LOG` overrides the default level.
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,tokio_cron_scheduler=warn,warp=warn,hyper=warn"));
+        // A client that hangs up mid-request is logged by warp at ERROR; it is not ours to fix.
+        .unwrap_or_else(|_| {
+            EnvFilter::new("info,tokio_cron_scheduler=warn,warp=warn,warp::server=off,hyper=warn")
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

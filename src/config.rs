@@ -66,7 +66,8 @@ impl Default for Config {
 pub struct ServerConfig {
     /// Address the HTTP server binds.
     pub listen: SocketAddr,
-    /// Base of every link put into emails and of the printed webhook URL.
+    /// Base of every link put into emails and of the printed webhook URL; empty: the address
+    /// the server listens on (see [`Config::public_url`]).
     pub public_url: String,
     /// Secret path part of the webhook URL; empty: generated once and kept in the database.
     pub webhook_token: String,
@@ -80,7 +81,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            public_url: "http://127.0.0.1:8080".into(),
+            public_url: String::new(),
             webhook_token: String::new(),
             admin_password: String::new(),
             log_format: LogFormat::Text,
@@ -458,7 +459,8 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         parse_cron(&self.schedule.scan).map_err(|e| invalid("schedule.scan", e))?;
         let public = self.server.public_url.trim();
-        if !(public.starts_with("http://") || public.starts_with("https://")) {
+        if !public.is_empty() && !(public.starts_with("http://") || public.starts_with("https://"))
+        {
             return Err(invalid(
                 "server.public_url",
                 format!("{public:?} must start with http:// or https://"),
@@ -556,12 +558,23 @@ impl Config {
         Ok(())
     }
 
-    /// The webhook URL path for a token.
+    /// The base of links: `server.public_url`, else `http://` and the listen address (an
+    /// unspecified address such as 0.0.0.0 is shown as 127.0.0.1).
+    pub fn public_url(&self) -> String {
+        let set = self.server.public_url.trim().trim_end_matches('/');
+        if !set.is_empty() {
+            return set.to_string();
+        }
+        let mut addr = self.server.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{addr}")
+    }
+
+    /// The webhook URL for a token.
     pub fn webhook_url(&self, token: &str) -> String {
-        format!(
-            "{}/webhooks/quicket/{token}",
-            self.server.public_url.trim_end_matches('/')
-        )
+        format!("{}/webhooks/quicket/{token}", self.public_url())
     }
 }
 

@@ -43,11 +43,7 @@ impl Service {
     }
 
     /// Like [`Service::start`]; without `scheduled`, passes run only when asked (tests).
-    pub async fn start_with(config: Config, scheduled: bool) -> anyhow::Result<Service> {
-        let config = Arc::new(config);
-        let store = Store::open(&config.database.path)?;
-        let token = webhook_token(&config, &store).await?;
-        let engine = Arc::new(Engine::new(config.clone(), store.clone()).await?);
+    pub async fn start_with(mut config: Config, scheduled: bool) -> anyhow::Result<Service> {
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| {
@@ -57,6 +53,12 @@ impl Service {
                 )
             })?;
         let addr = listener.local_addr()?;
+        // Links and the printed URL use the port actually bound (listen may ask for port 0).
+        config.server.listen = addr;
+        let config = Arc::new(config);
+        let store = Store::open(&config.database.path)?;
+        let token = webhook_token(&config, &store).await?;
+        let engine = Arc::new(Engine::new(config.clone(), store.clone()).await?);
         let routes = webhook::route(WebhookState {
             store: store.clone(),
             token: token.clone(),

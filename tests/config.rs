@@ -56,7 +56,8 @@ fn a_file_overrides_only_what_it_names() {
     )
     .unwrap();
     assert_eq!(config.server.listen.to_string(), "0.0.0.0:9000");
-    assert_eq!(config.server.public_url, "http://127.0.0.1:8080");
+    // With public_url unset, links use the listen address (0.0.0.0 shown as 127.0.0.1).
+    assert_eq!(config.public_url(), "http://127.0.0.1:9000");
     assert_eq!(config.schedule.min_gap, Duration::from_secs(5400));
     assert!(config.schedule.send_window.bounds().is_none());
     assert!(!config.events["123"].reminders);

@@ -617,3 +617,119 @@ async fn line_breaks_and_html_in_names_stay_harmless_in_the_email() {
     assert!(!head.contains("\r\nBcc:"), "{head}");
     assert!(!mail[0].data.contains("<b>Lerato</b>") || mail[0].data.contains("&lt;b&gt;Lerato"));
 }
+
+#[tokio::test]
+async fn the_outbox_transport_writes_a_parseable_eml_with_both_parts_and_the_headers() {
+    let app = TestApp::spawn_with(|c| {
+        c.schedule.send_window = SendWindow::parse("").unwrap();
+        c.server.public_url = "https://tickets.shop.co.za".into();
+    })
+    .await;
+    post(&app, hook("REF1", "checkout_started", BUYER, FAR)).await;
+    assert_eq!(pass(&app, later(61)).await.counts.sent, 1);
+    let outbox = app.dir.path().join("data/outbox");
+    let files: Vec<_> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].extension().unwrap(), "eml");
+    let eml = std::fs::read_to_string(&files[0]).unwrap();
+    let message = smtp::Received {
+        to: vec![],
+        data: eml.clone(),
+    };
+    assert_eq!(
+        message.header("To").unwrap(),
+        "\"Lerato Dlamini\" <lerato@mail.co.za>"
+    );
+    assert!(
+        message
+            .header("List-Unsubscribe")
+            .unwrap()
+            .starts_with("<https://tickets.shop.co.za/unsubscribe/")
+    );
+    assert_eq!(
+        message.header("List-Unsubscribe-Post").unwrap(),
+        "List-Unsubscribe=One-Click"
+    );
+    assert!(message.header("Message-ID").is_some() && message.header("Date").is_some());
+    let boundary = message
+        .header("Content-Type")
+        .unwrap()
+        .split("boundary=")
+        .nth(1)
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    let parts: Vec<&str> = eml.split(&format!("--{boundary}")).collect();
+    assert_eq!(parts.len(), 4, "preamble, text, html, closing");
+    assert!(parts[1].contains("Content-Type: text/plain; charset=utf-8"));
+    assert!(parts[2].contains("Content-Type: text/html; charset=utf-8"));
+    assert!(parts[3].starts_with("--"));
+}
+
+#[tokio::test]
+async fn run_once_dry_run_prints_the_plan_and_sends_and_records_nothing() {
+    let smtp = SmtpServer::start();
+    let app = app(&smtp, |_| {}).await;
+    post(&app, hook("REF1", "checkout_started", BUYER, FAR)).await;
+    post(&app, hook("REF2", "checkout_started", "x@example.com", FAR)).await;
+    let config = app.dir.path().join("cli.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\npath = {:?}\n[templates]\ndir = {:?}\n[email]\ntransport = \"smtp\"\nsmtp_url = {:?}\n[schedule]\nsend_window = \"\"\n",
+            app.store().path(),
+            common::templates_dir(),
+            smtp.url()
+        ),
+    )
+    .unwrap();
+    let now = later(61).to_rfc3339();
+    let config = config.to_str().unwrap();
+    let (code, out, err) = common::run_cli(
+        &["--config", config, "run-once", "--now", &now, "--dry-run"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("would send") && l.contains(BUYER) && l.contains("abandoned-1")),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("skipped")
+            && l.contains("x@example.com")
+            && l.contains("reserved")),
+        "{out}"
+    );
+    assert!(
+        out.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("dry run: pass at"),
+        "{out}"
+    );
+    assert!(smtp.received().is_empty());
+    let (_, rows, _) = export_reminders(&app);
+    assert!(rows.is_empty(), "a dry run records nothing: {rows:?}");
+    assert!(app.store().last_pass().await.unwrap().is_none());
+
+    // The same pass for real sends, and says so.
+    let (code, out, _) = common::run_cli(&["--config", config, "run-once", "--now", &now], &[]);
+    assert_eq!(code, 0);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("sent") && l.contains(BUYER)),
+        "{out}"
+    );
+    assert!(out.contains("considered 2, sent 1"), "{out}");
+    assert_eq!(smtp.received().len(), 1);
+
+    let (code, _, err) =
+        common::run_cli(&["--config", config, "run-once", "--now", "tomorrow"], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--now") && err.contains("RFC 3339"), "{err}");
+}

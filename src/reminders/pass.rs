@@ -108,7 +108,7 @@ impl Engine {
         let secret = store
             .meta_or_insert(crate::links::SECRET_KEY, crate::server::random_token)
             .await?;
-        let links = Links::new(&secret, &config.server.public_url);
+        let links = Links::new(&secret, &config.public_url());
         let mut lock_path = store.path().as_os_str().to_owned();
         lock_path.push(".pass-lock");
         Ok(Engine {
