@@ -459,8 +459,8 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         parse_cron(&self.schedule.scan).map_err(|e| invalid("schedule.scan", e))?;
         let public = self.server.public_url.trim();
-        if !public.is_empty() && !(public.starts_with("http://") || public.starts_with("https://"))
-        {
+        let scheme = public.starts_with("http://") || public.starts_with("https://");
+        if !public.is_empty() && !scheme {
             return Err(invalid(
                 "server.public_url",
                 format!("{public:?} must start with http:// or https://"),
