@@ -298,3 +298,47 @@ async fn sigterm_stops_cleanly_and_keeps_every_acknowledged_hook() {
     let stored = stored_references(&db).await;
     assert!(acknowledged.is_subset(&stored));
 }
+
+#[tokio::test]
+async fn serve_sends_a_due_reminder_into_the_outbox_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "[schedule]\nscan = \"* * * * * *\"\nsend_window = \"\"\ndormant_after = \"1s\"\n\n\
+         [[reminders]]\nname = \"quick\"\nafter = \"1s\"\nwhen = [\"checkout_started\"]\ntemplate = \"abandoned\"\n",
+    );
+    let mut served = serve(&config, &[]);
+    let client = reqwest::Client::new();
+    let (status, _) = common::post(
+        &client,
+        &served.webhook_url,
+        hook("REF-E2E", "checkout_started"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The scheduler runs a pass every second; wait (bounded) for it to write the email.
+    let outbox = dir.path().join("data/outbox");
+    let mut emails = Vec::new();
+    for _ in 0..100 {
+        emails = std::fs::read_dir(&outbox)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !emails.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    signal(&served.child, "TERM");
+    assert!(served.child.wait().unwrap().success());
+    assert_eq!(emails.len(), 1, "the scheduled pass wrote the reminder");
+    let eml = std::fs::read_to_string(&emails[0]).unwrap();
+    assert!(
+        eml.contains("To: \"Lerato Dlamini\" <lerato@mail.co.za>"),
+        "{eml}"
+    );
+}
