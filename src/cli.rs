@@ -30,6 +30,24 @@ pub struct Cli {
 pub enum Command {
     /// HTTP server and reminder scheduler (the default).
     Serve,
+    /// Validate the config and every template (rendering each with sample data), test the email
+    /// transport, and print the reminder plan; exit 1 on any error.
+    Check {
+        /// Also send every step to this address through the configured transport.
+        #[arg(long, value_name = "EMAIL")]
+        send_test: Option<String>,
+    },
+    /// Render reminder STEP for a stored order (or sample data): the subject, then the body.
+    Preview {
+        /// The step's name, as in [[reminders]].
+        step: String,
+        /// A stored order's reference (default: built-in sample data).
+        #[arg(long, value_name = "REF")]
+        reference: Option<String>,
+        /// Print the plain-text part instead of the HTML.
+        #[arg(long)]
+        text: bool,
+    },
     /// One reminder pass at TIME (default: now), printing one line per buyer and event considered.
     RunOnce {
         /// The time to decide for, RFC 3339 (e.g. 2026-12-01T10:00:00+02:00).
@@ -78,7 +96,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(file.as_deref())?;
     init_logging(config.server.log_format);
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => crate::server::run(config).await,
+        Command::Serve => crate::server::run(config, file).await,
+        Command::Check { send_test } => {
+            let report = crate::check::check(config, file.as_deref(), send_test.as_deref()).await?;
+            let mut out = std::io::stdout().lock();
+            for line in &report.ok {
+                writeln!(out, "ok       {line}")?;
+            }
+            for line in &report.warnings {
+                writeln!(out, "warning  {line}")?;
+            }
+            for line in &report.errors {
+                writeln!(out, "error    {line}")?;
+            }
+            writeln!(out, "\nThe reminder plan:")?;
+            for line in &report.plan {
+                writeln!(out, "  {line}")?;
+            }
+            match report.errors.first() {
+                None => Ok(()),
+                Some(first) if report.errors.len() == 1 => Err(anyhow::anyhow!("{first}")),
+                Some(first) => Err(anyhow::anyhow!(
+                    "{first} (and {} more problems above)",
+                    report.errors.len() - 1
+                )),
+            }
+        }
+        Command::Preview {
+            step,
+            reference,
+            text,
+        } => {
+            let email = crate::check::preview(config, &step, reference.as_deref(), text).await?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{email}")?;
+            Ok(())
+        }
         Command::RunOnce { now, dry_run } => {
             let now = match now {
                 Some(text) => chrono::DateTime::parse_from_rfc3339(&text)

@@ -1,6 +1,7 @@
 //! quicket-followup: keeps every Quicket checkout hook and emails buyers whose purchase never
 //! completed. `main.rs` only calls [`cli::main`]; everything else lives here, one module per concept.
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod domain;

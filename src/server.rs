@@ -2,6 +2,7 @@
 //! gracefully (stop accepting, answer what is in flight, flush the writer).
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -12,6 +13,7 @@ use warp::Filter;
 
 use crate::config::Config;
 use crate::reminders::Engine;
+use crate::reminders::pass::Settings;
 use crate::reminders::schedule::Schedule;
 use crate::store::Store;
 use crate::web;
@@ -63,7 +65,11 @@ impl Service {
             store: store.clone(),
             token: token.clone(),
         })
-        .or(web::health_route(store.clone(), config.clone()))
+        .or(web::health_route(
+            store.clone(),
+            config.clone(),
+            engine.clone(),
+        ))
         .unify()
         .recover(web::recover)
         .unify()
@@ -107,6 +113,60 @@ impl Service {
         })
     }
 
+    /// Re-reads the config file and puts its `[schedule]`, `[[reminders]]`, `[events]` and
+    /// `[templates]` in force, with freshly read templates. A broken new version is refused and the
+    /// running one kept; changes to other sections need a restart and are reported as such.
+    pub async fn reload(&mut self, file: Option<&Path>) -> anyhow::Result<()> {
+        let result = self.try_reload(file).await;
+        self.engine
+            .record_reload(result.as_ref().err().map(|e| format!("{e:#}")));
+        result
+    }
+
+    async fn try_reload(&mut self, file: Option<&Path>) -> anyhow::Result<()> {
+        let mut fresh = Config::load(file)?;
+        let running = self.engine.settings().config.clone();
+        let mut ignored = Vec::new();
+        if !same(&fresh.server, &running.server) {
+            ignored.push("[server]");
+        }
+        if !same(&fresh.database, &running.database) {
+            ignored.push("[database]");
+        }
+        if !same(&fresh.email, &running.email) {
+            ignored.push("[email]");
+        }
+        fresh.server = running.server.clone();
+        fresh.database = running.database.clone();
+        fresh.email = running.email.clone();
+        let settings = Settings::load(Arc::new(fresh))?;
+        let schedule_changed = settings.config.schedule.scan != running.schedule.scan
+            || settings.config.schedule.timezone != running.schedule.timezone;
+        let steps: Vec<String> = settings
+            .config
+            .reminders
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        let (scan, timezone) = (
+            settings.config.schedule.scan.clone(),
+            settings.config.schedule.timezone,
+        );
+        self.engine.replace_settings(settings);
+        if schedule_changed && let Some(old) = self.schedule.take() {
+            old.stop().await;
+            self.schedule = Some(Schedule::start(self.engine.clone(), &scan, timezone).await?);
+        }
+        tracing::info!(steps = %steps.join(", "), "reloaded the reminder steps, schedule, events and templates");
+        if !ignored.is_empty() {
+            tracing::warn!(
+                "changes to {} take effect only after a restart",
+                ignored.join(", ")
+            );
+        }
+        Ok(())
+    }
+
     /// Stops accepting connections and answers the requests in flight; stops the schedule and lets
     /// a pass in flight finish its email in hand; then flushes the store.
     pub async fn stop(self) {
@@ -137,25 +197,39 @@ pub fn random_token() -> String {
         .collect()
 }
 
-/// Runs the service until SIGTERM or SIGINT.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the service until SIGTERM or SIGINT; SIGHUP reloads `file` (see [`Service::reload`]).
+pub async fn run(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     // Signal handlers go in before the server answers anything (contract section 3).
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .context("cannot install the SIGINT handler")?;
-    let service = Service::start(config).await?;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install the SIGHUP handler")?;
+    let mut service = Service::start(config).await?;
     println!("Listening on http://{}", service.addr);
     println!(
         "Paste this URL into Quicket (Settings -> Integrations -> Webhooks): {}",
         service.webhook_url
     );
     tracing::info!(addr = %service.addr, "quicket-followup is running");
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => { tracing::info!("SIGTERM: stopping"); break }
+            _ = interrupt.recv() => { tracing::info!("SIGINT: stopping"); break }
+            _ = hangup.recv() => {
+                if let Err(e) = service.reload(file.as_deref()).await {
+                    tracing::error!("SIGHUP: the new settings were refused, the running ones are kept: {e:#}");
+                }
+            }
+        }
     }
     service.stop().await;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Whether two config sections are equal (compared by their serialized form).
+fn same<T: serde::Serialize>(a: &T, b: &T) -> bool {
+    serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
 }

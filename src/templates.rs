@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::NaiveDateTime;
-use minijinja::{Environment, UndefinedBehavior};
+use chrono_tz::Tz;
+use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
 use crate::config::ReminderStep;
@@ -132,9 +133,10 @@ impl std::fmt::Debug for Templates {
 impl Templates {
     /// Reads and compiles every template a step names, then renders each with sample data so that
     /// a misspelt name is an error now rather than at the first send.
-    pub fn load(dir: &Path, steps: &[ReminderStep]) -> anyhow::Result<Templates> {
+    pub fn load(dir: &Path, steps: &[ReminderStep], timezone: Tz) -> anyhow::Result<Templates> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        add_filters(&mut env, timezone);
         // Escape HTML in body.html only (the default escapes by file extension).
         env.set_auto_escape_callback(|name| {
             if name.ends_with(".html") {
@@ -189,6 +191,60 @@ impl Templates {
             text: render("body.txt")?,
         })
     }
+}
+
+/// The filters templates may use (documented in the README, "Editing the emails").
+fn add_filters(env: &mut Environment<'static>, timezone: Tz) {
+    // `{{ 1250|money }}` -> R1,250.00; `{{ "450.00"|money }}` -> R450.00; 0 -> free.
+    env.add_filter(
+        "money",
+        |value: Value| -> Result<String, minijinja::Error> {
+            let text = value.to_string();
+            let cents = Cents::parse_decimal(&text).ok_or_else(|| {
+                minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("money: {text:?} is not an amount"),
+                )
+            })?;
+            Ok(format_money(Some(cents)))
+        },
+    );
+    // `{{ "2026-12-12 18:30"|date }}` -> Saturday 12 December 2026 at 18:30; an RFC 3339 instant
+    // is shown in the configured zone. An optional strftime format replaces the default.
+    env.add_filter(
+        "date",
+        move |value: String, format: Option<String>| -> Result<String, minijinja::Error> {
+            let local = parse_local(&value, timezone).ok_or_else(|| {
+                minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("date: {value:?} is not a date like 2026-12-12 18:30"),
+                )
+            })?;
+            Ok(match format {
+                Some(f) => local.format(&f).to_string(),
+                None => format_date(Some(local)),
+            })
+        },
+    );
+    // `{{ "Lerato Dlamini"|first_name }}` -> Lerato
+    env.add_filter("first_name", |value: String| first_name(&value));
+}
+
+fn parse_local(text: &str, timezone: Tz) -> Option<NaiveDateTime> {
+    let text = text.trim();
+    [
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+    .or_else(|| {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.with_timezone(&timezone).naive_local())
+    })
 }
 
 /// An error that names the file, the line and what went wrong (e.g. the unknown name).
@@ -294,7 +350,7 @@ mod tests {
     fn the_shipped_templates_load_and_render() {
         let steps = crate::config::Config::default().reminders;
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/emails");
-        let templates = Templates::load(&dir, &steps).unwrap();
+        let templates = Templates::load(&dir, &steps, chrono_tz::Africa::Johannesburg).unwrap();
         let mut context = sample_context();
         context.buyer.first_name = "<b>Ann</b>".into();
         let rendered = templates.render("abandoned", &context).unwrap();
@@ -313,6 +369,29 @@ mod tests {
     }
 
     #[test]
+    fn filters_format_for_people() {
+        let mut env = Environment::new();
+        add_filters(&mut env, chrono_tz::Africa::Johannesburg);
+        let render = |src: &str| env.render_str(src, minijinja::context! {}).unwrap();
+        assert_eq!(render("{{ 1250|money }}"), "R1,250.00");
+        assert_eq!(render("{{ '450.5'|money }}"), "R450.50");
+        assert_eq!(render("{{ 0|money }}"), "free");
+        assert_eq!(
+            render("{{ '2026-12-12 18:30'|date }}"),
+            "Saturday 12 December 2026 at 18:30"
+        );
+        assert_eq!(
+            render("{{ '2026-12-12T16:30:00Z'|date('%H:%M') }}"),
+            "18:30"
+        );
+        assert_eq!(render("{{ 'Lerato Dlamini'|first_name }}"), "Lerato");
+        assert!(
+            env.render_str("{{ 'lots'|money }}", minijinja::context! {})
+                .is_err()
+        );
+    }
+
+    #[test]
     fn an_unknown_name_is_an_error_naming_the_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let t = dir.path().join("t");
@@ -323,7 +402,9 @@ mod tests {
         let mut steps = crate::config::Config::default().reminders;
         steps.truncate(1);
         steps[0].template = "t".into();
-        let error = Templates::load(dir.path(), &steps).unwrap_err().to_string();
+        let error = Templates::load(dir.path(), &steps, chrono_tz::Africa::Johannesburg)
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("body.html") && error.contains("line 2"),
             "{error}"

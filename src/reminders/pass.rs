@@ -89,21 +89,58 @@ pub struct PassReport {
 /// from overlapping.
 pub struct Engine {
     store: Store,
-    config: Arc<Config>,
-    rules: Rules,
-    templates: Templates,
+    settings: std::sync::RwLock<Arc<Settings>>,
     mailer: Mailer,
     links: Links,
     lock_path: PathBuf,
     running: tokio::sync::Mutex<()>,
     stopping: AtomicBool,
     limiter: tokio::sync::Mutex<RateLimiter>,
+    reloads: std::sync::Mutex<ReloadStatus>,
+}
+
+/// What `/healthz` says about reloads, so that an operator can see a SIGHUP took.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReloadStatus {
+    /// Successful reloads since start.
+    pub reloads: u32,
+    /// When the settings in force were loaded.
+    pub loaded_at: String,
+    /// Why the latest reload was refused, if it was.
+    pub last_error: Option<String>,
+}
+
+/// What a reload may change: the steps, schedule, per-event settings and templates. A pass works
+/// on one snapshot from start to end.
+pub struct Settings {
+    /// The configuration the snapshot was made from.
+    pub config: Arc<Config>,
+    /// The planner's rules.
+    pub rules: Rules,
+    /// The loaded templates.
+    pub templates: Templates,
+}
+
+impl Settings {
+    /// Loads the templates a configuration's steps name (rendering each with sample data).
+    pub fn load(config: Arc<Config>) -> anyhow::Result<Settings> {
+        let templates = Templates::load(
+            &config.templates.dir,
+            &config.reminders,
+            config.schedule.timezone,
+        )?;
+        Ok(Settings {
+            rules: Rules::from_config(&config),
+            templates,
+            config,
+        })
+    }
 }
 
 impl Engine {
     /// Loads the templates, the transport and the link secret.
     pub async fn new(config: Arc<Config>, store: Store) -> anyhow::Result<Engine> {
-        let templates = Templates::load(&config.templates.dir, &config.reminders)?;
+        let settings = Settings::load(config.clone())?;
         let mailer = Mailer::from_config(&config.email)?;
         let secret = store
             .meta_or_insert(crate::links::SECRET_KEY, crate::server::random_token)
@@ -112,17 +149,56 @@ impl Engine {
         let mut lock_path = store.path().as_os_str().to_owned();
         lock_path.push(".pass-lock");
         Ok(Engine {
-            rules: Rules::from_config(&config),
             limiter: tokio::sync::Mutex::new(RateLimiter::new(config.email.max_per_minute)),
             store,
-            templates,
+            settings: std::sync::RwLock::new(Arc::new(settings)),
             mailer,
             links,
             lock_path: PathBuf::from(lock_path),
             running: tokio::sync::Mutex::new(()),
             stopping: AtomicBool::new(false),
-            config,
+            reloads: std::sync::Mutex::new(ReloadStatus {
+                reloads: 0,
+                loaded_at: crate::store::timestamp(Utc::now()),
+                last_error: None,
+            }),
         })
+    }
+
+    /// Notes the outcome of a reload (`None`: it succeeded).
+    pub fn record_reload(&self, error: Option<String>) {
+        if let Ok(mut status) = self.reloads.lock() {
+            match error {
+                None => {
+                    status.reloads += 1;
+                    status.loaded_at = crate::store::timestamp(Utc::now());
+                    status.last_error = None;
+                }
+                Some(e) => status.last_error = Some(e),
+            }
+        }
+    }
+
+    /// The reload status.
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.reloads.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> Arc<Settings> {
+        match self.settings.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts new settings in force from the next pass on.
+    pub fn replace_settings(&self, settings: Settings) {
+        let settings = Arc::new(settings);
+        match self.settings.write() {
+            Ok(mut s) => *s = settings,
+            Err(poisoned) => *poisoned.into_inner() = settings,
+        }
     }
 
     /// The links signer (for the routes that check tokens).
@@ -164,7 +240,8 @@ impl Engine {
             Some(self.store.start_pass(now).await?)
         };
         let mut report = PassReport::default();
-        let result = self.pass(now, dry_run, &mut report).await;
+        let settings = self.settings();
+        let result = self.pass(&settings, now, dry_run, &mut report).await;
         if let Some(id) = pass_id {
             let error = result.as_ref().err().map(|e| format!("{e:#}"));
             self.store
@@ -178,6 +255,7 @@ impl Engine {
 
     async fn pass(
         &self,
+        s: &Settings,
         now: DateTime<Utc>,
         dry_run: bool,
         report: &mut PassReport,
@@ -203,7 +281,7 @@ impl Engine {
                 ));
                 continue;
             }
-            self.deliver(claim, now, report).await?;
+            self.deliver(s, claim, now, report).await?;
         }
 
         let mut after: Option<(String, String, String)> = None;
@@ -224,7 +302,7 @@ impl Engine {
             let mut sends = Vec::new();
             for due in page {
                 report.counts.considered += 1;
-                let decision = plan(&due.candidate, &self.rules, now);
+                let decision = plan(&due.candidate, &s.rules, now);
                 let c = &due.candidate;
                 match decision {
                     Decision::Send { step, skip } => sends.push((due, step, skip)),
@@ -233,7 +311,7 @@ impl Engine {
                             Decision::Defer { reason, until } => format!(
                                 "{reason} (next look {})",
                                 until
-                                    .with_timezone(&self.rules.timezone)
+                                    .with_timezone(&s.rules.timezone)
                                     .format("%Y-%m-%d %H:%M")
                             ),
                             Decision::Skip { reason } | Decision::Done { reason } => reason.clone(),
@@ -289,7 +367,7 @@ impl Engine {
                     continue;
                 }
                 let message_id =
-                    email::message_id(&c.email_key, &c.event_id, &step, &self.config.email.from);
+                    email::message_id(&c.email_key, &c.event_id, &step, &s.config.email.from);
                 let claim = Claim {
                     email_key: c.email_key.clone(),
                     event_id: c.event_id.clone(),
@@ -299,7 +377,7 @@ impl Engine {
                     email: c.email.clone(),
                     message_id: message_id.clone(),
                     now,
-                    min_gap: chrono::TimeDelta::from_std(self.rules.min_gap)
+                    min_gap: chrono::TimeDelta::from_std(s.rules.min_gap)
                         .unwrap_or(chrono::TimeDelta::MAX),
                 };
                 let claimed = self
@@ -328,7 +406,7 @@ impl Engine {
                     attempts: 0,
                     decided_at: now,
                 };
-                self.deliver(open, now, report).await?;
+                self.deliver(s, open, now, report).await?;
             }
             if !full {
                 break;
@@ -340,6 +418,7 @@ impl Engine {
     /// Sends a claimed step (checking once more that it should go), and records how it ended.
     async fn deliver(
         &self,
+        s: &Settings,
         claim: OpenClaim,
         now: DateTime<Utc>,
         report: &mut PassReport,
@@ -353,7 +432,7 @@ impl Engine {
             .store
             .read(move |conn| sql::send_check(conn, &key, &event, &reference))
             .await?;
-        let result = match self.attempt(&claim, check, now).await {
+        let result = match self.attempt(s, &claim, check, now).await {
             Ok(result) => result,
             Err(e) => ClaimResult::Retry {
                 retry_at: now + retry_delay(claim.attempts + 1),
@@ -374,7 +453,7 @@ impl Engine {
                     format!(
                         "{error}; will retry at {}",
                         retry_at
-                            .with_timezone(&self.rules.timezone)
+                            .with_timezone(&s.rules.timezone)
                             .format("%Y-%m-%d %H:%M")
                     ),
                 )
@@ -405,7 +484,7 @@ impl Engine {
         let next_check = match &result {
             ClaimResult::Retry { retry_at, .. } => *retry_at,
             ClaimResult::Sent => {
-                now + chrono::TimeDelta::from_std(self.rules.min_gap.max(Duration::from_secs(1)))
+                now + chrono::TimeDelta::from_std(s.rules.min_gap.max(Duration::from_secs(1)))
                     .unwrap_or(chrono::TimeDelta::MAX)
             }
             _ => now + chrono::TimeDelta::seconds(1),
@@ -429,6 +508,7 @@ impl Engine {
     /// Decides whether a claimed step still goes, and sends it.
     async fn attempt(
         &self,
+        s: &Settings,
         claim: &OpenClaim,
         check: Option<sql::SendCheck>,
         now: DateTime<Utc>,
@@ -450,13 +530,13 @@ impl Engine {
         if let Err(why) = check_deliverable(&claim.email) {
             return skipped(why);
         }
-        let Some(step) = self.config.reminders.iter().find(|s| s.name == claim.step) else {
+        let Some(step) = s.config.reminders.iter().find(|s| s.name == claim.step) else {
             return skipped("the step is no longer configured");
         };
         // A send that kept failing is abandoned once it could no longer be sent on time.
         if let Some(date) = check.event_date {
-            let stop = self.rules.event_start(date)
-                - chrono::TimeDelta::from_std(self.rules.stop_before_event).unwrap_or_default();
+            let stop = s.rules.event_start(date)
+                - chrono::TimeDelta::from_std(s.rules.stop_before_event).unwrap_or_default();
             if now >= stop {
                 return skipped("too close to the event to send it any more");
             }
@@ -471,8 +551,8 @@ impl Engine {
             event_id: claim.event_id.clone(),
             step: claim.step.clone(),
         };
-        let context = self.context(&order, &target, &claim.email, check.sent + 1);
-        let content = self
+        let context = self.context(s, &order, &target, &claim.email, check.sent + 1);
+        let content = s
             .templates
             .render(&step.template, &context)
             .with_context(|| format!("template {:?} failed", step.template))?;
@@ -484,7 +564,7 @@ impl Engine {
             unsubscribe_url: self.links.unsubscribe_url(&target),
         };
         let message = email::build(
-            &self.config.email,
+            &s.config.email,
             &outgoing,
             SystemTime::from(now.max(claim.decided_at)),
         )?;
@@ -508,18 +588,19 @@ impl Engine {
     /// The values a template sees for an order.
     pub fn context(
         &self,
+        s: &Settings,
         order: &OrderRecord,
         target: &LinkTarget,
         email: &str,
         number: u32,
     ) -> EmailContext {
         let event_id = order.event_id.clone().unwrap_or_default();
-        let event_url = self
+        let event_url = s
             .config
             .events
             .get(&event_id)
             .and_then(|e| e.url.clone())
-            .unwrap_or_else(|| self.config.email.event_url.replace("{event_id}", &event_id));
+            .unwrap_or_else(|| s.config.email.event_url.replace("{event_id}", &event_id));
         let event_date = order.event_date.as_deref().and_then(|d| {
             chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M")
                 .or_else(|_| chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M:%S"))
@@ -562,7 +643,7 @@ impl Engine {
                 unsubscribe: self.links.unsubscribe_url(target),
             },
             organiser: templates::OrganiserContext {
-                name: email::organiser_name(&self.config.email.from),
+                name: email::organiser_name(&s.config.email.from),
             },
         }
     }

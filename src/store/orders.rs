@@ -171,6 +171,22 @@ impl Store {
         .await
     }
 
+    /// The order whose first hook arrived last, if any.
+    pub async fn newest_order(&self) -> Result<Option<OrderRecord>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    &format!(
+                        "SELECT {ORDER_COLUMNS} FROM orders ORDER BY first_seen DESC, rowid DESC LIMIT 1"
+                    ),
+                    [],
+                    order_from_row,
+                )
+                .optional_row()?)
+        })
+        .await
+    }
+
     /// Every delivery, in arrival order.
     pub async fn deliveries(&self) -> Result<Vec<DeliveryRecord>, StoreError> {
         self.read(|conn| {

@@ -10,21 +10,24 @@ use warp::reply::Response;
 
 use super::error::json_status;
 use crate::config::Config;
+use crate::reminders::Engine;
 use crate::store::Store;
 
 /// The `/healthz` route.
 pub fn route(
     store: Store,
     config: Arc<Config>,
+    engine: Arc<Engine>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("healthz").and(warp::get()).then(move || {
         let store = store.clone();
         let config = config.clone();
-        async move { health(&store, &config).await }
+        let engine = engine.clone();
+        async move { health(&store, &config, &engine).await }
     })
 }
 
-async fn health(store: &Store, config: &Config) -> Response {
+async fn health(store: &Store, config: &Config, engine: &Engine) -> Response {
     let version = env!("CARGO_PKG_VERSION");
     match store.health().await {
         Ok(schema) => {
@@ -40,6 +43,7 @@ async fn health(store: &Store, config: &Config) -> Response {
                         "transport": config.email.transport,
                         "sends_waiting_to_retry": waiting,
                     },
+                    "settings": engine.reload_status(),
                 }),
                 StatusCode::OK,
             )

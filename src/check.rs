@@ -1,0 +1,392 @@
+//! `check` and `preview`: what an organiser runs after editing the config or a template, before
+//! reloading the service.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context;
+
+use crate::config::{Config, StepTiming, Transport};
+use crate::domain::{OrderState, email_key};
+use crate::email::{self, Outgoing};
+use crate::links::LinkTarget;
+use crate::reminders::Engine;
+use crate::reminders::pass::Settings;
+use crate::store::{OrderRecord, Store};
+use crate::templates::{self, EmailContext, Rendered};
+
+/// What `check` found: lines to print, warnings, and errors (any error means exit 1).
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    /// What was checked and passed.
+    pub ok: Vec<String>,
+    /// Setups that work but look wrong.
+    pub warnings: Vec<String>,
+    /// Problems.
+    pub errors: Vec<String>,
+    /// The reminder plan in words.
+    pub plan: Vec<String>,
+}
+
+/// Runs every check on a loaded configuration. `send_test` sends each step to that address.
+pub async fn check(
+    config: Config,
+    file: Option<&Path>,
+    send_test: Option<&str>,
+) -> anyhow::Result<CheckReport> {
+    let mut report = CheckReport::default();
+    report.ok.push(match file {
+        Some(path) => format!("config {}: valid", path.display()),
+        None => "config: none found, built-in defaults".into(),
+    });
+    report.warnings.extend(warnings(&config));
+    report.plan = plan_in_words(&config);
+    let config = Arc::new(config);
+    let store = Store::open(&config.database.path)?;
+    let result = check_with_store(&config, &store, send_test, &mut report).await;
+    store.close().await;
+    result?;
+    Ok(report)
+}
+
+async fn check_with_store(
+    config: &Arc<Config>,
+    store: &Store,
+    send_test: Option<&str>,
+    report: &mut CheckReport,
+) -> anyhow::Result<()> {
+    // Loading renders every template with sample data; an unknown name stops here.
+    let engine = match Engine::new(config.clone(), store.clone()).await {
+        Ok(engine) => engine,
+        Err(e) => {
+            report.errors.push(format!("{e:#}"));
+            return Ok(());
+        }
+    };
+    let settings = engine.settings();
+    let mut names: Vec<&str> = config
+        .reminders
+        .iter()
+        .map(|s| s.template.as_str())
+        .collect();
+    names.dedup();
+    report.ok.push(format!(
+        "templates in {}: {} render with sample data",
+        config.templates.dir.display(),
+        names.join(", ")
+    ));
+    let newest = store.newest_order().await?;
+    if let Some(order) = &newest {
+        for step in &config.reminders {
+            let target = target_for(order, &order.email, &step.name);
+            let context = engine.context(&settings, order, &target, &order.email, 1);
+            match settings.templates.render(&step.template, &context) {
+                Ok(_) => {}
+                Err(e) => report.errors.push(format!(
+                    "step {} with order {}: {e:#}",
+                    step.name, order.reference
+                )),
+            }
+        }
+        if report.errors.is_empty() {
+            report.ok.push(format!(
+                "every step renders with the newest stored order ({})",
+                order.reference
+            ));
+        }
+    }
+    match engine.mailer().test_connection().await {
+        Ok(()) => report.ok.push(match config.email.transport {
+            Transport::Outbox => format!(
+                "email: written to the outbox {}",
+                config.email.outbox_dir.display()
+            ),
+            Transport::Smtp => format!(
+                "email: the SMTP server at {} answers",
+                crate::email::redact_url(&config.email.smtp_url)
+            ),
+        }),
+        Err(e) => report.errors.push(format!("email: {e:#}")),
+    }
+    if let Some(address) = send_test {
+        send_tests(&engine, &settings, newest.as_ref(), address, report).await;
+    }
+    Ok(())
+}
+
+/// Sends every step, rendered, to `address` (a fresh Message-ID each time, "[test]" in the subject).
+async fn send_tests(
+    engine: &Engine,
+    settings: &Settings,
+    order: Option<&OrderRecord>,
+    address: &str,
+    report: &mut CheckReport,
+) {
+    if let Err(why) = crate::domain::check_deliverable(address) {
+        report
+            .errors
+            .push(format!("--send-test {address:?}: {why}"));
+        return;
+    }
+    for step in &settings.config.reminders {
+        let rendered = render_step(engine, settings, order, &step.name, address);
+        let sent = match rendered {
+            Ok(mut content) => {
+                content.subject = format!("[test] {}", content.subject);
+                let target = LinkTarget {
+                    email_key: email_key(address),
+                    event_id: order
+                        .and_then(|o| o.event_id.clone())
+                        .unwrap_or_else(|| "456".into()),
+                    step: step.name.clone(),
+                };
+                let outgoing = Outgoing {
+                    to_email: address.to_string(),
+                    to_name: String::new(),
+                    content,
+                    message_id: format!(
+                        "<test.{}.{}@quicket-followup.invalid>",
+                        step.name,
+                        crate::server::random_token()
+                    ),
+                    unsubscribe_url: engine.links().unsubscribe_url(&target),
+                };
+                match email::build(&settings.config.email, &outgoing, SystemTime::now()) {
+                    Ok(message) => engine
+                        .mailer()
+                        .send(&message)
+                        .await
+                        .map_err(|e| anyhow::anyhow!(e)),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match sent {
+            Ok(()) => report.ok.push(format!(
+                "test email for step {} sent to {address}",
+                step.name
+            )),
+            Err(e) => report
+                .errors
+                .push(format!("test email for step {}: {e:#}", step.name)),
+        }
+    }
+}
+
+fn target_for(order: &OrderRecord, email: &str, step: &str) -> LinkTarget {
+    LinkTarget {
+        email_key: email_key(email),
+        event_id: order.event_id.clone().unwrap_or_default(),
+        step: step.to_string(),
+    }
+}
+
+/// Renders `step` for `order` (or the sample data) as `address` would receive it.
+pub fn render_step(
+    engine: &Engine,
+    settings: &Settings,
+    order: Option<&OrderRecord>,
+    step: &str,
+    address: &str,
+) -> anyhow::Result<Rendered> {
+    let config = &settings.config;
+    let step = config
+        .reminders
+        .iter()
+        .find(|s| s.name == step)
+        .with_context(|| {
+            let names: Vec<&str> = config.reminders.iter().map(|s| s.name.as_str()).collect();
+            format!("no step {step:?}; the steps are {}", names.join(", "))
+        })?;
+    let context: EmailContext = match order {
+        Some(order) => {
+            let target = target_for(order, address, &step.name);
+            engine.context(settings, order, &target, address, 1)
+        }
+        None => {
+            let mut sample = templates::sample_context();
+            let target = LinkTarget {
+                email_key: email_key(address),
+                event_id: sample.event.id.clone(),
+                step: step.name.clone(),
+            };
+            sample.buyer.email = address.to_string();
+            sample.reminder.name = step.name.clone();
+            sample.links.event = engine.links().event_url(&target);
+            sample.links.unsubscribe = engine.links().unsubscribe_url(&target);
+            sample.organiser.name = email::organiser_name(&config.email.from);
+            sample
+        }
+    };
+    settings.templates.render(&step.template, &context)
+}
+
+/// `preview STEP [--reference REF] [--text]`: the subject, a blank line, then the body.
+pub async fn preview(
+    config: Config,
+    step: &str,
+    reference: Option<&str>,
+    text: bool,
+) -> anyhow::Result<String> {
+    let config = Arc::new(config);
+    let store = Store::open(&config.database.path)?;
+    let result =
+        async {
+            let engine = Engine::new(config.clone(), store.clone()).await?;
+            let settings = engine.settings();
+            let order =
+                match reference {
+                    Some(reference) => Some(store.order(reference).await?.with_context(|| {
+                        format!("no stored order has the reference {reference:?}")
+                    })?),
+                    None => None,
+                };
+            let address = order
+                .as_ref()
+                .map(|o| o.email.clone())
+                .unwrap_or_else(|| templates::sample_context().buyer.email);
+            let rendered = render_step(&engine, &settings, order.as_ref(), step, &address)?;
+            let body = if text { rendered.text } else { rendered.html };
+            anyhow::Ok(format!("Subject: {}\n\n{body}", rendered.subject))
+        }
+        .await;
+    store.close().await;
+    result
+}
+
+/// Setups that work but are probably not what the organiser wants.
+pub fn warnings(config: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if config.email.transport == Transport::Smtp {
+        let url = config.email.smtp_url.trim();
+        let plain = url.starts_with("smtp://") && !url.contains("tls=required");
+        let host = url
+            .split("://")
+            .nth(1)
+            .map(|rest| rest.rsplit('@').next().unwrap_or(rest))
+            .map(|hostport| {
+                hostport
+                    .split(['/', '?'])
+                    .next()
+                    .unwrap_or_default()
+                    .rsplit_once(':')
+                    .map_or(hostport, |(h, _)| h)
+            })
+            .unwrap_or_default()
+            .trim_matches(['[', ']']);
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        let has_password = url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.rsplit_once('@'))
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+        if plain && has_password && !loopback {
+            warnings.push(format!(
+                "email.smtp_url sends the password unencrypted to {host}: use smtps://...:465 or add ?tls=required"
+            ));
+        }
+        let public = config.public_url();
+        if public.contains("://localhost")
+            || public.contains("://127.")
+            || public.contains("://[::1]")
+        {
+            warnings.push(format!(
+                "server.public_url is {public}: the links in real emails will not work for buyers; set it to the service's public https:// address"
+            ));
+        }
+    }
+    for step in &config.reminders {
+        for file in templates::FILES {
+            let path = config.templates.dir.join(&step.template).join(file);
+            if !path.exists() {
+                warnings.push(format!(
+                    "step {} names template {:?}, but {} is missing",
+                    step.name,
+                    step.template,
+                    path.display()
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+fn states_in_words(states: &[OrderState]) -> String {
+    let words: Vec<&str> = states
+        .iter()
+        .map(|s| match s {
+            OrderState::Started => "started",
+            OrderState::Cancelled => "cancelled",
+            OrderState::EftPending => "waiting for an EFT payment",
+            OrderState::Completed => "paid",
+        })
+        .collect();
+    words.join(" or ")
+}
+
+/// The reminder plan in words, as `check` prints it and `/admin` will show it.
+pub fn plan_in_words(config: &Config) -> Vec<String> {
+    let s = &config.schedule;
+    let d = |d: std::time::Duration| humantime::format_duration(d).to_string();
+    let mut lines = Vec::new();
+    for step in &config.reminders {
+        let when = states_in_words(&step.when);
+        let mut line = format!("{}: ", step.name);
+        match step.timing() {
+            StepTiming::After(after) => {
+                let _ = write!(
+                    line,
+                    "{} after the buyer's checkout was {when} and left alone",
+                    d(after)
+                );
+            }
+            StepTiming::BeforeEvent(before) => {
+                let _ = write!(
+                    line,
+                    "{} before the event, to buyers whose checkout is {when}",
+                    d(before)
+                );
+            }
+        }
+        let _ = write!(line, "; template {}", step.template);
+        lines.push(line);
+    }
+    let window = match s.send_window.bounds() {
+        Some(_) => format!(
+            "only between {} ({})",
+            s.send_window.to_string().replace('-', " and "),
+            s.timezone
+        ),
+        None => "at any hour".into(),
+    };
+    lines.push(format!(
+        "emails go out {window}; passes run on \"{}\"",
+        s.scan
+    ));
+    lines.push(format!(
+        "nothing until a checkout has been still for {}; at most one email per buyer and event per {}",
+        d(s.dormant_after),
+        d(s.min_gap)
+    ));
+    lines.push(format!(
+        "never about a checkout untouched for {}, nor within {} of the event or after it",
+        d(s.give_up_after),
+        d(s.stop_before_event)
+    ));
+    let off: Vec<&str> = config
+        .events
+        .iter()
+        .filter(|(_, e)| !e.reminders)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    if !off.is_empty() {
+        lines.push(format!("no reminders for events {}", off.join(", ")));
+    }
+    lines
+}
