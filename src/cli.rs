@@ -11,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{Config, LogFormat};
 use crate::export::{ExportFormat, ExportKind};
 use crate::store::Store;
+use crate::store::privacy::SuppressionSource;
 
 /// Wins back abandoned Quicket checkouts: keeps Quicket's webhooks and emails dormant buyers.
 #[derive(Debug, Parser)]
@@ -56,6 +57,22 @@ pub enum Command {
         /// Decide and print, but send nothing and record nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Never email this address again (compared trimmed and case-insensitively).
+    Unsubscribe {
+        /// The address.
+        email: String,
+    },
+    /// Take an address off the suppression list.
+    Resubscribe {
+        /// The address.
+        email: String,
+    },
+    /// Remove everything about one address except its suppression entry (a buyer's request to
+    /// be forgotten).
+    Forget {
+        /// The address.
+        email: String,
     },
     /// Everything stored, one record a line.
     Export {
@@ -145,6 +162,59 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             run_once(config, now, dry_run).await
         }
+        Command::Unsubscribe { email } => {
+            let added = with_store(&config, |store| async move {
+                store
+                    .add_suppression(
+                        &email,
+                        SuppressionSource::Cli,
+                        None,
+                        None,
+                        chrono::Utc::now(),
+                    )
+                    .await
+                    .map_err(anyhow::Error::from)
+            })
+            .await?;
+            println!(
+                "{}",
+                if added {
+                    "unsubscribed"
+                } else {
+                    "already unsubscribed"
+                }
+            );
+            Ok(())
+        }
+        Command::Resubscribe { email } => {
+            let removed = with_store(&config, |store| async move {
+                store
+                    .remove_suppression(&email, chrono::Utc::now())
+                    .await
+                    .map_err(anyhow::Error::from)
+            })
+            .await?;
+            println!(
+                "{}",
+                if removed {
+                    "subscribed again"
+                } else {
+                    "was not unsubscribed"
+                }
+            );
+            Ok(())
+        }
+        Command::Forget { email } => {
+            let removed = with_store(&config, |store| async move {
+                store.forget(&email).await.map_err(anyhow::Error::from)
+            })
+            .await?;
+            println!(
+                "forgotten: {} orders, {} buyer-events, {} deliveries (the suppression entry, if any, is kept)",
+                removed.orders, removed.buyer_events, removed.deliveries
+            );
+            Ok(())
+        }
         Command::Export { what, format } => {
             let store = Store::open(&config.database.path)?;
             let out = Box::new(std::io::BufWriter::new(std::io::stdout()));
@@ -157,6 +227,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// Opens the store, runs `work`, and closes the store whatever happened.
+async fn with_store<T, F, Fut>(config: &Config, work: F) -> anyhow::Result<T>
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let store = Store::open(&config.database.path)?;
+    let result = work(store.clone()).await;
+    store.close().await;
+    result
 }
 
 async fn run_once(

@@ -71,6 +71,11 @@ impl Service {
             engine.clone(),
         ))
         .unify()
+        .or(web::link_routes(web::LinkState {
+            store: store.clone(),
+            engine: engine.clone(),
+        }))
+        .unify()
         .recover(web::recover)
         .unify()
         .with(warp::log::custom(|info| {

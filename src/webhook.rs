@@ -3,7 +3,7 @@
 
 use bytes::Buf;
 use chrono::Utc;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use warp::Filter;
@@ -12,7 +12,7 @@ use warp::reply::{Reply, Response};
 
 use crate::quicket;
 use crate::store::{HookOutcome, Store};
-use crate::web::{ApiError, json_status};
+use crate::web::{ApiError, json_status, read_limited};
 
 /// Largest body accepted (1 MiB); Quicket's hooks are a few hundred bytes.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -93,28 +93,4 @@ where
         }
     };
     Ok(answer)
-}
-
-/// Reads a body of at most `limit` bytes, also when it is sent without a Content-Length.
-async fn read_limited<S, B>(body: S, limit: usize) -> Result<Vec<u8>, ApiError>
-where
-    S: Stream<Item = Result<B, warp::Error>>,
-    B: Buf,
-{
-    let mut body = std::pin::pin!(body);
-    let mut out = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let mut chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
-        if out.len() + chunk.remaining() > limit {
-            return Err(ApiError::PayloadTooLarge(limit));
-        }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            out.extend_from_slice(part);
-            let n = part.len();
-            chunk.advance(n);
-        }
-    }
-    Ok(out)
 }

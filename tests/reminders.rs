@@ -12,6 +12,7 @@ use common::TestApp;
 use quicket_followup::config::{Config, EventConfig, ReminderStep, SendWindow, Transport};
 use quicket_followup::domain::OrderState;
 use quicket_followup::reminders::PassReport;
+use quicket_followup::store::privacy::SuppressionSource;
 use serde_json::json;
 use smtp::SmtpServer;
 
@@ -240,7 +241,13 @@ async fn never_to_a_suppressed_address() {
     let app = app(&smtp, |_| {}).await;
     post(&app, hook("REF1", "checkout_started", BUYER, FAR)).await;
     app.store()
-        .suppress(" LERATO@mail.co.za", "cli")
+        .add_suppression(
+            " LERATO@mail.co.za",
+            SuppressionSource::Cli,
+            None,
+            None,
+            Utc::now(),
+        )
         .await
         .unwrap();
     let report = pass(&app, later(120)).await;

@@ -122,6 +122,15 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The event's page: `[events."ID"].url` when set, else the `[email].event_url` pattern.
+    pub fn event_page(&self, event_id: &str) -> String {
+        self.config
+            .events
+            .get(event_id)
+            .and_then(|e| e.url.clone())
+            .unwrap_or_else(|| self.config.email.event_url.replace("{event_id}", event_id))
+    }
+
     /// Loads the templates a configuration's steps name (rendering each with sample data).
     pub fn load(config: Arc<Config>) -> anyhow::Result<Settings> {
         let templates = Templates::load(
@@ -163,6 +172,26 @@ impl Engine {
                 last_error: None,
             }),
         })
+    }
+
+    /// Removes personal data of buyer-events whose event is more than `[database] retention` past
+    /// (see [`Store::apply_retention`]); logs what it did.
+    pub async fn apply_retention(&self, now: DateTime<Utc>) {
+        let settings = self.settings();
+        let config = &settings.config;
+        match self
+            .store
+            .apply_retention(now, config.database.retention, config.schedule.timezone)
+            .await
+        {
+            Ok(removed) if removed.buyer_events > 0 => tracing::info!(
+                buyer_events = removed.buyer_events,
+                orders = removed.orders,
+                "retention: personal data of past events removed"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!("retention failed: {e}"),
+        }
     }
 
     /// Notes the outcome of a reload (`None`: it succeeded).
@@ -595,12 +624,7 @@ impl Engine {
         number: u32,
     ) -> EmailContext {
         let event_id = order.event_id.clone().unwrap_or_default();
-        let event_url = s
-            .config
-            .events
-            .get(&event_id)
-            .and_then(|e| e.url.clone())
-            .unwrap_or_else(|| s.config.email.event_url.replace("{event_id}", &event_id));
+        let event_url = s.event_page(&event_id);
         let event_date = order.event_date.as_deref().and_then(|d| {
             chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M")
                 .or_else(|_| chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M:%S"))

@@ -21,6 +21,7 @@ impl Schedule {
         cron: &str,
         timezone: chrono_tz::Tz,
     ) -> anyhow::Result<Schedule> {
+        let retention_engine = engine.clone();
         let scheduler = JobScheduler::new()
             .await
             .context("cannot start the reminder scheduler")?;
@@ -33,6 +34,16 @@ impl Schedule {
             .add(job)
             .await
             .context("cannot schedule the reminder pass")?;
+        // Retention runs daily at 03:17 local time, when little else is going on.
+        let retention = Job::new_async_tz("0 17 3 * * *", timezone, move |_id, _scheduler| {
+            let engine = retention_engine.clone();
+            Box::pin(async move { engine.apply_retention(Utc::now()).await })
+        })
+        .context("cannot schedule the retention job")?;
+        scheduler
+            .add(retention)
+            .await
+            .context("cannot schedule the retention job")?;
         scheduler
             .start()
             .await

@@ -5,6 +5,7 @@
 mod buyer_events;
 mod hooks;
 mod orders;
+pub mod privacy;
 pub mod reminders;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub use orders::{DeliveryRecord, OrderRecord, TicketRecord, for_each_delivery, f
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_reminders.sql"),
+    include_str!("../../migrations/0003_links.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside `serve`).

@@ -6,7 +6,7 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::{OptionalRow, Store, StoreError, parse_timestamp, timestamp};
-use crate::domain::{OrderState, email_key};
+use crate::domain::OrderState;
 use crate::reminders::planner::{Candidate, StepRecord, StepStatus};
 
 /// A due buyer-event with what the planner needs, and the order a reminder would be about.
@@ -583,20 +583,6 @@ impl Store {
                 [],
                 |r| r.get(0),
             )?)
-        })
-        .await
-    }
-
-    /// Adds an address to the suppression list.
-    pub async fn suppress(&self, email: &str, source: &'static str) -> Result<bool, StoreError> {
-        let key = email_key(email);
-        self.write(move |conn| {
-            let added = conn.execute(
-                "INSERT INTO suppressions (email_key, added_at, source) VALUES (?1, ?2, ?3)
-                 ON CONFLICT DO NOTHING",
-                params![key, timestamp(Utc::now()), source],
-            )?;
-            Ok(added > 0)
         })
         .await
     }

@@ -2,6 +2,35 @@
 
 mod error;
 mod health;
+mod links;
 
 pub use error::{ApiError, json_status, recover};
 pub use health::route as health_route;
+pub use links::{LinkState, routes as link_routes};
+
+use bytes::Buf;
+use futures_util::{Stream, StreamExt};
+
+/// Reads a body of at most `limit` bytes, also when it is sent without a Content-Length.
+pub async fn read_limited<S, B>(body: S, limit: usize) -> Result<Vec<u8>, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
+        if out.len() + chunk.remaining() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            out.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(out)
+}

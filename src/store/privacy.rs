@@ -1,0 +1,326 @@
+//! The suppression list, clicks, and removing personal data: retention (pseudonymise buyers of
+//! events long past, keeping the counts) and `forget` (remove one address entirely).
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use super::{Store, StoreError, timestamp};
+use crate::domain::email_key;
+use crate::quicket::Ticket;
+
+/// Where a suppression came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuppressionSource {
+    /// The buyer, through the link in an email.
+    Unsubscribe,
+    /// The operator, through the CLI.
+    Cli,
+    /// The operator, through /admin.
+    Admin,
+    /// The mail server said the mailbox does not exist.
+    Bounce,
+}
+
+impl SuppressionSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            SuppressionSource::Unsubscribe => "unsubscribe",
+            SuppressionSource::Cli => "cli",
+            SuppressionSource::Admin => "admin",
+            SuppressionSource::Bounce => "bounce",
+        }
+    }
+}
+
+/// One suppressed address.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Suppression {
+    /// The address, trimmed and lower-cased.
+    pub email: String,
+    /// When.
+    pub added_at: String,
+    /// unsubscribe, cli, admin or bounce.
+    pub source: String,
+    /// The event and step of the email it came from, when it came from one.
+    pub event_id: Option<String>,
+    /// The step.
+    pub step: Option<String>,
+}
+
+/// What retention or `forget` removed.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Removed {
+    /// Buyer-events whose address was replaced by a pseudonym (retention) or deleted (forget).
+    pub buyer_events: u64,
+    /// Orders cleared of personal data or deleted.
+    pub orders: u64,
+    /// Raw bodies removed from the deliveries log.
+    pub deliveries: u64,
+}
+
+impl Store {
+    /// Adds an address to the suppression list (idempotent). Returns whether it was new.
+    pub async fn add_suppression(
+        &self,
+        email: &str,
+        source: SuppressionSource,
+        event_id: Option<String>,
+        step: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let key = email_key(email);
+        self.write(move |conn| {
+            let added = conn.execute(
+                "INSERT INTO suppressions (email_key, added_at, source, event_id, step)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                params![key, timestamp(now), source.as_str(), event_id, step],
+            )?;
+            Ok(added > 0)
+        })
+        .await
+    }
+
+    /// Removes an address from the suppression list; its open checkouts are looked at again by the
+    /// next pass. Returns whether it was suppressed.
+    pub async fn remove_suppression(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let key = email_key(email);
+        self.write(move |conn| {
+            let removed = conn.execute("DELETE FROM suppressions WHERE email_key = ?1", [&key])?;
+            conn.execute(
+                "UPDATE buyer_events SET next_check_at = ?2
+                 WHERE email_key = ?1 AND state <> 'checkout_completed'",
+                params![key, timestamp(now)],
+            )?;
+            Ok(removed > 0)
+        })
+        .await
+    }
+
+    /// Whether an address is suppressed.
+    pub async fn is_suppressed(&self, email: &str) -> Result<bool, StoreError> {
+        let key = email_key(email);
+        self.read(move |conn| super::reminders::is_suppressed(conn, &key))
+            .await
+    }
+
+    /// The suppression list, newest first.
+    pub async fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT email_key, added_at, source, event_id, step FROM suppressions
+                 ORDER BY added_at DESC, email_key",
+            )?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(Suppression {
+                        email: r.get(0)?,
+                        added_at: r.get(1)?,
+                        source: r.get(2)?,
+                        event_id: r.get(3)?,
+                        step: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Records a click on a reminder's event link.
+    pub async fn record_click(
+        &self,
+        email_key: String,
+        event_id: String,
+        step: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO clicks (email_key, event_id, step, clicked_at) VALUES (?1, ?2, ?3, ?4)",
+                params![email_key, event_id, step, timestamp(now)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The clicks of a buyer-event: (step, time), oldest first.
+    pub async fn clicks(
+        &self,
+        email: &str,
+        event_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let (key, event) = (email_key(email), event_id.to_string());
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT step, clicked_at FROM clicks WHERE email_key = ?1 AND event_id = ?2 ORDER BY id",
+            )?;
+            let rows = stmt
+                .query_map(params![key, event], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Replaces the address of every buyer-event whose event started more than `retention` before
+    /// `now` (or, with no event date, whose last change is that old) by a random pseudonym, and
+    /// removes names, attendee details and raw bodies. Counts, amounts, states, steps and clicks
+    /// stay, so the statistics stay right. The suppression list is kept (it is what keeps an
+    /// unsubscribed buyer unsubscribed).
+    pub async fn apply_retention(
+        &self,
+        now: DateTime<Utc>,
+        retention: std::time::Duration,
+        timezone: chrono_tz::Tz,
+    ) -> Result<Removed, StoreError> {
+        if retention.is_zero() {
+            return Ok(Removed::default());
+        }
+        let cutoff = now - chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
+        self.write(move |conn| retention_pass(conn, cutoff, now, timezone))
+            .await
+    }
+
+    /// Removes everything about one address except its suppression entry.
+    pub async fn forget(&self, email: &str) -> Result<Removed, StoreError> {
+        let key = email_key(email);
+        self.write(move |conn| forget(conn, &key)).await
+    }
+}
+
+fn retention_pass(
+    conn: &Connection,
+    cutoff: DateTime<Utc>,
+    now: DateTime<Utc>,
+    timezone: chrono_tz::Tz,
+) -> anyhow::Result<Removed> {
+    // Event dates are local wall-clock text; compare in the configured zone.
+    let local_cutoff = cutoff
+        .with_timezone(&timezone)
+        .naive_local()
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    let mut stmt = conn.prepare(
+        "SELECT be.email_key, be.event_id FROM buyer_events be JOIN orders o ON o.reference = be.reference
+         WHERE be.anonymised_at IS NULL
+           AND ((o.event_date IS NOT NULL AND o.event_date < ?1)
+             OR (o.event_date IS NULL AND be.changed_at < ?2))",
+    )?;
+    let due: Vec<(String, String)> = stmt
+        .query_map(params![local_cutoff, timestamp(cutoff)], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut removed = Removed::default();
+    for (key, event) in due {
+        let pseudonym = format!("anon-{}", crate::server::random_token());
+        removed.buyer_events += 1;
+        let references = references_of(conn, &key, &event)?;
+        removed.deliveries += scrub_deliveries(conn, &references)?;
+        removed.orders += conn.execute(
+            "UPDATE orders SET email = '', email_key = ?3, buyer_name = '',
+                tickets = (SELECT coalesce(json_group_array(json_object(
+                    'type', json_extract(t.value, '$.type'),
+                    'price', json_extract(t.value, '$.price'),
+                    'attendee_name', '', 'attendee_email', '')), '[]')
+                    FROM json_each(orders.tickets) t)
+             WHERE email_key = ?1 AND event_id = ?2",
+            params![key, event, pseudonym],
+        )? as u64;
+        for table in ["reminders", "clicks"] {
+            conn.execute(
+                &format!(
+                    "UPDATE {table} SET email_key = ?3 WHERE email_key = ?1 AND event_id = ?2"
+                ),
+                params![key, event, pseudonym],
+            )?;
+        }
+        conn.execute(
+            "UPDATE reminders SET email = NULL WHERE email_key = ?1",
+            [&pseudonym],
+        )?;
+        conn.execute(
+            "UPDATE buyer_events SET email_key = ?3, anonymised_at = ?4, next_check_at = NULL
+             WHERE email_key = ?1 AND event_id = ?2",
+            params![key, event, pseudonym, timestamp(now)],
+        )?;
+    }
+    Ok(removed)
+}
+
+fn references_of(conn: &Connection, key: &str, event: &str) -> anyhow::Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT reference FROM orders WHERE email_key = ?1 AND event_id = ?2")?;
+    let rows = stmt
+        .query_map(params![key, event], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(rows)
+}
+
+/// Drops the raw bodies of the deliveries that named these orders (they hold names and addresses).
+fn scrub_deliveries(conn: &Connection, references: &[String]) -> anyhow::Result<u64> {
+    let mut count = 0;
+    let mut stmt = conn.prepare_cached(
+        "UPDATE deliveries SET body = NULL WHERE reference = ?1 AND body IS NOT NULL",
+    )?;
+    for reference in references {
+        count += stmt.execute([reference])? as u64;
+    }
+    Ok(count)
+}
+
+fn forget(conn: &Connection, key: &str) -> anyhow::Result<Removed> {
+    let mut removed = Removed::default();
+    let mut stmt = conn.prepare("SELECT reference FROM orders WHERE email_key = ?1")?;
+    let references: Vec<String> = stmt
+        .query_map([key], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for reference in &references {
+        conn.execute(
+            "DELETE FROM order_history WHERE reference = ?1",
+            [reference],
+        )?;
+        removed.deliveries +=
+            conn.execute("DELETE FROM deliveries WHERE reference = ?1", [reference])? as u64;
+        removed.orders +=
+            conn.execute("DELETE FROM orders WHERE reference = ?1", [reference])? as u64;
+    }
+    // Any other body that mentions the address (a rejected delivery, someone else's order with
+    // this address on a ticket) loses its raw body, which is the only place it could remain.
+    removed.deliveries += conn.execute(
+        "UPDATE deliveries SET body = NULL
+         WHERE body IS NOT NULL AND instr(lower(CAST(body AS TEXT)), ?1) > 0",
+        [key],
+    )? as u64;
+    // Other people's orders naming this address on a ticket keep the ticket, without its attendee.
+    let mut stmt =
+        conn.prepare("SELECT reference, tickets FROM orders WHERE instr(lower(tickets), ?1) > 0")?;
+    let others: Vec<(String, String)> = stmt
+        .query_map([key], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (reference, tickets) in others {
+        let mut tickets: Vec<Ticket> = serde_json::from_str(&tickets)?;
+        for t in tickets
+            .iter_mut()
+            .filter(|t| email_key(&t.attendee_email) == key)
+        {
+            t.attendee_email.clear();
+            t.attendee_name.clear();
+        }
+        conn.execute(
+            "UPDATE orders SET tickets = ?2 WHERE reference = ?1",
+            params![reference, serde_json::to_string(&tickets)?],
+        )?;
+    }
+    removed.buyer_events +=
+        conn.execute("DELETE FROM buyer_events WHERE email_key = ?1", [key])? as u64;
+    conn.execute("DELETE FROM reminders WHERE email_key = ?1", [key])?;
+    conn.execute("DELETE FROM clicks WHERE email_key = ?1", [key])?;
+    Ok(removed)
+}

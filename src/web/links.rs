@@ -1,0 +1,193 @@
+//! The routes behind the links in every email: the unsubscribe page (GET shows, POST acts, so a
+//! mail scanner following links changes nothing) and the tracked event link.
+
+use std::sync::Arc;
+
+use askama::Template;
+use chrono::Utc;
+use warp::Filter;
+use warp::http::{StatusCode, header};
+use warp::reply::{Reply, Response};
+
+use super::ApiError;
+use crate::email::organiser_name;
+use crate::reminders::Engine;
+use crate::store::Store;
+use crate::store::privacy::SuppressionSource;
+
+/// Largest form body accepted on the unsubscribe POST.
+const MAX_FORM: usize = 4096;
+
+#[derive(Template)]
+#[template(path = "pages/unsubscribe.html")]
+struct UnsubscribePage<'a> {
+    organiser: &'a str,
+    email: &'a str,
+    action: &'a str,
+    already: bool,
+}
+
+#[derive(Template)]
+#[template(path = "pages/unsubscribed.html")]
+struct UnsubscribedPage<'a> {
+    organiser: &'a str,
+    email: &'a str,
+    action: &'a str,
+    resubscribed: bool,
+}
+
+#[derive(Template)]
+#[template(path = "pages/not_found.html")]
+struct NotFoundPage<'a> {
+    organiser: &'a str,
+}
+
+/// What the link routes need.
+#[derive(Clone)]
+pub struct LinkState {
+    /// The store.
+    pub store: Store,
+    /// The engine (token checks, the event pages in force).
+    pub engine: Arc<Engine>,
+}
+
+/// `GET /unsubscribe/{token}`, `POST /unsubscribe/{token}` and `GET /r/{token}`.
+pub fn routes(
+    state: LinkState,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let with_state = warp::any().map(move || state.clone());
+    let page = warp::path!("unsubscribe" / String)
+        .and(warp::get())
+        .and(with_state.clone())
+        .then(|token: String, state: LinkState| async move {
+            respond(unsubscribe_page(&state, &token).await)
+        });
+    let act = warp::path!("unsubscribe" / String)
+        .and(warp::post())
+        .and(warp::body::stream())
+        .and(with_state.clone())
+        .then(|token: String, body, state: LinkState| async move {
+            let body = match super::read_limited(body, MAX_FORM).await {
+                Ok(body) => body,
+                Err(e) => return e.into_response(),
+            };
+            respond(unsubscribe(&state, &token, &body).await)
+        });
+    let click = warp::path!("r" / String)
+        .and(warp::get())
+        .and(with_state)
+        .then(
+            |token: String, state: LinkState| async move { respond(click(&state, &token).await) },
+        );
+    page.or(act).unify().or(click).unify()
+}
+
+fn respond(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(Reply::into_response)
+}
+
+/// An HTML page with a status; a render failure is an internal error.
+fn html(page: &impl Template, status: StatusCode) -> Result<Response, ApiError> {
+    let body = page
+        .render()
+        .map_err(|e| ApiError::Internal(format!("page could not be rendered: {e}")))?;
+    let reply =
+        warp::reply::with_header(warp::reply::html(body), header::CACHE_CONTROL, "no-store");
+    Ok(warp::reply::with_status(reply, status).into_response())
+}
+
+/// The page for a forged, altered or malformed token (which changes nothing).
+fn not_found(state: &LinkState) -> Result<Response, ApiError> {
+    let organiser = organiser_name(&state.engine.settings().config.email.from);
+    html(
+        &NotFoundPage {
+            organiser: &organiser,
+        },
+        StatusCode::NOT_FOUND,
+    )
+}
+
+async fn unsubscribe_page(state: &LinkState, token: &str) -> Result<Response, ApiError> {
+    let Some(target) = state.engine.links().verify(token) else {
+        return not_found(state);
+    };
+    let already = state.store.is_suppressed(&target.email_key).await?;
+    let settings = state.engine.settings();
+    let organiser = organiser_name(&settings.config.email.from);
+    let action = state.engine.links().unsubscribe_url(&target);
+    html(
+        &UnsubscribePage {
+            organiser: &organiser,
+            email: &target.email_key,
+            action: &action,
+            already,
+        },
+        StatusCode::OK,
+    )
+}
+
+async fn unsubscribe(state: &LinkState, token: &str, body: &[u8]) -> Result<Response, ApiError> {
+    let Some(target) = state.engine.links().verify(token) else {
+        return not_found(state);
+    };
+    // RFC 8058 mail clients post `List-Unsubscribe=One-Click`; the page posts `action=...`. Only
+    // an explicit `action=resubscribe` undoes; anything else (also an empty body) unsubscribes.
+    let resubscribe = form_value(body, "action").as_deref() == Some("resubscribe");
+    let now = Utc::now();
+    if resubscribe {
+        state
+            .store
+            .remove_suppression(&target.email_key, now)
+            .await?;
+        tracing::info!(event = %target.event_id, step = %target.step, "a buyer subscribed again");
+    } else {
+        let added = state
+            .store
+            .add_suppression(
+                &target.email_key,
+                SuppressionSource::Unsubscribe,
+                Some(target.event_id.clone()),
+                Some(target.step.clone()),
+                now,
+            )
+            .await?;
+        if added {
+            tracing::info!(event = %target.event_id, step = %target.step, "a buyer unsubscribed");
+        }
+    }
+    let settings = state.engine.settings();
+    let organiser = organiser_name(&settings.config.email.from);
+    let action = state.engine.links().unsubscribe_url(&target);
+    html(
+        &UnsubscribedPage {
+            organiser: &organiser,
+            email: &target.email_key,
+            action: &action,
+            resubscribed: resubscribe,
+        },
+        StatusCode::OK,
+    )
+}
+
+async fn click(state: &LinkState, token: &str) -> Result<Response, ApiError> {
+    let Some(target) = state.engine.links().verify(token) else {
+        return not_found(state);
+    };
+    let page = state.engine.settings().event_page(&target.event_id);
+    // The buyer goes on to the event even if the click cannot be recorded.
+    if let Err(e) = state
+        .store
+        .record_click(target.email_key, target.event_id, target.step, Utc::now())
+        .await
+    {
+        tracing::warn!("a click could not be recorded: {e}");
+    }
+    let reply = warp::reply::with_header(StatusCode::FOUND, header::LOCATION, page);
+    Ok(warp::reply::with_header(reply, header::CACHE_CONTROL, "no-store").into_response())
+}
+
+/// The value of `name` in an `application/x-www-form-urlencoded` body.
+fn form_value(body: &[u8], name: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
+    pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
