@@ -74,6 +74,11 @@ pub enum Command {
         /// The address.
         email: String,
     },
+    /// A consistent copy of the live database (safe while serve runs).
+    Backup {
+        /// Where to write the copy (replaced if it exists).
+        file: PathBuf,
+    },
     /// Everything stored, one record a line.
     Export {
         /// orders or deliveries.
@@ -212,6 +217,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!(
                 "forgotten: {} orders, {} buyer-events, {} deliveries (the suppression entry, if any, is kept)",
                 removed.orders, removed.buyer_events, removed.deliveries
+            );
+            Ok(())
+        }
+        Command::Backup { file } => {
+            let report = with_store(&config, |store| async move {
+                store.backup(&file).await.map_err(anyhow::Error::from)
+            })
+            .await?;
+            println!(
+                "backup written to {} ({} pages, integrity ok)",
+                report.path.display(),
+                report.pages
             );
             Ok(())
         }

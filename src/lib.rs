@@ -8,6 +8,7 @@ pub mod domain;
 pub mod email;
 pub mod export;
 pub mod links;
+pub mod metrics;
 pub mod quicket;
 pub mod reminders;
 pub mod server;

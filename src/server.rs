@@ -61,15 +61,17 @@ impl Service {
         let store = Store::open(&config.database.path)?;
         let token = webhook_token(&config, &store).await?;
         let engine = Arc::new(Engine::new(config.clone(), store.clone()).await?);
+        crate::metrics::handle();
         let routes = webhook::route(WebhookState {
             store: store.clone(),
             token: token.clone(),
         })
-        .or(web::health_route(
-            store.clone(),
-            config.clone(),
-            engine.clone(),
-        ))
+        .or(web::health_routes(web::HealthState {
+            store: store.clone(),
+            engine: engine.clone(),
+            scheduled,
+            started_at: chrono::Utc::now(),
+        }))
         .unify()
         .or(web::link_routes(web::LinkState {
             store: store.clone(),

@@ -10,9 +10,13 @@ use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
-use crate::quicket;
+use crate::quicket::{self, HookAction};
 use crate::store::{HookOutcome, Store};
 use crate::web::{ApiError, json_status, read_limited};
+
+fn count(action: &'static str, outcome: &'static str) {
+    metrics::counter!(crate::metrics::HOOKS, "action" => action, "outcome" => outcome).increment(1);
+}
 
 /// Largest body accepted (1 MiB); Quicket's hooks are a few hundred bytes.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -57,14 +61,36 @@ where
     // Constant time, so the token cannot be guessed byte by byte from response times.
     if !bool::from(token.as_bytes().ct_eq(state.token.as_bytes())) {
         tracing::warn!("webhook called with a wrong token");
+        count("none", "unauthorized");
         return Err(ApiError::Unauthorized);
     }
+    let too_large = || {
+        count("none", "too_large");
+        ApiError::PayloadTooLarge(MAX_BODY)
+    };
     if length.is_some_and(|l| l > MAX_BODY as u64) {
-        return Err(ApiError::PayloadTooLarge(MAX_BODY));
+        return Err(too_large());
     }
-    let body = read_limited(body, MAX_BODY).await?;
+    let body = match read_limited(body, MAX_BODY).await {
+        Err(ApiError::PayloadTooLarge(_)) => return Err(too_large()),
+        other => other?,
+    };
     let parsed = quicket::parse_hook(&body);
-    let result = state.store.ingest(body, parsed, Utc::now()).await?;
+    let action = match &parsed {
+        Ok(hook) => match &hook.action {
+            HookAction::Known(state) => state.as_str(),
+            HookAction::Unknown(_) => "other",
+        },
+        Err(_) => "none",
+    };
+    let result = match state.store.ingest(body, parsed, Utc::now()).await {
+        Ok(result) => result,
+        Err(e) => {
+            count(action, "unavailable");
+            return Err(e.into());
+        }
+    };
+    count(action, result.outcome.label());
     let id = result.delivery_id;
     let answer = match result.outcome {
         HookOutcome::Recorded => {

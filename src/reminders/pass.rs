@@ -95,7 +95,8 @@ pub struct Engine {
     lock_path: PathBuf,
     running: tokio::sync::Mutex<()>,
     stopping: AtomicBool,
-    limiter: tokio::sync::Mutex<RateLimiter>,
+    stop_signal: tokio::sync::Notify,
+    limiter: std::sync::Mutex<RateLimiter>,
     reloads: std::sync::Mutex<ReloadStatus>,
 }
 
@@ -158,7 +159,8 @@ impl Engine {
         let mut lock_path = store.path().as_os_str().to_owned();
         lock_path.push(".pass-lock");
         Ok(Engine {
-            limiter: tokio::sync::Mutex::new(RateLimiter::new(config.email.max_per_minute)),
+            limiter: std::sync::Mutex::new(RateLimiter::new(config.email.max_per_minute)),
+            stop_signal: tokio::sync::Notify::new(),
             store,
             settings: std::sync::RwLock::new(Arc::new(settings)),
             mailer,
@@ -243,7 +245,28 @@ impl Engine {
     /// Asks a running pass to stop after the email in flight, and waits for it.
     pub async fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+        self.stop_signal.notify_waiters();
         let _wait = self.running.lock().await;
+    }
+
+    /// Waits for the rate limit (`max_per_minute`) to allow one more email; `false` when the
+    /// service is stopping, in which case nothing more is claimed or sent.
+    async fn may_send(&self) -> bool {
+        if self.stopping.load(Ordering::SeqCst) {
+            return false;
+        }
+        let wait = match self.limiter.lock() {
+            Ok(mut limiter) => limiter.reserve(),
+            Err(poisoned) => poisoned.into_inner().reserve(),
+        };
+        if !wait.is_zero() {
+            let stopped = self.stop_signal.notified();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stopped => {}
+            }
+        }
+        !self.stopping.load(Ordering::SeqCst)
     }
 
     /// Runs one pass deciding for `now`. `dry_run` sends nothing and records nothing.
@@ -270,7 +293,13 @@ impl Engine {
         };
         let mut report = PassReport::default();
         let settings = self.settings();
+        let started = std::time::Instant::now();
         let result = self.pass(&settings, now, dry_run, &mut report).await;
+        if !dry_run {
+            metrics::histogram!(crate::metrics::PASS_DURATION)
+                .record(started.elapsed().as_secs_f64());
+            metrics::gauge!(crate::metrics::LAST_PASS).set(Utc::now().timestamp() as f64);
+        }
         if let Some(id) = pass_id {
             let error = result.as_ref().err().map(|e| format!("{e:#}"));
             self.store
@@ -295,7 +324,7 @@ impl Engine {
             .read(move |conn| sql::open_claims(conn, now))
             .await?;
         for claim in claims {
-            if self.stopping.load(Ordering::SeqCst) {
+            if self.stopping.load(Ordering::SeqCst) || (!dry_run && !self.may_send().await) {
                 report.interrupted = true;
                 return Ok(());
             }
@@ -374,7 +403,9 @@ impl Engine {
                     .await?;
             }
             for (due, step, skip) in sends {
-                if self.stopping.load(Ordering::SeqCst) {
+                // The rate limit is waited for before claiming, so a stop while waiting leaves
+                // nothing claimed and unsent.
+                if self.stopping.load(Ordering::SeqCst) || (!dry_run && !self.may_send().await) {
                     report.interrupted = true;
                     return Ok(());
                 }
@@ -468,6 +499,17 @@ impl Engine {
                 error: format!("{e:#}"),
             },
         };
+        let (outcome, smtp_error) = match &result {
+            ClaimResult::Sent => ("sent", None),
+            ClaimResult::Retry { .. } => ("retry", Some("transient")),
+            ClaimResult::Failed { .. } => ("failed", Some("permanent")),
+            ClaimResult::Skipped { .. } => ("skipped", None),
+        };
+        metrics::counter!(crate::metrics::REMINDERS, "step" => claim.step.clone(), "outcome" => outcome)
+            .increment(1);
+        if let Some(kind) = smtp_error {
+            metrics::counter!(crate::metrics::SMTP_ERRORS, "kind" => kind).increment(1);
+        }
         let (label, reason) = match &result {
             ClaimResult::Sent => {
                 report.counts.sent += 1;
@@ -597,7 +639,6 @@ impl Engine {
             &outgoing,
             SystemTime::from(now.max(claim.decided_at)),
         )?;
-        self.limiter.lock().await.acquire().await;
         Ok(match self.mailer.send(&message).await {
             Ok(()) => ClaimResult::Sent,
             Err(SendError::Transient(error)) => ClaimResult::Retry {
@@ -722,18 +763,18 @@ impl RateLimiter {
         }
     }
 
-    async fn acquire(&mut self) {
+    /// Takes one send from the budget; returns how long to wait before using it.
+    fn reserve(&mut self) -> Duration {
         let rate = f64::from(self.per_minute) / 60.0;
         let now = tokio::time::Instant::now();
         self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate)
             .min(f64::from(self.per_minute));
         self.last = now;
-        if self.tokens < 1.0 {
-            let wait = Duration::from_secs_f64((1.0 - self.tokens) / rate);
-            tokio::time::sleep(wait).await;
-            self.tokens = 1.0;
-            self.last = tokio::time::Instant::now();
-        }
         self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / rate)
+        }
     }
 }

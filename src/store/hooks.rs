@@ -24,7 +24,8 @@ pub enum HookOutcome {
 }
 
 impl HookOutcome {
-    fn label(&self) -> &'static str {
+    /// The one-word name kept in the deliveries log and used in metrics.
+    pub fn label(&self) -> &'static str {
         match self {
             HookOutcome::Recorded => "recorded",
             HookOutcome::Duplicate => "duplicate",

@@ -2,6 +2,7 @@
 //! commits whatever is queued as one transaction (group commit: many hooks, one fsync); readers use
 //! a small pool of their own connections. Every SQL statement of the service lives under this module.
 
+mod backup;
 mod buyer_events;
 mod hooks;
 mod orders;
@@ -19,6 +20,7 @@ use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
 use tokio::sync::{mpsc, oneshot};
 
+pub use backup::BackupReport;
 pub use hooks::{HookOutcome, IngestResult};
 pub use orders::{DeliveryRecord, OrderRecord, TicketRecord, for_each_delivery, for_each_order};
 

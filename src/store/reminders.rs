@@ -575,6 +575,18 @@ impl Store {
         .await
     }
 
+    /// Buyer-events a pass would look at now.
+    pub async fn due_count(&self, now: DateTime<Utc>) -> Result<i64, StoreError> {
+        self.read(move |conn| {
+            Ok(conn.query_row(
+                "SELECT count(*) FROM buyer_events WHERE next_check_at IS NOT NULL AND next_check_at <= ?1",
+                [timestamp(now)],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
     /// Claimed steps that failed temporarily and wait to be retried: the "needs attention" count.
     pub async fn failing_claims(&self) -> Result<i64, StoreError> {
         self.read(|conn| {

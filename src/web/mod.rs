@@ -5,7 +5,7 @@ mod health;
 mod links;
 
 pub use error::{ApiError, json_status, recover};
-pub use health::route as health_route;
+pub use health::{HealthState, pass_overdue, routes as health_routes};
 pub use links::{LinkState, routes as link_routes};
 
 use bytes::Buf;
