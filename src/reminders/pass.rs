@@ -747,18 +747,23 @@ fn retry_delay(attempt: u32) -> chrono::TimeDelta {
     chrono::TimeDelta::from_std(base.mul_f64(jitter)).unwrap_or(chrono::TimeDelta::hours(1))
 }
 
-/// At most `per_minute` sends a minute, with bursts of up to that many.
+/// At most `per_minute` sends a minute, in bursts of at most ten seconds' worth (so that a
+/// provider's per-minute limit is never hit by one burst at the start of a minute).
 struct RateLimiter {
     per_minute: u32,
+    capacity: f64,
     tokens: f64,
     last: tokio::time::Instant,
 }
 
 impl RateLimiter {
     fn new(per_minute: u32) -> Self {
+        let per_minute = per_minute.max(1);
+        let capacity = f64::from(per_minute.div_ceil(6));
         RateLimiter {
-            per_minute: per_minute.max(1),
-            tokens: f64::from(per_minute.max(1)),
+            per_minute,
+            capacity,
+            tokens: capacity,
             last: tokio::time::Instant::now(),
         }
     }
@@ -767,8 +772,8 @@ impl RateLimiter {
     fn reserve(&mut self) -> Duration {
         let rate = f64::from(self.per_minute) / 60.0;
         let now = tokio::time::Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate)
-            .min(f64::from(self.per_minute));
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(self.capacity);
         self.last = now;
         self.tokens -= 1.0;
         if self.tokens >= 0.0 {
@@ -776,5 +781,25 @@ impl RateLimiter {
         } else {
             Duration::from_secs_f64(-self.tokens / rate)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_allows_ten_seconds_of_burst_then_paces() {
+        let mut limiter = RateLimiter::new(60);
+        for _ in 0..10 {
+            assert_eq!(limiter.reserve(), Duration::ZERO);
+        }
+        let wait = limiter.reserve();
+        assert!(
+            wait > Duration::from_millis(900) && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(limiter.reserve(), Duration::ZERO, "the budget refills");
     }
 }
