@@ -124,12 +124,10 @@ async fn a_backup_taken_while_hooks_arrive_is_whole_and_holds_every_acknowledged
 async fn sigterm_during_a_pass_stops_cleanly_without_a_lost_or_doubled_email() {
     let server = smtp::SmtpServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let extra = format!(
-        "[schedule]\nscan = \"* * * * * *\"\nsend_window = \"\"\ndormant_after = \"1s\"\n\n\
-         [[reminders]]\nname = \"quick\"\nafter = \"1s\"\nwhen = [\"checkout_started\"]\ntemplate = \"abandoned\"\n"
-    );
-    let config = write_config(dir.path(), &extra);
-    // Send through the test's SMTP server, slowly: 3 at once, then one every 2 seconds.
+    let extra = "[schedule]\nscan = \"* * * * * *\"\nsend_window = \"\"\ndormant_after = \"1s\"\n\n\
+         [[reminders]]\nname = \"quick\"\nafter = \"1s\"\nwhen = [\"checkout_started\"]\ntemplate = \"abandoned\"\n";
+    let config = write_config(dir.path(), extra);
+    // Send through the test's SMTP server, slowly: 5 at once, then one every 2 seconds.
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "[email]\n",
         &format!(
@@ -137,11 +135,7 @@ async fn sigterm_during_a_pass_stops_cleanly_without_a_lost_or_doubled_email() {
             server.url()
         ),
     );
-    std::fs::write(
-        &config,
-        text.replace("max_per_minute = 30\n", "max_per_minute = 30\n"),
-    )
-    .unwrap();
+    std::fs::write(&config, text).unwrap();
     let buyers: Vec<String> = (0..8).map(|i| format!("buyer{i}@mail.co.za")).collect();
 
     let mut served = serve(&config, &[]);
