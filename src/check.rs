@@ -390,3 +390,55 @@ pub fn plan_in_words(config: &Config) -> Vec<String> {
     }
     lines
 }
+
+/// Rands for people: `R1,250.00`.
+pub fn rands(cents: i64) -> String {
+    templates::format_money(Some(crate::domain::Cents(cents))).replace("free", "R0.00")
+}
+
+/// `stats` for people.
+pub fn stats_in_words(stats: &crate::store::stats::Stats) -> String {
+    let mut out = String::new();
+    let r = &stats.recovered;
+    let _ = writeln!(
+        out,
+        "recovered: {} purchases, {} ({} after clicking the email's link); last 30 days: {} purchases, {}",
+        r.total.purchases,
+        rands(r.total.revenue_cents),
+        r.clicked.purchases,
+        r.last_30_days.purchases,
+        rands(r.last_30_days.revenue_cents)
+    );
+    for step in &r.by_step {
+        let _ = writeln!(
+            out,
+            "  {}: {} clicked ({}), {} did not click ({})",
+            step.step,
+            step.clicked.purchases,
+            rands(step.clicked.revenue_cents),
+            step.not_clicked.purchases,
+            rands(step.not_clicked.revenue_cents)
+        );
+    }
+    let _ = writeln!(out, "dormant buyer-events now: {}", stats.dormant_now);
+    for w in &stats.windows {
+        let list = |m: &std::collections::BTreeMap<String, i64>| {
+            if m.is_empty() {
+                "none".to_string()
+            } else {
+                m.iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        let _ = writeln!(
+            out,
+            "last {}: hooks: {}; reminders: {}",
+            w.window,
+            list(&w.hooks),
+            list(&w.reminders)
+        );
+    }
+    out
+}

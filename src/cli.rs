@@ -74,6 +74,15 @@ pub enum Command {
         /// The address.
         email: String,
     },
+    /// The overview's figures: hooks and reminders over 24 h, 7 and 30 days, dormant buyers, and
+    /// what the reminders recovered.
+    Stats {
+        /// text (for people) or json (for scripts).
+        #[arg(long, value_enum, default_value_t = StatsFormat::Text)]
+        format: StatsFormat,
+    },
+    /// Reprocess stored deliveries that were not recorded (after an upgrade); idempotent.
+    Replay,
     /// A consistent copy of the live database (safe while serve runs).
     Backup {
         /// Where to write the copy (replaced if it exists).
@@ -87,6 +96,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
         format: ExportFormat,
     },
+}
+
+/// How `stats` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatsFormat {
+    /// For people.
+    Text,
+    /// For scripts.
+    Json,
 }
 
 /// Parses the command line, runs the command, and turns an error into one line on stderr and
@@ -217,6 +235,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!(
                 "forgotten: {} orders, {} buyer-events, {} deliveries (the suppression entry, if any, is kept)",
                 removed.orders, removed.buyer_events, removed.deliveries
+            );
+            Ok(())
+        }
+        Command::Stats { format } => {
+            let rules = config.stats_rules();
+            let stats = with_store(&config, |store| async move {
+                store
+                    .stats(chrono::Utc::now(), rules)
+                    .await
+                    .map_err(anyhow::Error::from)
+            })
+            .await?;
+            let mut out = std::io::stdout().lock();
+            match format {
+                StatsFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&stats)?)?,
+                StatsFormat::Text => write!(out, "{}", crate::check::stats_in_words(&stats))?,
+            }
+            Ok(())
+        }
+        Command::Replay => {
+            let report = with_store(&config, |store| async move {
+                store.replay().await.map_err(anyhow::Error::from)
+            })
+            .await?;
+            println!(
+                "replayed {} deliveries: {} recorded, {} repeats, {} still not usable",
+                report.examined, report.recorded, report.duplicate, report.unchanged
             );
             Ok(())
         }

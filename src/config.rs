@@ -572,6 +572,17 @@ impl Config {
         format!("http://{addr}")
     }
 
+    /// The rules the statistics depend on.
+    pub fn stats_rules(&self) -> crate::store::stats::StatsRules {
+        let s = &self.schedule;
+        crate::store::stats::StatsRules {
+            timezone: s.timezone,
+            dormant_after: s.dormant_after,
+            give_up_after: s.give_up_after,
+            attribution_window: s.attribution_window,
+        }
+    }
+
     /// The webhook URL for a token.
     pub fn webhook_url(&self, token: &str) -> String {
         format!("{}/webhooks/quicket/{token}", self.public_url())

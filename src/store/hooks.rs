@@ -59,6 +59,55 @@ impl Store {
     }
 }
 
+/// How a parsed body first classifies: its outcome before it touches an order, a note on fields
+/// that could not be read, and the reference and action when they could be read.
+struct Classified<'a> {
+    outcome: HookOutcome,
+    note: Option<String>,
+    reference: Option<&'a str>,
+    action: Option<String>,
+}
+
+impl Classified<'_> {
+    /// What goes in the deliveries log's `error` column.
+    fn error(&self) -> Option<String> {
+        match &self.outcome {
+            HookOutcome::Rejected(reason) | HookOutcome::Ignored(reason) => Some(reason.clone()),
+            _ => self.note.clone(),
+        }
+    }
+}
+
+fn classify(parsed: &Result<Hook, HookError>) -> Classified<'_> {
+    match parsed {
+        Err(e) => Classified {
+            outcome: HookOutcome::Rejected(e.to_string()),
+            note: None,
+            reference: None,
+            action: None,
+        },
+        Ok(hook) => {
+            let (outcome, action) = match &hook.action {
+                HookAction::Known(state) => (HookOutcome::Recorded, state.as_str().to_string()),
+                HookAction::Unknown(a) if a.is_empty() => (
+                    HookOutcome::Ignored("the hook has no \"action\"".into()),
+                    String::new(),
+                ),
+                HookAction::Unknown(a) => (
+                    HookOutcome::Ignored(format!("unknown action {a:?}")),
+                    a.clone(),
+                ),
+            };
+            Classified {
+                outcome,
+                note: (!hook.problems.is_empty()).then(|| hook.problems.join("; ")),
+                reference: Some(hook.reference.as_str()),
+                action: Some(action),
+            }
+        }
+    }
+}
+
 fn ingest(
     conn: &Connection,
     body: &[u8],
@@ -66,28 +115,7 @@ fn ingest(
     now: DateTime<Utc>,
 ) -> anyhow::Result<IngestResult> {
     let at = timestamp(now);
-    let (initial, note, reference, action) = match parsed {
-        Err(e) => (HookOutcome::Rejected(e.to_string()), None, None, None),
-        Ok(hook) => {
-            let action = match &hook.action {
-                HookAction::Known(state) => state.as_str().to_string(),
-                HookAction::Unknown(other) => other.clone(),
-            };
-            let outcome = match &hook.action {
-                HookAction::Known(_) => HookOutcome::Recorded,
-                HookAction::Unknown(a) if a.is_empty() => {
-                    HookOutcome::Ignored("the hook has no \"action\"".into())
-                }
-                HookAction::Unknown(a) => HookOutcome::Ignored(format!("unknown action {a:?}")),
-            };
-            let note = (!hook.problems.is_empty()).then(|| hook.problems.join("; "));
-            (outcome, note, Some(hook.reference.as_str()), Some(action))
-        }
-    };
-    let error = match &initial {
-        HookOutcome::Rejected(reason) | HookOutcome::Ignored(reason) => Some(reason.clone()),
-        _ => note.clone(),
-    };
+    let c = classify(parsed);
     // The raw body goes in first, so that whatever happens next it is kept.
     let delivery_id: i64 = conn
         .prepare_cached(
@@ -95,26 +123,41 @@ fn ingest(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
         )?
         .query_row(
-            params![at, body, initial.label(), error, reference, action],
+            params![
+                at,
+                body,
+                c.outcome.label(),
+                c.error(),
+                c.reference,
+                c.action
+            ],
             |r| r.get(0),
         )
         .context("cannot keep the delivery")?;
+    let outcome = apply_delivery(conn, parsed, c, delivery_id, &at)?;
+    Ok(IngestResult {
+        delivery_id,
+        outcome,
+    })
+}
 
-    let (Ok(hook), HookOutcome::Recorded) = (parsed, &initial) else {
-        return Ok(IngestResult {
-            delivery_id,
-            outcome: initial,
-        });
+/// Applies a kept delivery to its order (when it is a hook with a known action), in a savepoint
+/// so that a failure keeps the delivery and records why.
+fn apply_delivery(
+    conn: &Connection,
+    parsed: &Result<Hook, HookError>,
+    c: Classified<'_>,
+    delivery_id: i64,
+    at: &str,
+) -> anyhow::Result<HookOutcome> {
+    let (Ok(hook), HookOutcome::Recorded) = (parsed, &c.outcome) else {
+        return Ok(c.outcome);
     };
     let HookAction::Known(state) = hook.action else {
-        return Ok(IngestResult {
-            delivery_id,
-            outcome: initial,
-        });
+        return Ok(c.outcome);
     };
-
     conn.prepare_cached("SAVEPOINT apply")?.execute([])?;
-    let outcome = match apply(conn, hook, state, delivery_id, &at) {
+    let outcome = match apply(conn, hook, state, delivery_id, at) {
         Ok(outcome) => {
             conn.prepare_cached("RELEASE apply")?.execute([])?;
             outcome
@@ -127,17 +170,63 @@ fn ingest(
     if outcome != HookOutcome::Recorded {
         let error = match &outcome {
             HookOutcome::Failed(reason) => Some(reason.clone()),
-            _ => note,
+            _ => c.note,
         };
         conn.execute(
             "UPDATE deliveries SET outcome = ?2, error = ?3 WHERE id = ?1",
             params![delivery_id, outcome.label(), error],
         )?;
     }
-    Ok(IngestResult {
-        delivery_id,
-        outcome,
-    })
+    Ok(outcome)
+}
+
+/// What `replay` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReplayReport {
+    /// Deliveries looked at (those not recorded before).
+    pub examined: u64,
+    /// Now recorded on their order.
+    pub recorded: u64,
+    /// Now recognised as repeats of a recorded hook.
+    pub duplicate: u64,
+    /// Still not usable (rejected, ignored or failed), with the reason kept.
+    pub unchanged: u64,
+}
+
+/// Reprocesses every delivery that was not recorded (rejected, ignored or failed) with the
+/// current parser, as if it had just arrived at its original time. Running it again changes
+/// nothing more: recorded hooks are recognised by their fingerprint.
+fn replay(conn: &Connection) -> anyhow::Result<ReplayReport> {
+    let mut stmt = conn.prepare(
+        "SELECT id, received_at, body FROM deliveries
+         WHERE outcome IN ('rejected', 'ignored', 'failed') AND body IS NOT NULL ORDER BY id",
+    )?;
+    let pending: Vec<(i64, String, Vec<u8>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut report = ReplayReport::default();
+    for (id, received_at, body) in pending {
+        report.examined += 1;
+        let parsed = crate::quicket::parse_hook(&body);
+        let c = classify(&parsed);
+        conn.execute(
+            "UPDATE deliveries SET outcome = ?2, error = ?3, reference = ?4, action = ?5 WHERE id = ?1",
+            params![id, c.outcome.label(), c.error(), c.reference, c.action],
+        )?;
+        match apply_delivery(conn, &parsed, c, id, &received_at)? {
+            HookOutcome::Recorded => report.recorded += 1,
+            HookOutcome::Duplicate => report.duplicate += 1,
+            _ => report.unchanged += 1,
+        }
+    }
+    Ok(report)
+}
+
+impl Store {
+    /// Reprocesses stored deliveries that were not recorded (see `replay`), in one transaction.
+    pub async fn replay(&self) -> Result<ReplayReport, StoreError> {
+        self.write(replay).await
+    }
 }
 
 /// Moves the order along its state machine and appends the hook to its history.

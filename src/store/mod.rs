@@ -8,6 +8,7 @@ mod hooks;
 mod orders;
 pub mod privacy;
 pub mod reminders;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -21,7 +22,7 @@ use rusqlite_migration::{M, Migrations};
 use tokio::sync::{mpsc, oneshot};
 
 pub use backup::BackupReport;
-pub use hooks::{HookOutcome, IngestResult};
+pub use hooks::{HookOutcome, IngestResult, ReplayReport};
 pub use orders::{DeliveryRecord, OrderRecord, TicketRecord, for_each_delivery, for_each_order};
 
 /// The migrations, in order; the schema version is their count.

@@ -1,0 +1,257 @@
+//! The figures of the overview and of `stats`: hooks and reminders over recent windows, dormant
+//! buyer-events, and what the reminders recovered.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use super::{Store, StoreError, parse_timestamp, timestamp};
+
+/// Counts over one recent window.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Window {
+    /// "24h", "7d" or "30d".
+    pub window: &'static str,
+    /// Hooks received, by action ("unreadable" for bodies that could not be read).
+    pub hooks: BTreeMap<String, i64>,
+    /// Reminder steps decided, by outcome (sent, skipped, failed, claimed).
+    pub reminders: BTreeMap<String, i64>,
+}
+
+/// Purchases and revenue.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Money {
+    /// Buyer-events that completed.
+    pub purchases: i64,
+    /// What they paid, in cents.
+    pub revenue_cents: i64,
+}
+
+impl Money {
+    fn add(&mut self, revenue_cents: i64) {
+        self.purchases += 1;
+        self.revenue_cents += revenue_cents;
+    }
+}
+
+/// Recovered purchases for one step.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct StepRecovery {
+    /// The step of the last reminder before the purchase.
+    pub step: String,
+    /// The buyer had followed the email's link before paying.
+    pub clicked: Money,
+    /// The buyer paid without following the link (may have bought anyway).
+    pub not_clicked: Money,
+}
+
+/// What the reminders brought back: buyer-events that completed after at least one reminder was
+/// sent, within the attribution window of it. A buyer who paid without any reminder never counts.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Recovery {
+    /// All time.
+    pub total: Money,
+    /// Of which the buyer had clicked the email's link.
+    pub clicked: Money,
+    /// The last 30 days (by completion).
+    pub last_30_days: Money,
+    /// By the step of the last reminder before the purchase.
+    pub by_step: Vec<StepRecovery>,
+}
+
+/// One day of the 30-day chart (local date).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Day {
+    /// The local date, YYYY-MM-DD.
+    pub date: String,
+    /// Reminders sent that day.
+    pub sent: i64,
+    /// Purchases recovered that day.
+    pub recovered: i64,
+}
+
+/// Everything the overview and `stats` show.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Stats {
+    /// When the figures were taken.
+    pub at: String,
+    /// Hooks and reminders over the last 24 h, 7 and 30 days.
+    pub windows: Vec<Window>,
+    /// Buyer-events dormant now: not paid, still for `dormant_after`, changed within `give_up_after`.
+    pub dormant_now: i64,
+    /// What was recovered.
+    pub recovered: Recovery,
+    /// The last 30 days, oldest first.
+    pub daily: Vec<Day>,
+}
+
+/// The rules the figures depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct StatsRules {
+    /// The zone days are counted in.
+    pub timezone: Tz,
+    /// A checkout is dormant after this long still.
+    pub dormant_after: std::time::Duration,
+    /// Reminders stop after this long.
+    pub give_up_after: std::time::Duration,
+    /// A purchase this soon after a reminder counts as recovered.
+    pub attribution_window: std::time::Duration,
+}
+
+fn delta(d: std::time::Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+fn counts(conn: &Connection, sql: &str, since: &str) -> anyhow::Result<BTreeMap<String, i64>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt
+        .query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<BTreeMap<String, i64>, _>>()?;
+    Ok(rows)
+}
+
+/// A recovered purchase, as read from the database.
+struct Recovered {
+    step: String,
+    clicked: bool,
+    revenue_cents: i64,
+    completed_at: DateTime<Utc>,
+}
+
+fn recovered(conn: &Connection, window: chrono::TimeDelta) -> anyhow::Result<Vec<Recovered>> {
+    let mut stmt = conn.prepare(
+        "SELECT be.completed_at,
+            (SELECT r.step || char(31) || r.sent_at FROM reminders r
+              WHERE r.email_key = be.email_key AND r.event_id = be.event_id AND r.status = 'sent'
+                AND r.sent_at <= be.completed_at
+              ORDER BY r.sent_at DESC LIMIT 1),
+            EXISTS (SELECT 1 FROM clicks c WHERE c.email_key = be.email_key AND c.event_id = be.event_id
+                      AND c.clicked_at <= be.completed_at),
+            (SELECT coalesce(sum(o.amount_cents), 0) FROM orders o
+              WHERE o.email_key = be.email_key AND o.event_id = be.event_id AND o.state = 'checkout_completed')
+         FROM buyer_events be WHERE be.completed_at IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, bool>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (completed_at, last_sent, clicked, revenue_cents) = row?;
+        let Some((step, sent_at)) = last_sent.as_deref().and_then(|s| s.split_once('\u{1f}'))
+        else {
+            continue; // paid without a reminder: not recovered
+        };
+        let completed_at = parse_timestamp(&completed_at)?;
+        if completed_at - parse_timestamp(sent_at)? > window {
+            continue;
+        }
+        out.push(Recovered {
+            step: step.to_string(),
+            clicked,
+            revenue_cents,
+            completed_at,
+        });
+    }
+    Ok(out)
+}
+
+fn stats(conn: &Connection, now: DateTime<Utc>, rules: StatsRules) -> anyhow::Result<Stats> {
+    let mut windows = Vec::new();
+    for (label, days) in [("24h", 1), ("7d", 7), ("30d", 30)] {
+        let since = timestamp(now - chrono::TimeDelta::days(days));
+        windows.push(Window {
+            window: label,
+            hooks: counts(
+                conn,
+                "SELECT CASE WHEN outcome = 'rejected' THEN 'unreadable'
+                             ELSE coalesce(nullif(action, ''), 'no action') END, count(*)
+                 FROM deliveries WHERE received_at >= ?1 GROUP BY 1",
+                &since,
+            )?,
+            reminders: counts(
+                conn,
+                "SELECT status, count(*) FROM reminders
+                 WHERE coalesce(sent_at, decided_at) >= ?1 GROUP BY status",
+                &since,
+            )?,
+        });
+    }
+    let dormant_now: i64 = conn.query_row(
+        "SELECT count(*) FROM buyer_events
+         WHERE state <> 'checkout_completed' AND anonymised_at IS NULL
+           AND changed_at <= ?1 AND changed_at > ?2",
+        params![
+            timestamp(now - delta(rules.dormant_after)),
+            timestamp(now - delta(rules.give_up_after))
+        ],
+        |r| r.get(0),
+    )?;
+
+    let mut recovery = Recovery::default();
+    let mut by_step: BTreeMap<String, StepRecovery> = BTreeMap::new();
+    let month_ago = now - chrono::TimeDelta::days(30);
+    let local_date = |t: DateTime<Utc>| t.with_timezone(&rules.timezone).date_naive();
+    let mut recovered_per_day: BTreeMap<NaiveDate, i64> = BTreeMap::new();
+    for r in recovered(conn, delta(rules.attribution_window))? {
+        recovery.total.add(r.revenue_cents);
+        let entry = by_step
+            .entry(r.step.clone())
+            .or_insert_with(|| StepRecovery {
+                step: r.step.clone(),
+                ..StepRecovery::default()
+            });
+        if r.clicked {
+            recovery.clicked.add(r.revenue_cents);
+            entry.clicked.add(r.revenue_cents);
+        } else {
+            entry.not_clicked.add(r.revenue_cents);
+        }
+        if r.completed_at >= month_ago {
+            recovery.last_30_days.add(r.revenue_cents);
+            *recovered_per_day
+                .entry(local_date(r.completed_at))
+                .or_default() += 1;
+        }
+    }
+    recovery.by_step = by_step.into_values().collect();
+
+    let mut sent_per_day: BTreeMap<NaiveDate, i64> = BTreeMap::new();
+    let mut stmt = conn.prepare("SELECT sent_at FROM reminders WHERE sent_at >= ?1")?;
+    for sent in stmt.query_map([timestamp(month_ago)], |r| r.get::<_, String>(0))? {
+        *sent_per_day
+            .entry(local_date(parse_timestamp(&sent?)?))
+            .or_default() += 1;
+    }
+    let today = local_date(now);
+    let daily = (0..30)
+        .rev()
+        .filter_map(|back| today.checked_sub_days(chrono::Days::new(back)))
+        .map(|date| Day {
+            date: date.format("%Y-%m-%d").to_string(),
+            sent: sent_per_day.get(&date).copied().unwrap_or(0),
+            recovered: recovered_per_day.get(&date).copied().unwrap_or(0),
+        })
+        .collect();
+    Ok(Stats {
+        at: timestamp(now),
+        windows,
+        dormant_now,
+        recovered: recovery,
+        daily,
+    })
+}
+
+impl Store {
+    /// The overview's figures at `now`.
+    pub async fn stats(&self, now: DateTime<Utc>, rules: StatsRules) -> Result<Stats, StoreError> {
+        self.read(move |conn| stats(conn, now, rules)).await
+    }
+}

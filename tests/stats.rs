@@ -1,0 +1,164 @@
+//! The figures: what the reminders recovered (and what they did not), and `replay`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap, helpers included
+
+mod common;
+
+use chrono::Utc;
+use common::TestApp;
+use quicket_followup::config::{Config, ReminderStep, SendWindow};
+use quicket_followup::domain::OrderState;
+use serde_json::json;
+
+fn immediate(c: &mut Config) {
+    c.schedule.send_window = SendWindow::parse("").unwrap();
+    c.schedule.dormant_after = std::time::Duration::ZERO;
+    c.reminders = vec![ReminderStep {
+        name: "nudge".into(),
+        after: Some(std::time::Duration::ZERO),
+        before_event: None,
+        when: vec![OrderState::Started, OrderState::Cancelled],
+        template: "abandoned".into(),
+    }];
+}
+
+fn hook(reference: &str, action: &str, email: &str, amount: &str) -> String {
+    json!({"reference": reference, "event_id": 456, "event_name": "Jazz", "amount": amount,
+           "email": email, "event_date": "2030-12-12 18:30", "action": action})
+    .to_string()
+}
+
+#[tokio::test]
+async fn recovery_counts_only_purchases_after_a_reminder_split_by_click() {
+    let app = TestApp::spawn_with(immediate).await;
+    // A: reminded, clicked, paid. B: reminded, paid without clicking. C: paid, never reminded.
+    // D: reminded, never paid.
+    for (r, email) in [
+        ("A1", "a@mail.co.za"),
+        ("B1", "b@mail.co.za"),
+        ("D1", "d@mail.co.za"),
+    ] {
+        assert_eq!(
+            app.post_hook(hook(r, "checkout_started", email, "100.00"))
+                .await
+                .0,
+            200
+        );
+    }
+    let report = app
+        .service
+        .engine
+        .run_pass(Utc::now(), false)
+        .await
+        .unwrap();
+    assert_eq!(report.counts.sent, 3);
+    let a = quicket_followup::links::LinkTarget {
+        email_key: "a@mail.co.za".into(),
+        event_id: "456".into(),
+        step: "nudge".into(),
+    };
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    assert_eq!(
+        client
+            .get(app.service.engine.links().event_url(&a))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        302
+    );
+    // A pays under another reference, for more.
+    app.post_hook(hook("A2", "checkout_completed", "A@mail.co.za", "250.00"))
+        .await;
+    app.post_hook(hook("B1", "checkout_completed", "b@mail.co.za", "100.00"))
+        .await;
+    app.post_hook(hook("C1", "checkout_completed", "c@mail.co.za", "999.00"))
+        .await;
+
+    let mut rules = app.service.engine.settings().config.stats_rules();
+    let stats = app.store().stats(Utc::now(), rules).await.unwrap();
+    let r = &stats.recovered;
+    assert_eq!(
+        (r.total.purchases, r.total.revenue_cents),
+        (2, 35000),
+        "C is not counted: {r:?}"
+    );
+    assert_eq!((r.clicked.purchases, r.clicked.revenue_cents), (1, 25000));
+    assert_eq!(r.by_step.len(), 1);
+    assert_eq!(r.by_step[0].step, "nudge");
+    assert_eq!(r.by_step[0].not_clicked.revenue_cents, 10000);
+    assert_eq!(r.last_30_days.purchases, 2);
+    let today = stats.daily.last().unwrap();
+    assert_eq!((today.sent, today.recovered), (3, 2));
+    assert_eq!(stats.daily.len(), 30);
+    let w = &stats.windows[0];
+    assert_eq!(w.hooks["checkout_started"], 3);
+    assert_eq!(w.hooks["checkout_completed"], 3);
+    assert_eq!(w.reminders["sent"], 3);
+
+    // Outside the attribution window nothing counts.
+    rules.attribution_window = std::time::Duration::ZERO;
+    let stats = app.store().stats(Utc::now(), rules).await.unwrap();
+    assert_eq!(stats.recovered.total.purchases, 0);
+}
+
+#[tokio::test]
+async fn stats_are_available_to_scripts_as_json() {
+    let app = TestApp::spawn().await;
+    app.post_hook(hook("R1", "checkout_started", "a@mail.co.za", "100"))
+        .await;
+    let db = app.store().path().to_str().unwrap().to_string();
+    let config = app.dir.path().join("cli.toml");
+    std::fs::write(&config, format!("[database]\npath = {db:?}\n")).unwrap();
+    let (code, out, err) = common::run_cli(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "stats",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stats["windows"][0]["hooks"]["checkout_started"], 1);
+    assert_eq!(stats["recovered"]["total"]["purchases"], 0);
+    let (code, out, _) = common::run_cli(&["--config", config.to_str().unwrap(), "stats"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("recovered: 0 purchases, R0.00"), "{out}");
+}
+
+#[tokio::test]
+async fn replay_reprocesses_what_an_older_version_could_not_read_and_is_idempotent() {
+    let app = TestApp::spawn().await;
+    app.post_hook(hook("R1", "checkout_started", "a@mail.co.za", "100"))
+        .await;
+    // What an older version left behind: two hooks it refused (one new, one a repeat of R1's).
+    let new = hook("R2", "eft_pending", "b@mail.co.za", "200");
+    let repeat = hook("R1", "checkout_started", "a@mail.co.za", "100");
+    app.store()
+        .write(move |conn| {
+            for body in [new, repeat] {
+                conn.execute(
+                    "INSERT INTO deliveries (received_at, body, outcome, error) VALUES (?1, ?2, 'rejected', 'old parser')",
+                    rusqlite::params![quicket_followup::store::timestamp(Utc::now()), body.into_bytes()],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let first = app.store().replay().await.unwrap();
+    assert_eq!((first.examined, first.recorded, first.duplicate), (2, 1, 1));
+    assert_eq!(
+        app.store().order("R2").await.unwrap().unwrap().status,
+        OrderState::EftPending
+    );
+    let second = app.store().replay().await.unwrap();
+    assert_eq!(second.examined, 0, "nothing left to replay");
+    assert_eq!(app.store().order_count().await.unwrap(), 2);
+}
