@@ -117,7 +117,7 @@ async fn check_with_store(
 }
 
 /// Sends every step, rendered, to `address` (a fresh Message-ID each time, "[test]" in the subject).
-async fn send_tests(
+pub async fn send_tests(
     engine: &Engine,
     settings: &Settings,
     order: Option<&OrderRecord>,

@@ -78,6 +78,13 @@ impl Service {
             engine: engine.clone(),
         }))
         .unify()
+        .or(web::admin_routes(web::AdminState {
+            store: store.clone(),
+            engine: engine.clone(),
+            password: config.server.admin_password.clone(),
+            scheduled,
+        }))
+        .unify()
         .recover(web::recover)
         .unify()
         .with(warp::log::custom(|info| {

@@ -9,6 +9,7 @@ mod orders;
 pub mod privacy;
 pub mod reminders;
 pub mod stats;
+pub mod timeline;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -73,6 +73,9 @@ pub fn json_status(body: &serde_json::Value, status: StatusCode) -> Response {
 
 /// Turns warp's own rejections (no such route, wrong method ...) into JSON errors.
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    if let Some(why) = rejection.find::<super::AdminRefused>() {
+        return Ok(super::admin::refused(why));
+    }
     let (status, message) = if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "no such page".to_string())
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {

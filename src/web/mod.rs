@@ -1,9 +1,11 @@
 //! HTTP plumbing shared by every route: the one place errors become statuses, and `/healthz`.
 
+mod admin;
 mod error;
 mod health;
 mod links;
 
+pub use admin::{AdminRefused, AdminState, routes as admin_routes};
 pub use error::{ApiError, json_status, recover};
 pub use health::{HealthState, pass_overdue, routes as health_routes};
 pub use links::{LinkState, routes as link_routes};

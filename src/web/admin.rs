@@ -1,0 +1,874 @@
+//! `/admin`: the operator's pages (askama, server-rendered, no scripts), behind HTTP basic auth
+//! (user `admin`, `server.admin_password`; off when that is empty).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use askama::Template;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use subtle::ConstantTimeEq;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::{StatusCode, header};
+use warp::reply::{Reply, Response};
+
+use super::ApiError;
+use crate::check::{plan_in_words, rands, render_step};
+use crate::reminders::Engine;
+use crate::store::Store;
+use crate::store::privacy::SuppressionSource;
+use crate::store::stats::Stats;
+
+/// What the admin pages need.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The store.
+    pub store: Store,
+    /// The engine (settings in force, links, transport).
+    pub engine: Arc<Engine>,
+    /// The password; empty turns /admin off.
+    pub password: String,
+    /// Whether passes run on a schedule here.
+    pub scheduled: bool,
+}
+
+/// Why an admin request was refused (mapped to a status in [`super::recover`]).
+#[derive(Debug)]
+pub enum AdminRefused {
+    /// No password configured: /admin does not exist.
+    Off,
+    /// Missing or wrong credentials.
+    Unauthorized,
+    /// A form posted from another site.
+    CrossSite,
+}
+
+impl warp::reject::Reject for AdminRefused {}
+
+fn authorized(password: &str, header: Option<&str>) -> bool {
+    let Some(encoded) = header.and_then(|h| h.strip_prefix("Basic ")) else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let expected = format!("admin:{password}");
+    bool::from(decoded.as_slice().ct_eq(expected.as_bytes()))
+}
+
+/// Basic auth, and for POSTs a same-origin check (the browser sends basic credentials along with
+/// a form posted from any site, so the Origin or Referer must be ours).
+fn guard(state: AdminState) -> BoxedFilter<(AdminState,)> {
+    warp::path("admin")
+        .and(warp::method())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::optional::<String>("host"))
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("referer"))
+        .and_then(
+            move |method: warp::http::Method,
+                  auth: Option<String>,
+                  host: Option<String>,
+                  origin: Option<String>,
+                  referer: Option<String>| {
+                let state = state.clone();
+                async move {
+                    if state.password.is_empty() {
+                        return Err(warp::reject::custom(AdminRefused::Off));
+                    }
+                    if !authorized(&state.password, auth.as_deref()) {
+                        return Err(warp::reject::custom(AdminRefused::Unauthorized));
+                    }
+                    if method == warp::http::Method::POST {
+                        let host = host.unwrap_or_default();
+                        let source = origin.or(referer).unwrap_or_default();
+                        let same = source.is_empty()
+                            || source
+                                .split("://")
+                                .nth(1)
+                                .is_some_and(|rest| rest.split('/').next() == Some(host.as_str()));
+                        if !same {
+                            return Err(warp::reject::custom(AdminRefused::CrossSite));
+                        }
+                    }
+                    Ok(state)
+                }
+            },
+        )
+        .boxed()
+}
+
+/// The response for a refused admin request.
+pub fn refused(why: &AdminRefused) -> Response {
+    match why {
+        AdminRefused::Off => super::json_status(
+            &serde_json::json!({"status": "error", "error": "/admin is off: set server.admin_password to turn it on"}),
+            StatusCode::NOT_FOUND,
+        ),
+        AdminRefused::Unauthorized => warp::reply::with_header(
+            warp::reply::with_status(
+                "Sign in as admin with server.admin_password.\n",
+                StatusCode::UNAUTHORIZED,
+            ),
+            header::WWW_AUTHENTICATE,
+            "Basic realm=\"quicket-followup\", charset=\"UTF-8\"",
+        )
+        .into_response(),
+        AdminRefused::CrossSite => warp::reply::with_status(
+            "This form was posted from another site.\n",
+            StatusCode::FORBIDDEN,
+        )
+        .into_response(),
+    }
+}
+
+fn page(page: &impl Template) -> Result<Response, ApiError> {
+    let body = page
+        .render()
+        .map_err(|e| ApiError::Internal(format!("page could not be rendered: {e}")))?;
+    Ok(
+        warp::reply::with_header(warp::reply::html(body), header::CACHE_CONTROL, "no-store")
+            .into_response(),
+    )
+}
+
+fn see_other(location: &str) -> Response {
+    warp::reply::with_header(StatusCode::SEE_OTHER, header::LOCATION, location).into_response()
+}
+
+fn respond(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(Reply::into_response)
+}
+
+type Query = HashMap<String, String>;
+
+/// Every `/admin` route.
+pub fn routes(state: AdminState) -> BoxedFilter<(Response,)> {
+    let g = || guard(state.clone());
+    let form = || warp::body::content_length_limit(16 * 1024).and(warp::body::form::<Query>());
+    let query = || warp::query::<Query>();
+    let overview = g()
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(query())
+        .then(|s: AdminState, q: Query| async move { respond(overview(&s, &q).await) });
+    let orders = g()
+        .and(warp::path!("orders"))
+        .and(warp::get())
+        .and(query())
+        .then(|s: AdminState, q: Query| async move { respond(orders(&s, &q).await) });
+    let buyer = g()
+        .and(warp::path!("buyer"))
+        .and(warp::get())
+        .and(query())
+        .then(|s: AdminState, q: Query| async move { respond(buyer(&s, &q).await) });
+    let emails = g()
+        .and(warp::path!("emails"))
+        .and(warp::get())
+        .and(query())
+        .then(|s: AdminState, q: Query| async move { respond(emails(&s, &q).await) });
+    let render = g()
+        .and(warp::path!("emails" / "render"))
+        .and(warp::get())
+        .and(query())
+        .then(|s: AdminState, q: Query| async move { respond(render(&s, &q).await) });
+    let send_test = g()
+        .and(warp::path!("emails" / "test"))
+        .and(warp::post())
+        .and(form())
+        .then(|s: AdminState, f: Query| async move { respond(send_test(&s, &f).await) });
+    let schedule = g()
+        .and(warp::path!("schedule"))
+        .and(warp::get())
+        .then(|s: AdminState| async move { respond(schedule(&s).await) });
+    let suppressions = g()
+        .and(warp::path!("suppressions"))
+        .and(warp::get())
+        .and(query())
+        .then(|s: AdminState, q: Query| async move { respond(suppressions(&s, &q).await) });
+    let suppress =
+        g().and(warp::path!("suppressions"))
+            .and(warp::post())
+            .and(form())
+            .then(|s: AdminState, f: Query| async move {
+                respond(change_suppression(&s, &f, true).await)
+            });
+    let unsuppress =
+        g().and(warp::path!("suppressions" / "remove"))
+            .and(warp::post())
+            .and(form())
+            .then(|s: AdminState, f: Query| async move {
+                respond(change_suppression(&s, &f, false).await)
+            });
+    let problems = g()
+        .and(warp::path!("problems"))
+        .and(warp::get())
+        .and(query())
+        .then(|s: AdminState, q: Query| async move { respond(problems(&s, &q).await) });
+    let replay = g()
+        .and(warp::path!("replay"))
+        .and(warp::post())
+        .then(|s: AdminState| async move { respond(replay(&s).await) });
+    overview
+        .or(orders)
+        .unify()
+        .or(buyer)
+        .unify()
+        .or(emails)
+        .unify()
+        .or(render)
+        .unify()
+        .or(send_test)
+        .unify()
+        .or(schedule)
+        .unify()
+        .or(suppressions)
+        .unify()
+        .or(suppress)
+        .unify()
+        .or(unsuppress)
+        .unify()
+        .or(problems)
+        .unify()
+        .or(replay)
+        .unify()
+        .boxed()
+}
+
+/// A time for people, in the configured zone.
+fn local(state: &AdminState, at: &str) -> String {
+    let tz = state.engine.settings().config.schedule.timezone;
+    crate::store::parse_timestamp(at)
+        .map(|t| {
+            t.with_timezone(&tz)
+                .format("%a %-d %b %Y %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|_| at.to_string())
+}
+
+fn notice(q: &Query) -> String {
+    q.get("notice").cloned().unwrap_or_default()
+}
+
+fn buyer_link(email_key: &str, event_id: &str) -> String {
+    let query = serde_urlencoded::to_string([("email", email_key), ("event", event_id)])
+        .unwrap_or_default();
+    format!("/admin/buyer?{query}")
+}
+
+// ----- overview ---------------------------------------------------------------------------
+
+struct ChartBar {
+    x: f64,
+    y: f64,
+    w: f64,
+    h: f64,
+    title: String,
+}
+struct ChartDot {
+    x: f64,
+    y: f64,
+    title: String,
+}
+struct ChartLabel {
+    x: f64,
+    text: String,
+}
+struct Chart {
+    width: u32,
+    height: u32,
+    base: f64,
+    max: i64,
+    bars: Vec<ChartBar>,
+    dots: Vec<ChartDot>,
+    labels: Vec<ChartLabel>,
+}
+
+fn chart(stats: &Stats) -> Chart {
+    let (width, height, left, base) = (640u32, 180u32, 30.0, 160.0);
+    let max = stats
+        .daily
+        .iter()
+        .map(|d| d.sent.max(d.recovered))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let step = (f64::from(width) - left) / stats.daily.len().max(1) as f64;
+    let scale = |n: i64| (base - 10.0) * n as f64 / max as f64;
+    // One decimal is plenty for an SVG this size and keeps the page small.
+    let r = |v: f64| (v * 10.0).round() / 10.0;
+    let mut chart = Chart {
+        width,
+        height,
+        base,
+        max,
+        bars: Vec::new(),
+        dots: Vec::new(),
+        labels: Vec::new(),
+    };
+    for (i, day) in stats.daily.iter().enumerate() {
+        let x = left + i as f64 * step;
+        let h = scale(day.sent);
+        chart.bars.push(ChartBar {
+            x: r(x + step * 0.15),
+            y: r(base - h),
+            w: r(step * 0.7),
+            h: r(h),
+            title: format!("{}: {} sent", day.date, day.sent),
+        });
+        if day.recovered > 0 {
+            chart.dots.push(ChartDot {
+                x: r(x + step / 2.0),
+                y: r(base - scale(day.recovered)),
+                title: format!("{}: {} recovered", day.date, day.recovered),
+            });
+        }
+        if i % 7 == 0 || i + 1 == stats.daily.len() {
+            chart.labels.push(ChartLabel {
+                x: r(x + step / 2.0),
+                text: day.date.get(5..).unwrap_or(&day.date).to_string(),
+            });
+        }
+    }
+    chart
+}
+
+struct StepRow {
+    step: String,
+    clicked: String,
+    not_clicked: String,
+}
+struct WindowLabel {
+    label: &'static str,
+}
+struct ActivityRow {
+    label: String,
+    counts: Vec<i64>,
+}
+
+#[derive(Template)]
+#[template(path = "pages/admin/overview.html")]
+struct OverviewPage {
+    active: &'static str,
+    notice: String,
+    recovered_revenue: String,
+    recovered_purchases: i64,
+    clicked_revenue: String,
+    clicked_purchases: i64,
+    month_revenue: String,
+    month_purchases: i64,
+    dormant_now: i64,
+    attribution: String,
+    chart: Chart,
+    by_step: Vec<StepRow>,
+    windows: Vec<WindowLabel>,
+    activity: Vec<ActivityRow>,
+    last_pass: String,
+    next_pass: String,
+    email_status: String,
+    email_class: &'static str,
+    attention: i64,
+}
+
+fn activity(stats: &Stats) -> Vec<ActivityRow> {
+    let mut rows = Vec::new();
+    let mut keys = |pick: &dyn Fn(
+        &crate::store::stats::Window,
+    ) -> &std::collections::BTreeMap<String, i64>,
+                    prefix: &str| {
+        let mut names: Vec<String> = stats
+            .windows
+            .iter()
+            .flat_map(|w| pick(w).keys().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            rows.push(ActivityRow {
+                label: format!("{prefix}{name}"),
+                counts: stats
+                    .windows
+                    .iter()
+                    .map(|w| pick(w).get(&name).copied().unwrap_or(0))
+                    .collect(),
+            });
+        }
+    };
+    keys(&|w| &w.hooks, "hooks: ");
+    keys(&|w| &w.reminders, "reminders: ");
+    rows
+}
+
+async fn overview(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
+    let settings = state.engine.settings();
+    let config = &settings.config;
+    let now = Utc::now();
+    let stats = state.store.stats(now, config.stats_rules()).await?;
+    let last = state.store.last_pass().await?;
+    let waiting = state.store.failing_claims().await?;
+    let failed_recently = stats
+        .windows
+        .get(1)
+        .and_then(|w| w.reminders.get("failed").copied())
+        .unwrap_or(0);
+    let last_error = state.store.last_send_error().await?;
+    let next_pass = match (
+        state.scheduled,
+        crate::config::parse_cron(&config.schedule.scan),
+    ) {
+        (true, Ok(cron)) => cron
+            .find_next_occurrence(&now.with_timezone(&config.schedule.timezone), false)
+            .map(|t| t.format("%a %-d %b %H:%M:%S").to_string())
+            .unwrap_or_else(|_| "not scheduled".into()),
+        _ => "passes run only with run-once here".into(),
+    };
+    let (email_status, email_class) = match (&last_error, waiting) {
+        (Some((at, error)), n) if n > 0 => {
+            (format!("failing: {error} ({})", local(state, at)), "bad")
+        }
+        (Some((at, error)), _) => (
+            format!("working; last failure {}: {error}", local(state, at)),
+            "warn",
+        ),
+        (None, _) => (
+            format!("working ({:?})", config.email.transport).to_lowercase(),
+            "ok",
+        ),
+    };
+    let r = &stats.recovered;
+    let money =
+        |m: &crate::store::stats::Money| format!("{} ({})", m.purchases, rands(m.revenue_cents));
+    page(&OverviewPage {
+        active: "overview",
+        notice: notice(q),
+        recovered_revenue: rands(r.total.revenue_cents),
+        recovered_purchases: r.total.purchases,
+        clicked_revenue: rands(r.clicked.revenue_cents),
+        clicked_purchases: r.clicked.purchases,
+        month_revenue: rands(r.last_30_days.revenue_cents),
+        month_purchases: r.last_30_days.purchases,
+        dormant_now: stats.dormant_now,
+        attribution: humantime::format_duration(config.schedule.attribution_window).to_string(),
+        chart: chart(&stats),
+        by_step: r
+            .by_step
+            .iter()
+            .map(|s| StepRow {
+                step: s.step.clone(),
+                clicked: money(&s.clicked),
+                not_clicked: money(&s.not_clicked),
+            })
+            .collect(),
+        windows: stats
+            .windows
+            .iter()
+            .map(|w| WindowLabel { label: w.window })
+            .collect(),
+        activity: activity(&stats),
+        last_pass: match &last {
+            Some(p) => format!(
+                "{}: considered {}, sent {}, failed {}",
+                local(state, &p.started_at),
+                p.counts.considered,
+                p.counts.sent,
+                p.counts.failed
+            ),
+            None => "none yet".into(),
+        },
+        next_pass,
+        email_status,
+        email_class,
+        attention: waiting + failed_recently,
+    })
+}
+
+// ----- orders and the timeline ----------------------------------------------------------
+
+struct OrderRow {
+    link: String,
+    email: String,
+    event: String,
+    state: String,
+    changed: String,
+    decision: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/admin/orders.html")]
+struct OrdersPage {
+    active: &'static str,
+    notice: String,
+    query: String,
+    rows: Vec<OrderRow>,
+}
+
+async fn orders(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
+    let query = q.get("q").cloned().unwrap_or_default();
+    let rows = state.store.search(&query).await?;
+    page(&OrdersPage {
+        active: "orders",
+        notice: notice(q),
+        rows: rows
+            .into_iter()
+            .map(|r| OrderRow {
+                link: buyer_link(&r.email_key, &r.event_id),
+                email: r.email_key,
+                event: format!("{} ({})", r.event_name, r.event_id),
+                state: r.state,
+                changed: local(state, &r.changed_at),
+                decision: match (r.last_decision, r.last_reason) {
+                    (Some(d), Some(reason)) => format!("{d}: {reason}"),
+                    (Some(d), None) => d,
+                    _ => String::new(),
+                },
+            })
+            .collect(),
+        query,
+    })
+}
+
+struct EntryView {
+    kind: &'static str,
+    at: String,
+    title: String,
+    detail: String,
+    body: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/admin/buyer.html")]
+struct BuyerPage {
+    active: &'static str,
+    notice: String,
+    email: String,
+    event: String,
+    state: String,
+    references: String,
+    next_check: String,
+    entries: Vec<EntryView>,
+}
+
+async fn buyer(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
+    let (email, event) = (
+        q.get("email").cloned().unwrap_or_default(),
+        q.get("event").cloned().unwrap_or_default(),
+    );
+    let Some(t) = state.store.timeline(&email, &event).await? else {
+        return Ok(see_other("/admin/orders?notice=No+such+buyer+and+event"));
+    };
+    page(&BuyerPage {
+        active: "orders",
+        notice: notice(q),
+        email: if t.email.is_empty() {
+            t.buyer_event.email_key.clone()
+        } else {
+            t.email.clone()
+        },
+        event: format!("{} ({})", t.buyer_event.event_name, t.buyer_event.event_id),
+        state: t.buyer_event.state.clone(),
+        references: t.references.join(", "),
+        next_check: t
+            .buyer_event
+            .next_check_at
+            .as_deref()
+            .map(|n| local(state, n))
+            .unwrap_or_default(),
+        entries: t
+            .entries
+            .iter()
+            .map(|e| EntryView {
+                kind: e.kind,
+                at: local(state, &e.at),
+                title: e.title.clone(),
+                detail: e.detail.clone().unwrap_or_default(),
+                body: e.body.clone().unwrap_or_default(),
+            })
+            .collect(),
+    })
+}
+
+// ----- emails ----------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "pages/admin/emails.html")]
+struct EmailsPage {
+    active: &'static str,
+    notice: String,
+    steps: Vec<String>,
+    step: String,
+    reference: String,
+    subject: String,
+    frame: String,
+    error: String,
+}
+
+async fn rendered(
+    state: &AdminState,
+    step: &str,
+    reference: &str,
+) -> Result<Result<crate::templates::Rendered, String>, ApiError> {
+    let settings = state.engine.settings();
+    let order = if reference.is_empty() {
+        None
+    } else {
+        match state.store.order(reference).await? {
+            Some(order) => Some(order),
+            None => {
+                return Ok(Err(format!(
+                    "No stored order has the reference {reference:?}."
+                )));
+            }
+        }
+    };
+    let address = order
+        .as_ref()
+        .map(|o| o.email.clone())
+        .unwrap_or_else(|| crate::templates::sample_context().buyer.email);
+    Ok(
+        render_step(&state.engine, &settings, order.as_ref(), step, &address)
+            .map_err(|e| format!("{e:#}")),
+    )
+}
+
+async fn emails(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
+    let settings = state.engine.settings();
+    let steps: Vec<String> = settings
+        .config
+        .reminders
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let step = q
+        .get("step")
+        .cloned()
+        .or_else(|| steps.first().cloned())
+        .unwrap_or_default();
+    let reference = q
+        .get("reference")
+        .cloned()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let (subject, error) = match rendered(state, &step, &reference).await? {
+        Ok(r) => (r.subject, String::new()),
+        Err(e) => (String::new(), e),
+    };
+    let frame = format!(
+        "/admin/emails/render?{}",
+        serde_urlencoded::to_string([("step", step.as_str()), ("reference", reference.as_str())])
+            .unwrap_or_default()
+    );
+    page(&EmailsPage {
+        active: "emails",
+        notice: notice(q),
+        steps,
+        step,
+        reference,
+        subject,
+        frame,
+        error,
+    })
+}
+
+async fn render(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
+    let step = q.get("step").cloned().unwrap_or_default();
+    let reference = q.get("reference").cloned().unwrap_or_default();
+    match rendered(state, &step, reference.trim()).await? {
+        Ok(r) => {
+            // The email's own HTML, shown in a sandboxed frame: no scripts, no forms.
+            let reply = warp::reply::with_header(
+                warp::reply::html(r.html),
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:",
+            );
+            Ok(reply.into_response())
+        }
+        Err(e) => Err(ApiError::BadRequest(e)),
+    }
+}
+
+async fn send_test(state: &AdminState, f: &Query) -> Result<Response, ApiError> {
+    let address = f.get("email").cloned().unwrap_or_default();
+    let reference = f.get("reference").cloned().unwrap_or_default();
+    let order = if reference.trim().is_empty() {
+        None
+    } else {
+        state.store.order(reference.trim()).await?
+    };
+    let settings = state.engine.settings();
+    let mut report = crate::check::CheckReport::default();
+    crate::check::send_tests(
+        &state.engine,
+        &settings,
+        order.as_ref(),
+        address.trim(),
+        &mut report,
+    )
+    .await;
+    let message = if report.errors.is_empty() {
+        format!(
+            "Sent {} test emails to {}.",
+            report.ok.len(),
+            address.trim()
+        )
+    } else {
+        format!("Test emails failed: {}", report.errors.join("; "))
+    };
+    let query = serde_urlencoded::to_string([
+        ("notice", message.as_str()),
+        ("reference", reference.as_str()),
+    ])
+    .unwrap_or_default();
+    Ok(see_other(&format!("/admin/emails?{query}")))
+}
+
+// ----- schedule, suppressions, problems ----------------------------------------------------
+
+struct DueRow {
+    when: String,
+    link: String,
+    email: String,
+    event: String,
+    decision: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/admin/schedule.html")]
+struct SchedulePage {
+    active: &'static str,
+    notice: String,
+    plan: Vec<String>,
+    due: Vec<DueRow>,
+}
+
+async fn schedule(state: &AdminState) -> Result<Response, ApiError> {
+    let settings = state.engine.settings();
+    let due = state.store.next_due(50).await?;
+    page(&SchedulePage {
+        active: "schedule",
+        notice: String::new(),
+        plan: plan_in_words(&settings.config),
+        due: due
+            .into_iter()
+            .map(|r| DueRow {
+                when: r
+                    .next_check_at
+                    .as_deref()
+                    .map(|n| local(state, n))
+                    .unwrap_or_default(),
+                link: buyer_link(&r.email_key, &r.event_id),
+                email: r.email_key,
+                event: format!("{} ({})", r.event_name, r.event_id),
+                decision: r
+                    .last_reason
+                    .unwrap_or_else(|| "new: not looked at yet".into()),
+            })
+            .collect(),
+    })
+}
+
+struct SuppressionRow {
+    email: String,
+    since: String,
+    source: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/admin/suppressions.html")]
+struct SuppressionsPage {
+    active: &'static str,
+    notice: String,
+    rows: Vec<SuppressionRow>,
+}
+
+async fn suppressions(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
+    let rows = state.store.suppressions().await?;
+    page(&SuppressionsPage {
+        active: "suppressions",
+        notice: notice(q),
+        rows: rows
+            .into_iter()
+            .map(|s| SuppressionRow {
+                since: local(state, &s.added_at),
+                source: match (s.event_id, s.step) {
+                    (Some(e), Some(step)) => format!("{} ({step}, event {e})", s.source),
+                    _ => s.source,
+                },
+                email: s.email,
+            })
+            .collect(),
+    })
+}
+
+async fn change_suppression(
+    state: &AdminState,
+    f: &Query,
+    add: bool,
+) -> Result<Response, ApiError> {
+    let email = f.get("email").cloned().unwrap_or_default();
+    let email = email.trim();
+    if email.is_empty() || !email.contains('@') {
+        return Ok(see_other(
+            "/admin/suppressions?notice=Give+an+email+address.",
+        ));
+    }
+    let now: DateTime<Utc> = Utc::now();
+    let message = if add {
+        state
+            .store
+            .add_suppression(email, SuppressionSource::Admin, None, None, now)
+            .await?;
+        format!("{email} will not be emailed.")
+    } else {
+        state.store.remove_suppression(email, now).await?;
+        format!("{email} can be emailed again.")
+    };
+    let query = serde_urlencoded::to_string([("notice", message.as_str())]).unwrap_or_default();
+    Ok(see_other(&format!("/admin/suppressions?{query}")))
+}
+
+struct ProblemRow {
+    id: i64,
+    at: String,
+    outcome: String,
+    error: String,
+    body: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/admin/problems.html")]
+struct ProblemsPage {
+    active: &'static str,
+    notice: String,
+    rows: Vec<ProblemRow>,
+}
+
+async fn problems(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
+    let rows = state.store.problems(200).await?;
+    page(&ProblemsPage {
+        active: "problems",
+        notice: notice(q),
+        rows: rows
+            .into_iter()
+            .map(|p| ProblemRow {
+                id: p.id,
+                at: local(state, &p.received_at),
+                outcome: p.outcome,
+                error: p.error.unwrap_or_default(),
+                body: p.body.unwrap_or_else(|| "(removed by retention)".into()),
+            })
+            .collect(),
+    })
+}
+
+async fn replay(state: &AdminState) -> Result<Response, ApiError> {
+    let r = state.store.replay().await?;
+    let message = format!(
+        "Replayed {} deliveries: {} recorded, {} repeats, {} still not usable.",
+        r.examined, r.recorded, r.duplicate, r.unchanged
+    );
+    let query = serde_urlencoded::to_string([("notice", message.as_str())]).unwrap_or_default();
+    Ok(see_other(&format!("/admin/problems?{query}")))
+}
