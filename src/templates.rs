@@ -13,6 +13,9 @@ use serde::Serialize;
 use crate::config::ReminderStep;
 use crate::domain::Cents;
 
+/// The directory under `templates.dir` whose files every template may extend or include.
+pub const SHARED: &str = "_shared";
+
 /// The three files of a template.
 pub const FILES: [&str; 3] = ["subject.txt", "body.html", "body.txt"];
 
@@ -158,6 +161,26 @@ impl Templates {
                     )
                 })?;
                 env.add_template_owned(format!("{name}/{file}"), source)
+                    .map_err(|e| template_error(&path, &e))?;
+            }
+        }
+        // Shared pieces (a layout to `{% extends %}`, partials to `{% include %}`) live in
+        // `_shared/`, so the look of every email is edited in one place.
+        let shared = dir.join(SHARED);
+        if shared.is_dir() {
+            let entries = std::fs::read_dir(&shared)
+                .with_context(|| format!("cannot read {}", shared.display()))?;
+            for entry in entries {
+                let path = entry?.path();
+                let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
+                    continue;
+                };
+                if !path.is_file() || file.starts_with('.') {
+                    continue;
+                }
+                let source = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                env.add_template_owned(format!("{SHARED}/{file}"), source)
                     .map_err(|e| template_error(&path, &e))?;
             }
         }
