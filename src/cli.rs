@@ -312,11 +312,21 @@ async fn run_once(
     let store = Store::open(&config.database.path)?;
     let result = async {
         let engine = crate::reminders::Engine::new(config.clone(), store.clone()).await?;
-        let report = engine.run_pass(now, dry_run).await?;
-        let mut out = std::io::stdout().lock();
-        for line in &report.lines {
-            writeln!(out, "{line}")?;
-        }
+        // One line per buyer as it is decided, through one buffer (100,000 lines, one write each,
+        // would otherwise cost more than deciding them).
+        let out = std::sync::Arc::new(std::sync::Mutex::new(std::io::BufWriter::new(
+            std::io::stdout(),
+        )));
+        let sink_out = out.clone();
+        let sink = Box::new(move |line: &crate::reminders::PassLine| {
+            if let Ok(mut out) = sink_out.lock() {
+                let _ = writeln!(out, "{line}");
+            }
+        });
+        let report = engine.run_pass_into(now, dry_run, Some(sink)).await?;
+        let mut out = out
+            .lock()
+            .map_err(|_| anyhow::anyhow!("stdout is unusable"))?;
         let c = &report.counts;
         writeln!(
             out,

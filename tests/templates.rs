@@ -97,19 +97,22 @@ fn unicode_survives_in_subject_and_bodies() {
     assert!(email.html.contains("Café Ñandú — Jazz 🎷") && email.text.contains("Zoë"));
 }
 
-/// A copy of the shipped templates in `dir`, to edit.
+/// A copy of the shipped templates (with their shared layout) in `dir`, to edit.
 fn copy_templates(dir: &Path) -> std::path::PathBuf {
-    let target = dir.join("emails");
-    for name in ["abandoned", "eft_pending", "last_chance"] {
-        std::fs::create_dir_all(target.join(name)).unwrap();
-        for file in ["subject.txt", "body.html", "body.txt"] {
-            std::fs::copy(
-                templates_dir().join(name).join(file),
-                target.join(name).join(file),
-            )
-            .unwrap();
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            let target = to.join(path.file_name().unwrap());
+            if path.is_dir() {
+                copy_dir(&path, &target);
+            } else {
+                std::fs::copy(&path, &target).unwrap();
+            }
         }
     }
+    let target = dir.join("emails");
+    copy_dir(&templates_dir(), &target);
     target
 }
 

@@ -74,15 +74,29 @@ impl fmt::Display for PassLine {
     }
 }
 
+/// Where a pass's lines go as they are decided.
+pub type LineSink = Box<dyn FnMut(&PassLine) + Send>;
+
 /// What a pass did.
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct PassReport {
-    /// One line per buyer-event considered or claim resent.
+    /// One line per buyer-event considered or claim resent (empty when the lines went to a sink).
     pub lines: Vec<PassLine>,
     /// The totals.
     pub counts: PassCounts,
     /// Set when the pass stopped early because the service is stopping.
     pub interrupted: bool,
+    sink: Option<LineSink>,
+}
+
+impl std::fmt::Debug for PassReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PassReport")
+            .field("lines", &self.lines)
+            .field("counts", &self.counts)
+            .field("interrupted", &self.interrupted)
+            .finish()
+    }
 }
 
 /// The reminder engine: rules, templates, transport and links, and the guard that keeps passes
@@ -275,6 +289,17 @@ impl Engine {
         now: DateTime<Utc>,
         dry_run: bool,
     ) -> Result<PassReport, PassError> {
+        self.run_pass_into(now, dry_run, None).await
+    }
+
+    /// Like [`Engine::run_pass`], handing each line to `sink` as it is decided instead of keeping
+    /// it, so a pass over many buyers holds no more than one page of them (`serve`, `run-once`).
+    pub async fn run_pass_into(
+        &self,
+        now: DateTime<Utc>,
+        dry_run: bool,
+        sink: Option<LineSink>,
+    ) -> Result<PassReport, PassError> {
         let _running = self.running.try_lock().map_err(|_| PassError::Busy)?;
         // Across processes too: the OS releases the lock if the holder dies.
         let lock = File::options()
@@ -291,7 +316,10 @@ impl Engine {
         } else {
             Some(self.store.start_pass(now).await?)
         };
-        let mut report = PassReport::default();
+        let mut report = PassReport {
+            sink,
+            ..PassReport::default()
+        };
         let settings = self.settings();
         let started = std::time::Instant::now();
         let result = self.pass(&settings, now, dry_run, &mut report).await;
@@ -342,12 +370,16 @@ impl Engine {
             self.deliver(s, claim, now, report).await?;
         }
 
+        let suppressed = Arc::new(self.store.read(sql::suppressed_keys).await?);
         let mut after: Option<(String, String, String)> = None;
         loop {
             let from = after.clone();
             let page = self
                 .store
-                .read(move |conn| sql::load_due(conn, now, from.as_ref(), PAGE))
+                .read({
+                    let suppressed = suppressed.clone();
+                    move |conn| sql::load_due(conn, &suppressed, now, from.as_ref(), PAGE)
+                })
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some((
@@ -716,7 +748,10 @@ impl Engine {
 
 impl PassReport {
     fn push(&mut self, line: PassLine) {
-        self.lines.push(line);
+        match &mut self.sink {
+            Some(sink) => sink(&line),
+            None => self.lines.push(line),
+        }
     }
 }
 

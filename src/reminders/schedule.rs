@@ -60,7 +60,11 @@ impl Schedule {
 }
 
 async fn run(engine: &Engine) {
-    match engine.run_pass(Utc::now(), false).await {
+    // The lines are not kept: the database records every decision, the log the totals.
+    match engine
+        .run_pass_into(Utc::now(), false, Some(Box::new(|_| {})))
+        .await
+    {
         Ok(report) => {
             let c = &report.counts;
             if c.considered > 0 || c.sent > 0 || c.failed > 0 {

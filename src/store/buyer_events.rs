@@ -20,50 +20,61 @@ pub(crate) fn refresh(
     if email_key.is_empty() {
         return Ok(());
     }
-    let completed: Option<(String, String)> = conn
+    let completed: Option<(String, String, String, Option<String>)> = conn
         .prepare_cached(
-            "SELECT reference, state_since FROM orders
+            "SELECT reference, state_since, email, event_date FROM orders
              WHERE email_key = ?1 AND event_id = ?2 AND state = 'checkout_completed'
              ORDER BY state_since, reference LIMIT 1",
         )?
-        .query_row(params![email_key, event_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![email_key, event_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .optional_row()?;
-    let latest: Option<(String, OrderState, String)> = conn
+    let latest: Option<(String, OrderState, String, String, Option<String>)> = conn
         .prepare_cached(
-            "SELECT reference, state, changed_at FROM orders
+            "SELECT reference, state, changed_at, email, event_date FROM orders
              WHERE email_key = ?1 AND event_id = ?2
              ORDER BY changed_at DESC, rowid DESC LIMIT 1",
         )?
         .query_row(params![email_key, event_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .optional_row()?;
-    let Some((latest_reference, latest_state, changed_at)) = latest else {
+    let Some((latest_reference, latest_state, changed_at, latest_email, latest_date)) = latest
+    else {
         conn.execute(
             "DELETE FROM buyer_events WHERE email_key = ?1 AND event_id = ?2",
             params![email_key, event_id],
         )?;
         return Ok(());
     };
-    let (state, reference, completed_at, next_check_at) = match &completed {
-        Some((reference, since)) => (
+    // The address and date a reminder would use, kept here so a pass reads them from the index.
+    let (state, reference, completed_at, next_check_at, email, event_date) = match completed {
+        Some((reference, since, email, date)) => (
             OrderState::Completed,
-            reference.clone(),
-            Some(since.clone()),
+            reference,
+            Some(since),
             None,
+            email,
+            date,
         ),
         None => (
             latest_state,
             latest_reference,
             None,
             Some(changed_at.clone()),
+            latest_email,
+            latest_date,
         ),
     };
     conn.prepare_cached(
-        "INSERT INTO buyer_events (email_key, event_id, state, changed_at, reference, completed_at, next_check_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO buyer_events (email_key, event_id, state, changed_at, reference, completed_at,
+            next_check_at, email, event_date)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (email_key, event_id) DO UPDATE SET
             state = excluded.state,
+            email = excluded.email,
+            event_date = excluded.event_date,
             changed_at = excluded.changed_at,
             reference = excluded.reference,
             completed_at = excluded.completed_at,
@@ -71,7 +82,16 @@ pub(crate) fn refresh(
             last_decision = CASE WHEN excluded.state = 'checkout_completed' THEN 'done' ELSE last_decision END,
             last_reason = CASE WHEN excluded.state = 'checkout_completed' THEN 'the buyer paid' ELSE last_reason END",
     )?
-    .execute(params![email_key, event_id, state, changed_at, reference, completed_at, next_check_at],
-    )?;
+    .execute(params![
+        email_key,
+        event_id,
+        state,
+        changed_at,
+        reference,
+        completed_at,
+        next_check_at,
+        email,
+        event_date
+    ])?;
     Ok(())
 }

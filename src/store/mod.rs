@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_reminders.sql"),
     include_str!("../../migrations/0003_links.sql"),
+    include_str!("../../migrations/0004_due_index.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside `serve`).

@@ -246,7 +246,7 @@ fn retention_pass(
             [&pseudonym],
         )?;
         conn.execute(
-            "UPDATE buyer_events SET email_key = ?3, anonymised_at = ?4, next_check_at = NULL
+            "UPDATE buyer_events SET email_key = ?3, email = '', anonymised_at = ?4, next_check_at = NULL
              WHERE email_key = ?1 AND event_id = ?2",
             params![key, event, pseudonym, timestamp(now)],
         )?;

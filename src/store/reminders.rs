@@ -1,6 +1,8 @@
 //! The reminder engine's statements: which buyer-events are due, claiming a step before it is
 //! sent, recording every decision, and the passes themselves.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rusqlite::{Connection, params};
 use serde::Serialize;
@@ -20,9 +22,19 @@ pub struct DueBuyerEvent {
     pub next_check_at: String,
 }
 
+/// The suppression list, read once per pass (it is short; a lookup per buyer-event is not).
+pub fn suppressed_keys(conn: &Connection) -> anyhow::Result<HashSet<String>> {
+    let mut stmt = conn.prepare("SELECT email_key FROM suppressions")?;
+    let keys = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<HashSet<String>, _>>()?;
+    Ok(keys)
+}
+
 /// Pages through the buyer-events due at `now` (from the partial index on next_check_at).
 pub fn load_due(
     conn: &Connection,
+    suppressed: &HashSet<String>,
     now: DateTime<Utc>,
     after: Option<&(String, String, String)>,
     limit: usize,
@@ -31,14 +43,14 @@ pub fn load_due(
         Some((a, k, e)) => (a.as_str(), k.as_str(), e.as_str()),
         None => ("", "", ""),
     };
+    // Everything but the history comes from the covering index buyer_events_due.
     let mut stmt = conn.prepare_cached(
         "SELECT be.email_key, be.event_id, be.state, be.changed_at, be.reference, be.next_check_at,
-                o.email, o.event_date,
+                be.email, be.event_date,
                 (SELECT group_concat(r.step || char(31) || r.status || char(31) || r.decided_at
                                      || char(31) || coalesce(r.sent_at, ''), char(30))
-                 FROM reminders r WHERE r.email_key = be.email_key AND r.event_id = be.event_id),
-                EXISTS (SELECT 1 FROM suppressions s WHERE s.email_key = be.email_key)
-         FROM buyer_events be JOIN orders o ON o.reference = be.reference
+                 FROM reminders r WHERE r.email_key = be.email_key AND r.event_id = be.event_id)
+         FROM buyer_events be INDEXED BY buyer_events_due
          WHERE be.next_check_at IS NOT NULL AND be.next_check_at <= ?1
            AND (be.next_check_at, be.email_key, be.event_id) > (?2, ?3, ?4)
          ORDER BY be.next_check_at, be.email_key, be.event_id
@@ -53,12 +65,13 @@ pub fn load_due(
     ])?;
     let mut due = Vec::new();
     while let Some(row) = rows.next()? {
+        let email_key: String = row.get(0)?;
         let changed_at: String = row.get(3)?;
         let event_date: Option<String> = row.get(7)?;
         let history: Option<String> = row.get(8)?;
         due.push(DueBuyerEvent {
             candidate: Candidate {
-                email_key: row.get(0)?,
+                email_key: email_key.clone(),
                 event_id: row.get(1)?,
                 state: row.get(2)?,
                 changed_at: parse_timestamp(&changed_at)?,
@@ -67,7 +80,7 @@ pub fn load_due(
                     .as_deref()
                     .and_then(|d| NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M:%S").ok()),
                 history: parse_history(history.as_deref())?,
-                suppressed: row.get(9)?,
+                suppressed: suppressed.contains(&email_key),
             },
             reference: row.get(4)?,
             next_check_at: row.get(5)?,
