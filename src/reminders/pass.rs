@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use rand::Rng;
 
 use super::planner::{Decision, Rules, plan};
@@ -25,6 +26,16 @@ use crate::templates::{self, EmailContext, Templates};
 
 /// Buyer-events read per page.
 const PAGE: usize = 2000;
+/// Emails in flight at once within a pass.
+const SEND_CONCURRENCY: usize = 8;
+
+/// One email a pass has to send.
+enum Job {
+    /// A step claimed earlier (a crash, or a temporary failure) to send again.
+    Resend(OpenClaim),
+    /// A step the planner says is due: claim it, then send it.
+    Send(Box<sql::DueBuyerEvent>, String, Vec<(String, String)>),
+}
 /// First delay after a temporary failure; doubles per attempt up to [`MAX_RETRY_DELAY`].
 const FIRST_RETRY_DELAY: Duration = Duration::from_secs(60);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
@@ -351,12 +362,8 @@ impl Engine {
             .store
             .read(move |conn| sql::open_claims(conn, now))
             .await?;
-        for claim in claims {
-            if self.stopping.load(Ordering::SeqCst) || (!dry_run && !self.may_send().await) {
-                report.interrupted = true;
-                return Ok(());
-            }
-            if dry_run {
+        if dry_run {
+            for claim in claims {
                 report.push(line(
                     "would send",
                     &claim.email,
@@ -365,9 +372,18 @@ impl Engine {
                     Some(&claim.step),
                     "claimed earlier and not yet sent".into(),
                 ));
-                continue;
             }
-            self.deliver(s, claim, now, report).await?;
+        } else if self
+            .run_jobs(
+                s,
+                claims.into_iter().map(Job::Resend).collect(),
+                now,
+                report,
+            )
+            .await?
+        {
+            report.interrupted = true;
+            return Ok(());
         }
 
         let suppressed = Arc::new(self.store.read(sql::suppressed_keys).await?);
@@ -434,15 +450,9 @@ impl Engine {
                     .write(move |conn| sql::record_decisions(conn, &quiet, now))
                     .await?;
             }
-            for (due, step, skip) in sends {
-                // The rate limit is waited for before claiming, so a stop while waiting leaves
-                // nothing claimed and unsent.
-                if self.stopping.load(Ordering::SeqCst) || (!dry_run && !self.may_send().await) {
-                    report.interrupted = true;
-                    return Ok(());
-                }
-                let c = due.candidate;
-                if dry_run {
+            if dry_run {
+                for (due, step, skip) in sends {
+                    let c = due.candidate;
                     let mut reason = "due".to_string();
                     if !skip.is_empty() {
                         let names: Vec<&str> = skip.iter().map(|(s, _)| s.as_str()).collect();
@@ -456,8 +466,64 @@ impl Engine {
                         Some(&step),
                         reason,
                     ));
-                    continue;
                 }
+            } else {
+                let jobs = sends
+                    .into_iter()
+                    .map(|(due, step, skip)| Job::Send(Box::new(due), step, skip))
+                    .collect();
+                if self.run_jobs(s, jobs, now, report).await? {
+                    report.interrupted = true;
+                    return Ok(());
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends several steps at once (the SMTP pool has room for that; one at a time, each email
+    /// would wait on the network). Returns whether the service began stopping meanwhile.
+    async fn run_jobs(
+        &self,
+        s: &Settings,
+        jobs: Vec<Job>,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> anyhow::Result<bool> {
+        let mut results =
+            futures_util::stream::iter(jobs.into_iter().map(|job| self.run_job(s, job, now)))
+                .buffer_unordered(SEND_CONCURRENCY);
+        let mut interrupted = false;
+        while let Some(result) = results.next().await {
+            match result? {
+                Some((line, counts)) => {
+                    report.counts.absorb(&counts);
+                    report.push(line);
+                }
+                None => interrupted = true,
+            }
+        }
+        Ok(interrupted)
+    }
+
+    /// One step: wait for the rate limit, claim it (a new one), deliver it. `None` when stopping:
+    /// the rate limit is waited for before claiming, so a stop leaves nothing claimed and unsent.
+    async fn run_job(
+        &self,
+        s: &Settings,
+        job: Job,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<(PassLine, PassCounts)>> {
+        if !self.may_send().await {
+            return Ok(None);
+        }
+        let claim = match job {
+            Job::Resend(claim) => claim,
+            Job::Send(due, step, skip) => {
+                let c = due.candidate;
                 let message_id =
                     email::message_id(&c.email_key, &c.event_id, &step, &s.config.email.from);
                 let claim = Claim {
@@ -477,18 +543,22 @@ impl Engine {
                     .write(move |conn| sql::claim(conn, &claim))
                     .await?;
                 if let Err(refused) = claimed {
-                    report.counts.skipped += 1;
-                    report.push(line(
+                    let counts = PassCounts {
+                        skipped: 1,
+                        ..PassCounts::default()
+                    };
+                    let reason = refused.reason().into();
+                    let skipped = line(
                         "skipped",
                         &c.email,
                         &c.event_id,
                         &due.reference,
                         Some(&step),
-                        refused.reason().into(),
-                    ));
-                    continue;
+                        reason,
+                    );
+                    return Ok(Some((skipped, counts)));
                 }
-                let open = OpenClaim {
+                OpenClaim {
                     email_key: c.email_key,
                     event_id: c.event_id,
                     step,
@@ -497,14 +567,10 @@ impl Engine {
                     message_id,
                     attempts: 0,
                     decided_at: now,
-                };
-                self.deliver(s, open, now, report).await?;
+                }
             }
-            if !full {
-                break;
-            }
-        }
-        Ok(())
+        };
+        self.deliver(s, claim, now).await.map(Some)
     }
 
     /// Sends a claimed step (checking once more that it should go), and records how it ended.
@@ -513,8 +579,8 @@ impl Engine {
         s: &Settings,
         claim: OpenClaim,
         now: DateTime<Utc>,
-        report: &mut PassReport,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<(PassLine, PassCounts)> {
+        let mut counts = PassCounts::default();
         let (key, event, reference) = (
             claim.email_key.clone(),
             claim.event_id.clone(),
@@ -544,12 +610,12 @@ impl Engine {
         }
         let (label, reason) = match &result {
             ClaimResult::Sent => {
-                report.counts.sent += 1;
+                counts.sent += 1;
                 tracing::info!(reference = %claim.reference, step = %claim.step, "reminder sent");
                 ("sent", "sent".to_string())
             }
             ClaimResult::Retry { retry_at, error } => {
-                report.counts.failed += 1;
+                counts.failed += 1;
                 tracing::warn!(reference = %claim.reference, step = %claim.step, "reminder not sent, will retry: {error}");
                 (
                     "failed",
@@ -562,7 +628,7 @@ impl Engine {
                 )
             }
             ClaimResult::Failed { error, suppress } => {
-                report.counts.failed += 1;
+                counts.failed += 1;
                 tracing::warn!(reference = %claim.reference, step = %claim.step, "reminder refused by the mail server: {error}");
                 let also = if *suppress {
                     "; the address is now suppressed"
@@ -572,18 +638,18 @@ impl Engine {
                 ("failed", format!("{error}{also}"))
             }
             ClaimResult::Skipped { reason } => {
-                report.counts.skipped += 1;
+                counts.skipped += 1;
                 ("skipped", reason.clone())
             }
         };
-        report.push(line(
+        let done = line(
             label,
             &claim.email,
             &claim.event_id,
             &claim.reference,
             Some(&claim.step),
             reason,
-        ));
+        );
         let next_check = match &result {
             ClaimResult::Retry { retry_at, .. } => *retry_at,
             ClaimResult::Sent => {
@@ -605,7 +671,7 @@ impl Engine {
                 )
             })
             .await?;
-        Ok(())
+        Ok((done, counts))
     }
 
     /// Decides whether a claimed step still goes, and sends it.

@@ -499,6 +499,17 @@ pub struct PassCounts {
     pub failed: u64,
 }
 
+impl PassCounts {
+    /// Adds another's counts to these.
+    pub fn absorb(&mut self, other: &PassCounts) {
+        self.considered += other.considered;
+        self.sent += other.sent;
+        self.deferred += other.deferred;
+        self.skipped += other.skipped;
+        self.failed += other.failed;
+    }
+}
+
 /// A pass as recorded.
 #[derive(Debug, Clone, Serialize)]
 pub struct PassRecord {
