@@ -333,7 +333,7 @@ fn states_in_words(states: &[OrderState]) -> String {
 /// The reminder plan in words, as `check` prints it and `/admin` will show it.
 pub fn plan_in_words(config: &Config) -> Vec<String> {
     let s = &config.schedule;
-    let d = |d: std::time::Duration| humantime::format_duration(d).to_string();
+    let d = crate::domain::duration_for_people;
     let mut lines = Vec::new();
     for step in &config.reminders {
         let when = states_in_words(&step.when);

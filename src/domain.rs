@@ -136,6 +136,40 @@ impl Cents {
     }
 }
 
+/// A duration as people say it: "3 days", "1 hour 30 minutes", "45 minutes".
+pub fn duration_for_people(d: std::time::Duration) -> String {
+    let mut left = d.as_secs();
+    if left == 0 {
+        return "no time".into();
+    }
+    let mut parts = Vec::new();
+    for (size, unit) in [
+        (86_400, "day"),
+        (3_600, "hour"),
+        (60, "minute"),
+        (1, "second"),
+    ] {
+        let n = left / size;
+        left %= size;
+        if n > 0 && parts.len() < 2 {
+            parts.push(format!("{n} {unit}{}", if n == 1 { "" } else { "s" }));
+        }
+    }
+    parts.join(" ")
+}
+
+impl OrderState {
+    /// The state as an organiser says it.
+    pub fn for_people(self) -> &'static str {
+        match self {
+            OrderState::Started => "Started",
+            OrderState::Cancelled => "Cancelled",
+            OrderState::EftPending => "Awaiting EFT",
+            OrderState::Completed => "Paid",
+        }
+    }
+}
+
 /// Cleans a free-text value from a hook: control characters (CR, LF, tabs ...) become spaces,
 /// runs of spaces collapse and the ends are trimmed, so a name can never break a line or header.
 pub fn clean_text(text: &str) -> String {
@@ -184,6 +218,21 @@ pub fn check_deliverable(email: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_for_people() {
+        use std::time::Duration;
+        assert_eq!(
+            duration_for_people(Duration::from_secs(3 * 86400)),
+            "3 days"
+        );
+        assert_eq!(
+            duration_for_people(Duration::from_secs(5400)),
+            "1 hour 30 minutes"
+        );
+        assert_eq!(duration_for_people(Duration::from_secs(60)), "1 minute");
+        assert_eq!(duration_for_people(Duration::ZERO), "no time");
+    }
 
     #[test]
     fn reserved_and_invalid_addresses_are_not_deliverable() {

@@ -155,10 +155,13 @@ fn check_prints_the_plan_and_passes_on_a_good_setup() {
     let (code, out, err) = run_cli(&["--config", config.to_str().unwrap(), "check"], &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("abandoned-1: 1h after the buyer's checkout was started or cancelled"),
+        out.contains("abandoned-1: 1 hour after the buyer's checkout was started or cancelled"),
         "{out}"
     );
-    assert!(out.contains("last-chance: 3days before the event"), "{out}");
+    assert!(
+        out.contains("last-chance: 3 days before the event"),
+        "{out}"
+    );
     assert!(out.contains("only between 08:00 and 20:00"), "{out}");
 }
 

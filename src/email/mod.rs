@@ -3,7 +3,7 @@
 
 mod transport;
 
-pub use transport::{Mailer, SendError, redact as redact_url};
+pub use transport::{Mailer, POOL_SIZE, SendError, redact as redact_url};
 
 use std::time::SystemTime;
 

@@ -4,9 +4,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::{EmailConfig, Transport};
+
+/// SMTP connections kept open: one per email a pass has in flight.
+pub const POOL_SIZE: u32 = 16;
 
 /// How long one SMTP conversation may take before it counts as a temporary failure.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,6 +63,7 @@ impl Mailer {
                         )
                     })?
                     .timeout(Some(SMTP_TIMEOUT))
+                    .pool_config(PoolConfig::new().max_size(POOL_SIZE))
                     .build();
                 Ok(Mailer::Smtp(transport))
             }

@@ -187,7 +187,8 @@ fn stats(conn: &Connection, now: DateTime<Utc>, rules: StatsRules) -> anyhow::Re
     let dormant_now: i64 = conn.query_row(
         "SELECT count(*) FROM buyer_events
          WHERE state <> 'checkout_completed' AND anonymised_at IS NULL
-           AND changed_at <= ?1 AND changed_at > ?2",
+           AND changed_at <= ?1 AND changed_at > ?2
+           AND email_key NOT IN (SELECT email_key FROM suppressions)",
         params![
             timestamp(now - delta(rules.dormant_after)),
             timestamp(now - delta(rules.give_up_after))

@@ -25,6 +25,14 @@ pub struct BuyerEventRow {
     pub last_reason: Option<String>,
     /// When a pass looks at it again.
     pub next_check_at: Option<String>,
+    /// The buyer's name, from the order.
+    pub buyer_name: String,
+    /// The order's amount in cents.
+    pub amount_cents: Option<i64>,
+    /// The event's local start.
+    pub event_date: Option<String>,
+    /// How many tickets the order holds.
+    pub tickets: i64,
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BuyerEventRow> {
@@ -37,11 +45,16 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BuyerEventRow> {
         last_decision: r.get(5)?,
         last_reason: r.get(6)?,
         next_check_at: r.get(7)?,
+        buyer_name: r.get(8)?,
+        amount_cents: r.get(9)?,
+        event_date: r.get(10)?,
+        tickets: r.get(11)?,
     })
 }
 
 const COLUMNS: &str = "be.email_key, be.event_id, o.event_name, be.state, be.changed_at, \
-    be.last_decision, be.last_reason, be.next_check_at";
+    be.last_decision, be.last_reason, be.next_check_at, o.buyer_name, o.amount_cents, \
+    o.event_date, json_array_length(o.tickets)";
 
 /// One thing that happened to a buyer-event.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -86,12 +99,19 @@ pub struct Problem {
     pub body: Option<String>,
 }
 
+/// A raw body for reading, exactly as received (invalid UTF-8 replaced): re-formatting it would
+/// change what Quicket sent (key order, `300.00` becoming `300.0`) and mislead an investigation.
+pub fn readable_body(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).into_owned()
+}
+
 fn search(conn: &Connection, query: &str) -> anyhow::Result<Vec<BuyerEventRow>> {
     let q = query.trim();
     let like = format!("%{}%", q.to_lowercase().replace(['%', '_'], ""));
     let mut stmt = conn.prepare(&format!(
         "SELECT DISTINCT {COLUMNS} FROM buyer_events be JOIN orders o ON o.reference = be.reference
          WHERE ?1 = '' OR be.email_key LIKE ?2 OR be.event_id = ?1 OR lower(o.event_name) LIKE ?2
+            OR lower(o.buyer_name) LIKE ?2
             OR EXISTS (SELECT 1 FROM orders x WHERE x.email_key = be.email_key
                          AND x.event_id = be.event_id AND x.reference = ?1)
          ORDER BY be.changed_at DESC LIMIT 100"
@@ -112,7 +132,7 @@ fn timeline(conn: &Connection, key: &str, event: &str) -> anyhow::Result<Option<
         return Ok(None);
     };
     let buyer_event = row(first)?;
-    let email: String = first.get(8)?;
+    let email: String = first.get(12)?;
     drop(rows);
     let mut references = Vec::new();
     let mut entries = Vec::new();
@@ -142,7 +162,7 @@ fn timeline(conn: &Connection, key: &str, event: &str) -> anyhow::Result<Option<
             kind: "hook",
             title: format!("{action} ({reference})"),
             detail: note.or_else(|| (!applied).then(|| "no change".to_string())),
-            body: body.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            body: body.map(|b| readable_body(&b)),
         });
     }
     let mut stmt = conn.prepare(
@@ -224,7 +244,10 @@ fn timeline(conn: &Connection, key: &str, event: &str) -> anyhow::Result<Option<
             body: None,
         });
     }
-    if let (Some(decision), Some(at)) = (
+    // Once paid, the "paid" entry says it all; the pass's older decision would only confuse.
+    let paid = buyer_event.state == "checkout_completed";
+    if let (false, Some(decision), Some(at)) = (
+        paid,
         &buyer_event.last_decision,
         conn.query_row(
             "SELECT last_pass_at FROM buyer_events WHERE email_key = ?1 AND event_id = ?2",
@@ -281,9 +304,7 @@ impl Store {
                         received_at: r.get(1)?,
                         outcome: r.get(2)?,
                         error: r.get(3)?,
-                        body: r
-                            .get::<_, Option<Vec<u8>>>(4)?
-                            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+                        body: r.get::<_, Option<Vec<u8>>>(4)?.map(|b| readable_body(&b)),
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;

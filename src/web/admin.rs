@@ -274,6 +274,7 @@ struct ChartDot {
 }
 struct ChartLabel {
     x: f64,
+    anchor: &'static str,
     text: String,
 }
 struct Chart {
@@ -325,11 +326,19 @@ fn chart(stats: &Stats) -> Chart {
                 title: format!("{}: {} recovered", day.date, day.recovered),
             });
         }
-        if i % 7 == 0 || i + 1 == stats.daily.len() {
-            chart.labels.push(ChartLabel {
-                x: r(x + step / 2.0),
-                text: day.date.get(5..).unwrap_or(&day.date).to_string(),
-            });
+        let last = i + 1 == stats.daily.len();
+        // Weekly labels, and today's; a weekly one too close to today's would overlap it.
+        if last || (i % 7 == 0 && stats.daily.len() - i > 4) {
+            let text = chrono::NaiveDate::parse_from_str(&day.date, "%Y-%m-%d")
+                .map(|d| d.format("%-d %b").to_string())
+                .unwrap_or_else(|_| day.date.clone());
+            // Today's label ends at the right edge instead of running past it.
+            let (x, anchor) = if last {
+                (f64::from(width), "end")
+            } else {
+                (r(x + step / 2.0), "middle")
+            };
+            chart.labels.push(ChartLabel { x, anchor, text });
         }
     }
     chart
@@ -372,6 +381,23 @@ struct OverviewPage {
     attention: i64,
 }
 
+/// What an activity row counts, in words ("hookcheckout_started" -> "Checkouts started").
+fn activity_label(key: &str) -> String {
+    match key {
+        "hookcheckout_started" => "Checkouts started".into(),
+        "hookcheckout_cancelled" => "Checkouts cancelled".into(),
+        "hookeft_pending" => "EFT payments chosen".into(),
+        "hookcheckout_completed" => "Purchases completed".into(),
+        "hookunreadable" => "Hooks that could not be read".into(),
+        "remindersent" => "Reminders sent".into(),
+        "reminderskipped" => "Reminders skipped".into(),
+        "reminderfailed" => "Reminders refused by the mail server".into(),
+        "reminderclaimed" => "Reminders being sent or retried".into(),
+        other if other.starts_with("hook") => format!("Hooks: {}", &other[4..]),
+        other => format!("Reminders: {}", other.trim_start_matches("reminder")),
+    }
+}
+
 fn activity(stats: &Stats) -> Vec<ActivityRow> {
     let mut rows = Vec::new();
     let mut keys = |pick: &dyn Fn(
@@ -396,8 +422,11 @@ fn activity(stats: &Stats) -> Vec<ActivityRow> {
             });
         }
     };
-    keys(&|w| &w.hooks, "hooks: ");
-    keys(&|w| &w.reminders, "reminders: ");
+    keys(&|w| &w.hooks, "hook");
+    keys(&|w| &w.reminders, "reminder");
+    for row in &mut rows {
+        row.label = activity_label(&row.label).to_string();
+    }
     rows
 }
 
@@ -432,10 +461,14 @@ async fn overview(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
             format!("working; last failure {}: {error}", local(state, at)),
             "warn",
         ),
-        (None, _) => (
-            format!("working ({:?})", config.email.transport).to_lowercase(),
-            "ok",
+        (None, _) if config.email.transport == crate::config::Transport::Outbox => (
+            format!(
+                "not sending: emails are written to {} (set email.transport = \"smtp\")",
+                config.email.outbox_dir.display()
+            ),
+            "warn",
         ),
+        (None, _) => ("working (SMTP)".into(), "ok"),
     };
     let r = &stats.recovered;
     let money =
@@ -450,7 +483,7 @@ async fn overview(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
         month_revenue: rands(r.last_30_days.revenue_cents),
         month_purchases: r.last_30_days.purchases,
         dormant_now: stats.dormant_now,
-        attribution: humantime::format_duration(config.schedule.attribution_window).to_string(),
+        attribution: crate::domain::duration_for_people(config.schedule.attribution_window),
         chart: chart(&stats),
         by_step: r
             .by_step
@@ -488,11 +521,36 @@ async fn overview(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
 
 struct OrderRow {
     link: String,
+    name: String,
     email: String,
+    amount: String,
     event: String,
-    state: String,
+    state: &'static str,
     changed: String,
     decision: String,
+}
+
+/// A stored state name for people ("checkout_completed" -> "Paid").
+fn state_for_people(state: &str) -> &'static str {
+    crate::domain::OrderState::from_action(state).map_or("Unknown", |s| s.for_people())
+}
+
+/// A pass's latest decision for people.
+fn decision_for_people(decision: Option<&str>, reason: Option<&str>) -> String {
+    let reason = reason.unwrap_or_default();
+    match decision {
+        Some("sent") => "Emailed".into(),
+        Some("deferred") => format!("Waiting: {reason}"),
+        Some("skipped") => format!("Not emailed: {reason}"),
+        Some("failed") => format!("Sending failed: {reason}"),
+        Some("done") => format!("Nothing more to send: {reason}"),
+        Some(other) => format!("{other}: {reason}"),
+        None => "Not looked at yet".into(),
+    }
+}
+
+fn money(cents: Option<i64>) -> String {
+    cents.map(rands).unwrap_or_default()
 }
 
 #[derive(Template)]
@@ -514,15 +572,13 @@ async fn orders(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
             .into_iter()
             .map(|r| OrderRow {
                 link: buyer_link(&r.email_key, &r.event_id),
+                name: r.buyer_name,
+                amount: money(r.amount_cents),
                 email: r.email_key,
                 event: format!("{} ({})", r.event_name, r.event_id),
-                state: r.state,
+                state: state_for_people(&r.state),
                 changed: local(state, &r.changed_at),
-                decision: match (r.last_decision, r.last_reason) {
-                    (Some(d), Some(reason)) => format!("{d}: {reason}"),
-                    (Some(d), None) => d,
-                    _ => String::new(),
-                },
+                decision: decision_for_people(r.last_decision.as_deref(), r.last_reason.as_deref()),
             })
             .collect(),
         query,
@@ -542,9 +598,13 @@ struct EntryView {
 struct BuyerPage {
     active: &'static str,
     notice: String,
+    name: String,
     email: String,
     event: String,
-    state: String,
+    event_date: String,
+    amount: String,
+    tickets: i64,
+    state: &'static str,
     references: String,
     next_check: String,
     entries: Vec<EntryView>,
@@ -561,13 +621,23 @@ async fn buyer(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
     page(&BuyerPage {
         active: "orders",
         notice: notice(q),
+        name: t.buyer_event.buyer_name.clone(),
         email: if t.email.is_empty() {
             t.buyer_event.email_key.clone()
         } else {
             t.email.clone()
         },
         event: format!("{} ({})", t.buyer_event.event_name, t.buyer_event.event_id),
-        state: t.buyer_event.state.clone(),
+        event_date: t
+            .buyer_event
+            .event_date
+            .as_deref()
+            .and_then(|d| chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M:%S").ok())
+            .map(|d| crate::templates::format_date(Some(d)))
+            .unwrap_or_default(),
+        amount: money(t.buyer_event.amount_cents),
+        tickets: t.buyer_event.tickets,
+        state: state_for_people(&t.buyer_event.state),
         references: t.references.join(", "),
         next_check: t
             .buyer_event

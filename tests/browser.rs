@@ -1,0 +1,564 @@
+//! One end-to-end test in headless Chromium: an organiser signs in to /admin, reads the overview,
+//! finds a buyer and reads their timeline. It saves screenshots under `target/screenshots/` so a
+//! person can look at what the pages really look like with realistic data.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); without
+//! `chromedriver` the test says it skipped and passes. fantoccini is built without TLS (chromedriver
+//! is plain HTTP on 127.0.0.1), so it is given hyper-util's plain `HttpConnector` (dev-dependency).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap, helpers included
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use common::TestApp;
+use fantoccini::{Client, ClientBuilder, Locator};
+use quicket_followup::config::{Config, EventConfig, SendWindow};
+use quicket_followup::links::LinkTarget;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "Kirstenbosch-Summer-2030";
+
+struct Event {
+    id: u32,
+    name: &'static str,
+    date: &'static str,
+    slug: &'static str,
+}
+
+const JAZZ: Event = Event {
+    id: 456,
+    name: "Jazz on the Lawn",
+    date: "2030-12-12 18:30",
+    slug: "jazz-on-the-lawn",
+};
+const COMEDY: Event = Event {
+    id: 512,
+    name: "Cape Town Comedy Night",
+    date: "2030-11-21 20:00",
+    slug: "cape-town-comedy-night",
+};
+const WINE: Event = Event {
+    id: 618,
+    name: "Stellenbosch Wine & Food Festival",
+    date: "2031-02-14 11:00",
+    slug: "stellenbosch-wine-food-festival",
+};
+
+/// One buyer's checkout: who, for what, which tickets (type, price in rand).
+struct Sale {
+    reference: &'static str,
+    name: &'static str,
+    email: &'static str,
+    event: &'static Event,
+    tickets: &'static [(&'static str, u32)],
+}
+
+impl Sale {
+    /// The hook Quicket would POST for this checkout and action.
+    fn hook(&self, action: &str) -> String {
+        let paid = action == "checkout_completed";
+        let tickets: Vec<Value> = self
+            .tickets
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, price))| {
+                // Quicket fills in attendees and barcodes once the order is paid.
+                let (name, email) = if i == 0 || paid {
+                    (self.name, self.email)
+                } else {
+                    ("", "")
+                };
+                json!({"id": 9100 + i, "attendee_name": name, "attendee_email": email,
+                       "ticket_type": kind, "price": f64::from(*price),
+                       "barcode": if paid { 48_213_500 + i } else { 0 }})
+            })
+            .collect();
+        let amount: u32 = self.tickets.iter().map(|(_, price)| price).sum();
+        json!({"reference": self.reference, "event_id": self.event.id, "event_name": self.event.name,
+               "amount": f64::from(amount), "email": self.email, "event_date": self.event.date,
+               "action": action, "tickets": tickets})
+        .to_string()
+    }
+
+    fn target(&self) -> LinkTarget {
+        LinkTarget {
+            email_key: self.email.to_lowercase(),
+            event_id: self.event.id.to_string(),
+            step: "abandoned-1".into(),
+        }
+    }
+}
+
+const THANDI: Sale = Sale {
+    reference: "REF00418213",
+    name: "Thandi Mokoena",
+    email: "thandi.mokoena@gmail.com",
+    event: &JAZZ,
+    tickets: &[("VIP", 450), ("VIP", 450)],
+};
+const PIETER: Sale = Sale {
+    reference: "REF00418227",
+    name: "Pieter van Wyk",
+    email: "pieter.vanwyk@mweb.co.za",
+    event: &COMEDY,
+    tickets: &[("Front row", 380), ("Front row", 380)],
+};
+const LERATO: Sale = Sale {
+    reference: "REF00418240",
+    name: "Lerato Dlamini",
+    email: "lerato.dlamini@mail.co.za",
+    event: &WINE,
+    tickets: &[("Weekend pass", 600), ("Weekend pass", 600)],
+};
+const SIPHO: Sale = Sale {
+    reference: "REF00418252",
+    name: "Sipho Ndlovu",
+    email: "sipho.ndlovu@webmail.co.za",
+    event: &JAZZ,
+    tickets: &[("General", 250)],
+};
+const AISHA: Sale = Sale {
+    reference: "REF00418266",
+    name: "Aisha Patel",
+    email: "aisha.patel@gmail.com",
+    event: &COMEDY,
+    tickets: &[("General", 280), ("General", 280)],
+};
+const JOHAN: Sale = Sale {
+    reference: "REF00418271",
+    name: "Johan Botha",
+    email: "johan.botha@telkomsa.net",
+    event: &WINE,
+    tickets: &[("Weekend pass", 600)],
+};
+const NOMVULA: Sale = Sale {
+    reference: "REF00418289",
+    name: "Nomvula Khumalo",
+    email: "nomvula.khumalo@icloud.com",
+    event: &JAZZ,
+    tickets: &[
+        ("General", 250),
+        ("General", 250),
+        ("General", 250),
+        ("General", 250),
+    ],
+};
+const RUAN: Sale = Sale {
+    reference: "REF00418293",
+    name: "Ruan Pretorius",
+    email: "ruan.pretorius@outlook.com",
+    event: &WINE,
+    tickets: &[("Day pass", 350)],
+};
+const ZANELE: Sale = Sale {
+    reference: "REF00418305",
+    name: "Zanele Mthembu",
+    email: "zanele.mthembu@vodamail.co.za",
+    event: &COMEDY,
+    tickets: &[("General", 280)],
+};
+const FATIMA: Sale = Sale {
+    reference: "REF00418316",
+    name: "Fatima Adams",
+    email: "fatima.adams@gmail.com",
+    event: &JAZZ,
+    tickets: &[("VIP", 450)],
+};
+const KAGISO: Sale = Sale {
+    reference: "REF00418324",
+    name: "Kagiso Molefe",
+    email: "kagiso.molefe@yahoo.com",
+    event: &WINE,
+    tickets: &[("Day pass", 350), ("Day pass", 350)],
+};
+
+/// Reminders go out as soon as a pass sees a still checkout, at any hour; emails land in the
+/// temp outbox as .eml files.
+fn organiser(c: &mut Config) {
+    c.server.admin_password = PASSWORD.into();
+    c.email.from = "Cape Live Events <tickets@capelive.co.za>".into();
+    c.schedule.send_window = SendWindow::parse("").unwrap();
+    c.schedule.dormant_after = Duration::ZERO;
+    for step in &mut c.reminders {
+        if step.after.is_some() {
+            step.after = Some(Duration::ZERO);
+        }
+    }
+    for event in [&JAZZ, &COMEDY, &WINE] {
+        c.events.insert(
+            event.id.to_string(),
+            EventConfig {
+                url: Some(format!(
+                    "https://www.quicket.co.za/events/{}-{}/",
+                    event.id, event.slug
+                )),
+                reminders: true,
+            },
+        );
+    }
+}
+
+async fn post(app: &TestApp, sale: &Sale, action: &str) {
+    let (status, answer) = app.post_hook(sale.hook(action)).await;
+    assert_eq!(status, 200, "{} {action}: {answer}", sale.reference);
+}
+
+/// A realistic day: eleven buyers, three events, every kind of ending.
+async fn a_day_of_checkouts(app: &TestApp) {
+    for sale in [&THANDI, &PIETER, &SIPHO, &NOMVULA, &FATIMA] {
+        post(app, sale, "checkout_started").await;
+    }
+    for sale in [&AISHA, &ZANELE] {
+        post(app, sale, "checkout_started").await;
+        post(app, sale, "checkout_cancelled").await;
+    }
+    post(app, &JOHAN, "checkout_started").await;
+    post(app, &JOHAN, "eft_pending").await;
+    // Two buyers pay straight away: nothing to win back.
+    for sale in [&LERATO, &RUAN] {
+        post(app, sale, "checkout_started").await;
+        post(app, sale, "checkout_completed").await;
+    }
+
+    let engine = &app.service.engine;
+    let report = engine.run_pass(Utc::now(), false).await.unwrap();
+    assert_eq!(report.counts.sent, 8, "seven abandoned, one EFT");
+
+    // Thandi and Nomvula follow the link in the email, then pay; Pieter and Fatima pay without
+    // clicking; Aisha unsubscribes from the email.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for sale in [&THANDI, &NOMVULA] {
+        let response = no_redirects
+            .get(engine.links().event_url(&sale.target()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 302);
+    }
+    for sale in [&THANDI, &NOMVULA, &PIETER, &FATIMA] {
+        post(app, sale, "checkout_completed").await;
+    }
+    let response = app
+        .client
+        .post(engine.links().unsubscribe_url(&AISHA.target()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+
+    // The next pass finds nothing new to send; then one more buyer walks away.
+    let report = engine.run_pass(Utc::now(), false).await.unwrap();
+    assert_eq!(report.counts.sent, 0);
+    post(app, &KAGISO, "checkout_started").await;
+}
+
+/// `chromedriver` when installed: Debian's path, else the PATH.
+fn chromedriver() -> Option<PathBuf> {
+    let debian = PathBuf::from("/usr/bin/chromedriver");
+    if debian.is_file() {
+        return Some(debian);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("chromedriver"))
+        .find(|p| p.is_file())
+}
+
+/// chromedriver running as a child. Dropping it ends the browser session (so Chromium quits even
+/// when the test failed half-way) and then chromedriver itself, by its pid.
+struct Driver {
+    child: Child,
+    port: u16,
+    url: String,
+    session: Option<String>,
+}
+
+impl Driver {
+    async fn start(binary: &Path) -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(binary)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let mut driver = Driver {
+            child,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            session: None,
+        };
+        let status = format!("{}/status", driver.url);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(response) = reqwest::get(&status).await
+                && let Ok(body) = response.text().await
+                && serde_json::from_str::<Value>(&body)
+                    .is_ok_and(|v| v["value"]["ready"] == Value::Bool(true))
+            {
+                return driver;
+            }
+            assert!(
+                driver.child.try_wait().unwrap().is_none(),
+                "chromedriver exited at start"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not answer {status} within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `DELETE /session/{id}`, blocking: Drop cannot await.
+    fn end_session(&self, session: &str) -> std::io::Result<()> {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            stream,
+            "DELETE /session/{session} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )?;
+        stream.read_to_end(&mut Vec::new())?;
+        Ok(())
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            let _ = self.end_session(&session);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(driver: &Driver, profile: &Path) -> Client {
+    let binary = ["/usr/bin/chromium", "/usr/lib/chromium/chromium"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .unwrap_or("chromium");
+    let capabilities = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": binary,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                "--hide-scrollbars", "--lang=en-ZA",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        },
+    });
+    let Value::Object(capabilities) = capabilities else {
+        unreachable!()
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+/// Waits (bounded) for an element that only the next page has.
+async fn wait_for(client: &Client, what: Locator<'_>) -> fantoccini::elements::Element {
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(what)
+        .await
+        .unwrap_or_else(|e| panic!("no {what:?} within 10 s: {e}"))
+}
+
+async fn body_text(client: &Client) -> String {
+    client
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A screenshot of the whole page at `width` CSS pixels: the window is made as tall as the page.
+async fn screenshot(client: &Client, width: u32, path: &Path) {
+    client.set_window_size(width, 1000).await.unwrap();
+    let measured = client
+        .execute(
+            "return [window.innerWidth, window.outerHeight - window.innerHeight, \
+             document.documentElement.scrollHeight];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let [inner_width, chrome, height] = [0, 1, 2].map(|i| measured[i].as_u64().unwrap());
+    assert_eq!(
+        inner_width,
+        u64::from(width),
+        "the window could not be made {width} px wide"
+    );
+    let total = u32::try_from(height + chrome).unwrap().min(8000);
+    client.set_window_size(width, total).await.unwrap();
+    let png = client.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "{} is a PNG", path.display());
+    std::fs::write(path, png).unwrap();
+    eprintln!("screenshot: {}", path.display());
+}
+
+#[tokio::test]
+async fn an_organiser_signs_in_finds_a_buyer_and_reads_the_timeline() {
+    let Some(chromedriver) = chromedriver() else {
+        eprintln!(
+            "skipped: chromedriver is not installed (apt-get install chromium chromium-driver)"
+        );
+        return;
+    };
+    let started = Instant::now();
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let app = TestApp::spawn_with(organiser).await;
+    a_day_of_checkouts(&app).await;
+    let addr: SocketAddr = app.service.addr;
+
+    let profile = tempfile::tempdir().unwrap();
+    let mut driver = Driver::start(&chromedriver).await;
+    let client = browser(&driver, profile.path()).await;
+    driver.session = client.session_id().await.unwrap();
+
+    // Sign in: basic auth with the credentials in the address, as a bookmark would have them.
+    client
+        .goto(&format!("http://admin:{PASSWORD}@{addr}/admin"))
+        .await
+        .unwrap();
+    let heading = wait_for(&client, Locator::Css("main h1"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        heading,
+        "Overview",
+        "signed in: {}",
+        body_text(&client).await
+    );
+    let revenue = client
+        .find(Locator::XPath(
+            "//div[@class='card'][div[normalize-space()='Recovered revenue']]/div[@class='big']",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Thandi R900 + Nomvula R1,000 (clicked) + Pieter R760 + Fatima R450.
+    assert_eq!(revenue, "R3,110.00");
+    let overview = body_text(&client).await;
+    assert!(overview.contains("Recovered revenue"));
+    assert!(client.find(Locator::Css("main svg rect")).await.is_ok());
+    screenshot(&client, 1280, &shots.join("admin-overview.png")).await;
+    screenshot(&client, 390, &shots.join("admin-overview-phone.png")).await;
+    client.set_window_size(1280, 1000).await.unwrap();
+
+    // Orders: search a buyer by part of her address, open her timeline.
+    client
+        .find(Locator::LinkText("Orders"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let search = wait_for(&client, Locator::Css("input[name=q]")).await;
+    let latest = body_text(&client).await;
+    assert!(
+        [&THANDI, &KAGISO, &AISHA, &JOHAN]
+            .iter()
+            .all(|sale| latest.contains(sale.email)),
+        "the latest buyers are listed: {latest}"
+    );
+    screenshot(&client, 1280, &shots.join("admin-orders.png")).await;
+    search.send_keys("thandi").await.unwrap();
+    client
+        .find(Locator::Css("main form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The page before the search lists the latest buyers too: wait for the results' heading.
+    wait_for(
+        &client,
+        Locator::XPath("//main/h2[starts-with(normalize-space(), 'Matching')]"),
+    )
+    .await;
+    let link = client
+        .find(Locator::Css("table a[href^='/admin/buyer']"))
+        .await
+        .unwrap();
+    let results = body_text(&client).await;
+    assert!(results.contains("Matching “thandi”"), "{results}");
+    assert_eq!(link.text().await.unwrap(), THANDI.name);
+    assert!(
+        results.contains(THANDI.email),
+        "the address is shown under the name"
+    );
+    assert!(
+        !results.contains(SIPHO.email),
+        "only Thandi matches: {results}"
+    );
+    link.click().await.unwrap();
+    wait_for(&client, Locator::Css("ol.timeline")).await;
+    let timeline = body_text(&client).await;
+    for needle in [
+        "thandi.mokoena@gmail.com · Jazz on the Lawn (456)",
+        "checkout_started (REF00418213)",
+        "reminder abandoned-1: sent",
+        "followed the link in abandoned-1",
+        "checkout_completed (REF00418213)",
+        "paid",
+    ] {
+        assert!(
+            timeline.contains(needle),
+            "the timeline lacks {needle:?}:\n{timeline}"
+        );
+    }
+    // The raw body Quicket sent is there, folded away until asked for.
+    let details = client
+        .find(Locator::Css("ol.timeline details"))
+        .await
+        .unwrap();
+    assert!(details.attr("open").await.unwrap().is_none());
+    details
+        .find(Locator::Css("summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(details.attr("open").await.unwrap().is_some());
+    let raw = details.find(Locator::Css("pre")).await.unwrap();
+    assert!(raw.text().await.unwrap().contains("Thandi Mokoena"));
+    screenshot(&client, 1280, &shots.join("admin-timeline.png")).await;
+
+    client.close().await.unwrap();
+    driver.session = None;
+    drop(driver);
+    eprintln!("browser test took {:.1} s", started.elapsed().as_secs_f64());
+}
