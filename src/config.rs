@@ -425,15 +425,28 @@ impl Config {
 
     /// Loads defaults, then `file` (if any), then secrets from the environment, and validates.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let text = match file {
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+                        path: path.to_path_buf(),
+                        reason: e.to_string(),
+                    })?,
+                )
+            }
+            None => None,
+        };
+        Self::from_toml(text.as_deref(), file)
+    }
+
+    /// Defaults, then `text` (the file's contents; `origin` names it in errors), then secrets
+    /// from the environment, validated.
+    pub fn from_toml(text: Option<&str>, origin: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+        if let Some(text) = text {
             // `merge` replaces arrays, so a `[[reminders]]` list in the file replaces the built-in
             // steps instead of adding to them.
-            figment = figment.merge(Toml::string(&text));
+            figment = figment.merge(Toml::string(text));
         }
         for (var, key) in SECRET_ENV {
             if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
@@ -441,7 +454,7 @@ impl Config {
             }
         }
         let config: Config = figment.extract().map_err(|e| {
-            let where_ = file
+            let where_ = origin
                 .map(|p| format!("{}: ", p.display()))
                 .unwrap_or_default();
             ConfigError::Parse(
