@@ -358,11 +358,16 @@ impl Engine {
         dry_run: bool,
         report: &mut PassReport,
     ) -> anyhow::Result<()> {
-        // Claims left by a crash, and sends waiting after a temporary failure, go first.
-        let claims = self
-            .store
-            .read(move |conn| sql::open_claims(conn, now))
-            .await?;
+        // Claims left by a crash, and sends waiting after a temporary failure, go first; but, like
+        // any reminder, only inside the send window.
+        let local = now.with_timezone(&s.rules.timezone).time();
+        let claims = if s.rules.send_window.contains(local) {
+            self.store
+                .read(move |conn| sql::open_claims(conn, now))
+                .await?
+        } else {
+            Vec::new()
+        };
         if dry_run {
             for claim in claims {
                 report.push(line(
@@ -703,6 +708,12 @@ impl Engine {
         let Some(step) = s.config.reminders.iter().find(|s| s.name == claim.step) else {
             return skipped("the step is no longer configured");
         };
+        if now
+            >= check.changed_at
+                + chrono::TimeDelta::from_std(s.rules.give_up_after).unwrap_or_default()
+        {
+            return skipped("gave up: the last change is too old to send it any more");
+        }
         // A send that kept failing is abandoned once it could no longer be sent on time.
         if let Some(date) = check.event_date {
             let stop = s.rules.event_start(date)
