@@ -135,6 +135,9 @@ pub struct EmailConfig {
     pub smtp_url: String,
     /// Upper bound on emails sent per minute.
     pub max_per_minute: u32,
+    /// How long one SMTP exchange may take before it counts as a temporary failure.
+    #[serde(with = "humantime_serde")]
+    pub smtp_timeout: Duration,
     /// Event page pattern used when `[events."ID"].url` is unset; `{event_id}` is replaced.
     pub event_url: String,
 }
@@ -148,6 +151,7 @@ impl Default for EmailConfig {
             outbox_dir: PathBuf::from("data/outbox"),
             smtp_url: String::new(),
             max_per_minute: 120,
+            smtp_timeout: Duration::from_secs(30),
             event_url: "https://www.quicket.co.za/events/{event_id}/".into(),
         }
     }

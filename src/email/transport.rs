@@ -1,7 +1,6 @@
 //! Where built messages go: the outbox directory or an SMTP server, and how failures are told apart.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use lettre::transport::smtp::PoolConfig;
@@ -11,9 +10,6 @@ use crate::config::{EmailConfig, Transport};
 
 /// SMTP connections kept open: one per email a pass has in flight.
 pub const POOL_SIZE: u32 = 16;
-
-/// How long one SMTP conversation may take before it counts as a temporary failure.
-const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A failed send.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,14 +33,14 @@ pub enum Mailer {
     /// Writes each message as `{dir}/{message-id}.eml`.
     Outbox(PathBuf),
     /// A pooled SMTP connection.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(AsyncSmtpTransport<Tokio1Executor>, std::time::Duration),
 }
 
 impl std::fmt::Debug for Mailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Mailer::Outbox(dir) => write!(f, "outbox {}", dir.display()),
-            Mailer::Smtp(_) => f.write_str("smtp"),
+            Mailer::Smtp(..) => f.write_str("smtp"),
         }
     }
 }
@@ -62,10 +58,10 @@ impl Mailer {
                             redact(&config.smtp_url)
                         )
                     })?
-                    .timeout(Some(SMTP_TIMEOUT))
+                    .timeout(Some(config.smtp_timeout))
                     .pool_config(PoolConfig::new().max_size(POOL_SIZE))
                     .build();
-                Ok(Mailer::Smtp(transport))
+                Ok(Mailer::Smtp(transport, config.smtp_timeout))
             }
         }
     }
@@ -76,17 +72,25 @@ impl Mailer {
             Mailer::Outbox(dir) => write_eml(dir, message)
                 .await
                 .map_err(|e| SendError::Transient(format!("{e:#}"))),
-            Mailer::Smtp(transport) => match transport.send(message.clone()).await {
-                Ok(_) => Ok(()),
-                Err(e) if e.is_permanent() => {
-                    let reply = e.to_string();
-                    Err(SendError::Permanent {
-                        no_such_mailbox: says_no_such_mailbox(&reply, e.status()),
-                        reply,
-                    })
+            // lettre's own timeout covers connecting but not a server that accepts and then
+            // says nothing, so the whole exchange is bounded here.
+            Mailer::Smtp(transport, limit) => {
+                match tokio::time::timeout(*limit, transport.send(message.clone())).await {
+                    Err(_) => Err(SendError::Transient(format!(
+                        "the SMTP server did not finish within {} (email.smtp_timeout)",
+                        humantime::format_duration(*limit)
+                    ))),
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) if e.is_permanent() => {
+                        let reply = e.to_string();
+                        Err(SendError::Permanent {
+                            no_such_mailbox: says_no_such_mailbox(&reply, e.status()),
+                            reply,
+                        })
+                    }
+                    Ok(Err(e)) => Err(SendError::Transient(error_chain(&e))),
                 }
-                Err(e) => Err(SendError::Transient(error_chain(&e))),
-            },
+            }
         }
     }
 
@@ -99,10 +103,12 @@ impl Mailer {
                     .with_context(|| format!("cannot create the outbox {}", dir.display()))?;
                 Ok(())
             }
-            Mailer::Smtp(transport) => {
-                let ok = transport
-                    .test_connection()
+            Mailer::Smtp(transport, limit) => {
+                let ok = tokio::time::timeout(*limit, transport.test_connection())
                     .await
+                    .map_err(|_| {
+                        anyhow::anyhow!("the SMTP server did not answer within {limit:?}")
+                    })?
                     .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))?;
                 anyhow::ensure!(ok, "the SMTP server did not answer NOOP");
                 Ok(())

@@ -144,6 +144,11 @@ impl SmtpServer {
     pub fn hang(&self) {
         self.shared.lock().unwrap().hang = true;
     }
+
+    /// Answer again (new connections).
+    pub fn answer(&self) {
+        self.shared.lock().unwrap().hang = false;
+    }
 }
 
 fn serve(stream: TcpStream, shared: Arc<Mutex<Shared>>) {
