@@ -226,23 +226,8 @@ async fn an_address_suppressed_between_claim_and_send_is_not_emailed() {
     let app = app(Some(&smtp)).await;
     post(&app, hook("REF1", "checkout_started", "2030-12-12 18:30")).await;
     let at = Utc::now() + Duration::minutes(61);
-    let claim = quicket_followup::store::reminders::Claim {
-        email_key: BUYER.into(),
-        event_id: "456".into(),
-        step: "abandoned-1".into(),
-        skip: vec![],
-        reference: "REF1".into(),
-        email: BUYER.into(),
-        message_id: "<x@shop.co.za>".into(),
-        now: at,
-        min_gap: Duration::hours(12),
-    };
-    let claimed = app
-        .store()
-        .write(move |conn| quicket_followup::store::reminders::claim(conn, &claim))
-        .await
-        .unwrap();
-    assert!(claimed.is_ok());
+    app.claim_without_sending(BUYER, "abandoned-1", "REF1", "<x@shop.co.za>", at)
+        .await;
     app.store()
         .add_suppression(
             BUYER,
@@ -475,9 +460,7 @@ async fn forget_removes_everything_about_an_address_but_its_suppression() {
         .await
         .unwrap();
 
-    let db = app.store().path().to_str().unwrap().to_string();
-    let config = app.dir.path().join("cli.toml");
-    std::fs::write(&config, format!("[database]\npath = {db:?}\n")).unwrap();
+    let config = app.cli_config();
     let (code, out, err) = common::run_cli(
         &[
             "--config",

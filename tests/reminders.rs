@@ -560,23 +560,8 @@ async fn a_claim_left_by_a_killed_pass_is_sent_on_the_next_pass_with_the_same_me
         "abandoned-1",
         "Jazz on the Lawn <tickets@shop.co.za>",
     );
-    let claim = quicket_followup::store::reminders::Claim {
-        email_key: BUYER.into(),
-        event_id: "456".into(),
-        step: "abandoned-1".into(),
-        skip: vec![],
-        reference: "REF1".into(),
-        email: BUYER.into(),
-        message_id: message_id.clone(),
-        now: at,
-        min_gap: Duration::hours(12),
-    };
-    let claimed = app
-        .store()
-        .write(move |conn| quicket_followup::store::reminders::claim(conn, &claim))
-        .await
-        .unwrap();
-    assert!(claimed.is_ok());
+    app.claim_without_sending(BUYER, "abandoned-1", "REF1", &message_id, at)
+        .await;
     let report = pass(&app, later(65)).await;
     assert_eq!(report.counts.sent, 1, "{:?}", decisions(&report));
     let mail = smtp.received();

@@ -110,9 +110,7 @@ async fn stats_are_available_to_scripts_as_json() {
     let app = TestApp::spawn().await;
     app.post_hook(hook("R1", "checkout_started", "a@mail.co.za", "100"))
         .await;
-    let db = app.store().path().to_str().unwrap().to_string();
-    let config = app.dir.path().join("cli.toml");
-    std::fs::write(&config, format!("[database]\npath = {db:?}\n")).unwrap();
+    let config = app.cli_config();
     let (code, out, err) = common::run_cli(
         &[
             "--config",

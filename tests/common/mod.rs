@@ -72,6 +72,51 @@ impl TestApp {
         format!("{}/webhooks/quicket/{TOKEN}", self.base)
     }
 
+    /// A config file for CLI commands against this app's database; returns its path.
+    pub fn cli_config(&self) -> PathBuf {
+        let path = self.dir.path().join("cli.toml");
+        let db = self.service.store.path().to_path_buf();
+        std::fs::write(
+            &path,
+            format!(
+                "[database]\npath = {db:?}\n[templates]\ndir = {:?}\n",
+                templates_dir()
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// Claims `step` for `email` at event 456 about `reference`, as a pass does before sending:
+    /// what a pass killed between claiming and sending leaves behind.
+    pub async fn claim_without_sending(
+        &self,
+        email: &str,
+        step: &str,
+        reference: &str,
+        message_id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
+        let claim = quicket_followup::store::reminders::Claim {
+            email_key: email.into(),
+            event_id: "456".into(),
+            step: step.into(),
+            skip: vec![],
+            reference: reference.into(),
+            email: email.into(),
+            message_id: message_id.into(),
+            now: at,
+            min_gap: chrono::Duration::hours(12),
+        };
+        let claimed = self
+            .service
+            .store
+            .write(move |conn| quicket_followup::store::reminders::claim(conn, &claim))
+            .await
+            .unwrap();
+        assert!(claimed.is_ok(), "the claim was refused: {claimed:?}");
+    }
+
     /// Posts a body to the webhook with the right token; returns the status and the JSON answer.
     pub async fn post_hook(&self, body: impl Into<reqwest::Body>) -> (u16, Value) {
         post(&self.client, &self.hook_url(), body).await
