@@ -110,7 +110,21 @@ pub enum StatsFormat {
 /// Parses the command line, runs the command, and turns an error into one line on stderr and
 /// exit code 1.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version are not errors.
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        // The contract: exit 1 with a one-line cause (clap's own would be 2 and several lines).
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad command line");
+            let first = first.trim_start_matches("error: ");
+            return fail(&anyhow::anyhow!("{first} (see quicket-followup --help)"));
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -342,3 +342,21 @@ async fn serve_sends_a_due_reminder_into_the_outbox_on_its_own() {
         "{eml}"
     );
 }
+
+#[test]
+fn a_bad_command_line_exits_1_with_one_line() {
+    for args in [
+        &["bogus"][..],
+        &["export", "nothing"],
+        &["run-once", "--later"],
+    ] {
+        let (code, stdout, stderr) = run_cli(args, &[]);
+        assert_eq!(code, 1, "{args:?}");
+        assert!(stdout.is_empty());
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+    }
+    let (code, stdout, _) = run_cli(&["--help"], &[]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("run-once"));
+}
