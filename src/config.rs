@@ -589,6 +589,11 @@ impl Config {
         format!("http://{addr}")
     }
 
+    /// The names of the reminder steps, in order.
+    pub fn step_names(&self) -> Vec<String> {
+        self.reminders.iter().map(|s| s.name.clone()).collect()
+    }
+
     /// The rules the statistics depend on.
     pub fn stats_rules(&self) -> crate::store::stats::StatsRules {
         let s = &self.schedule;

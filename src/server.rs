@@ -156,12 +156,7 @@ impl Service {
         let settings = Settings::load(Arc::new(fresh))?;
         let schedule_changed = settings.config.schedule.scan != running.schedule.scan
             || settings.config.schedule.timezone != running.schedule.timezone;
-        let steps: Vec<String> = settings
-            .config
-            .reminders
-            .iter()
-            .map(|s| s.name.clone())
-            .collect();
+        let steps: Vec<String> = settings.config.step_names();
         let (scan, timezone) = (
             settings.config.schedule.scan.clone(),
             settings.config.schedule.timezone,

@@ -4,7 +4,7 @@
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
-use super::{Store, StoreError, timestamp};
+use super::{Store, StoreError};
 
 /// A buyer-event found by a search.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -340,21 +340,6 @@ impl Store {
                 Some(r) => Some((r.get(0)?, r.get(1)?)),
                 None => None,
             })
-        })
-        .await
-    }
-
-    /// Emails sent since `since`.
-    pub async fn sent_since(
-        &self,
-        since: chrono::DateTime<chrono::Utc>,
-    ) -> Result<i64, StoreError> {
-        self.read(move |conn| {
-            Ok(conn.query_row(
-                "SELECT count(*) FROM reminders WHERE sent_at >= ?1",
-                [timestamp(since)],
-                |r| r.get(0),
-            )?)
         })
         .await
     }

@@ -704,12 +704,7 @@ async fn rendered(
 
 async fn emails(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
     let settings = state.engine.settings();
-    let steps: Vec<String> = settings
-        .config
-        .reminders
-        .iter()
-        .map(|s| s.name.clone())
-        .collect();
+    let steps: Vec<String> = settings.config.step_names();
     let step = q
         .get("step")
         .cloned()
