@@ -28,6 +28,8 @@ pub struct CheckReport {
     pub errors: Vec<String>,
     /// The reminder plan in words.
     pub plan: Vec<String>,
+    /// Per known event, the page its emails link to and where that came from.
+    pub events: Vec<String>,
 }
 
 /// Runs every check on a loaded configuration. `send_test` sends each step to that address.
@@ -81,7 +83,11 @@ async fn check_with_store(
     if let Some(order) = &newest {
         for step in &config.reminders {
             let target = target_for(order, &order.email, &step.name);
-            let context = engine.context(&settings, order, &target, &order.email, 1);
+            let info = match &order.event_id {
+                Some(id) => engine.events().cached(id).await,
+                None => None,
+            };
+            let context = engine.context(&settings, order, &target, &order.email, 1, info.as_ref());
             match settings.templates.render(&step.template, &context) {
                 Ok(_) => {}
                 Err(e) => report.errors.push(format!(
@@ -113,7 +119,104 @@ async fn check_with_store(
     if let Some(address) = send_test {
         send_tests(&engine, &settings, newest.as_ref(), address, report).await;
     }
+    event_pages(config, store, &engine, report).await
+}
+
+/// Events listed by `check` at most (the latest event dates first).
+const CHECK_EVENTS: usize = 50;
+
+/// Per known event, which page the emails use and where it came from; with a key, the events
+/// are looked up first, so this also tests the key.
+async fn event_pages(
+    config: &Config,
+    store: &Store,
+    engine: &Engine,
+    report: &mut CheckReport,
+) -> anyhow::Result<()> {
+    let mut known = store.read(crate::store::event_info::known_events).await?;
+    let total = known.len();
+    known.truncate(CHECK_EVENTS);
+    let directory = engine.events();
+    let infos = if directory.enabled() {
+        let ids = known.iter().map(|e| e.event_id.clone()).collect();
+        directory.refresh_for_check(ids).await
+    } else {
+        Default::default()
+    };
+    let stored: std::collections::HashMap<String, crate::store::event_info::StoredEvent> = store
+        .read(crate::store::event_info::all)
+        .await?
+        .into_iter()
+        .map(|e| (e.event_id.clone(), e))
+        .collect();
+    let status = directory.status().await;
+    if !directory.enabled() {
+        report.ok.push(
+            "Quicket API: no quicket.api_key, so event pages come from [events] and email.event_url"
+                .into(),
+        );
+    } else if status.failing == 0 {
+        report.ok.push(format!(
+            "Quicket API: {} of {} events looked up",
+            status.events, total
+        ));
+    } else {
+        report.warnings.push(format!(
+            "Quicket API: the latest lookup failed for {} of {} events ({}); their emails use the configured URL",
+            status.failing,
+            status.events,
+            status.last_error.clone().unwrap_or_default()
+        ));
+    }
+    for event in &known {
+        let id = &event.event_id;
+        let info = infos.get(id);
+        let (url, source) = crate::events::event_page(config, id, info);
+        let mut line = format!("event {id} ({}): {url} {}", event.name, source.describe(id));
+        let row = stored.get(id);
+        match (info, row) {
+            (Some(info), Some(row)) => {
+                if let Some(at) = row.fetched_at {
+                    let _ = write!(line, ", looked up {}", local(config, at));
+                }
+                if let Some(image) = &info.image_url {
+                    let _ = write!(line, "; image {image}");
+                }
+                let sold_out: Vec<&str> = info
+                    .ticket_types
+                    .iter()
+                    .filter(|t| t.sold_out)
+                    .map(|t| t.name.as_str())
+                    .collect();
+                if !sold_out.is_empty() {
+                    let _ = write!(line, "; sold out: {}", sold_out.join(", "));
+                }
+                if let Some(error) = &row.error {
+                    let _ = write!(line, " (the latest lookup failed: {error})");
+                }
+            }
+            (None, Some(row)) => {
+                if let Some(error) = &row.error {
+                    let _ = write!(line, " (Quicket's API: {error})");
+                }
+            }
+            _ if directory.enabled() => line.push_str(" (not looked up yet)"),
+            _ => {}
+        }
+        report.events.push(line);
+    }
+    if total > known.len() {
+        report
+            .events
+            .push(format!("... and {} older events", total - known.len()));
+    }
     Ok(())
+}
+
+fn local(config: &Config, at: chrono::DateTime<chrono::Utc>) -> String {
+    at.with_timezone(&config.schedule.timezone)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 /// Sends every step, rendered, to `address` (a fresh Message-ID each time, "[test]" in the subject).
@@ -131,7 +234,7 @@ pub async fn send_tests(
         return;
     }
     for step in &settings.config.reminders {
-        let rendered = render_step(engine, settings, order, &step.name, address);
+        let rendered = render_step(engine, settings, order, &step.name, address).await;
         let sent = match rendered {
             Ok(mut content) => {
                 content.subject = format!("[test] {}", content.subject);
@@ -185,7 +288,7 @@ fn target_for(order: &OrderRecord, email: &str, step: &str) -> LinkTarget {
 }
 
 /// Renders `step` for `order` (or the sample data) as `address` would receive it.
-pub fn render_step(
+pub async fn render_step(
     engine: &Engine,
     settings: &Settings,
     order: Option<&OrderRecord>,
@@ -204,7 +307,11 @@ pub fn render_step(
     let context: EmailContext = match order {
         Some(order) => {
             let target = target_for(order, address, &step.name);
-            engine.context(settings, order, &target, address, 1)
+            let info = match &order.event_id {
+                Some(id) => engine.events().cached(id).await,
+                None => None,
+            };
+            engine.context(settings, order, &target, address, 1, info.as_ref())
         }
         None => {
             let mut sample = templates::sample_context();
@@ -248,7 +355,7 @@ pub async fn preview(
                 .as_ref()
                 .map(|o| o.email.clone())
                 .unwrap_or_else(|| templates::sample_context().buyer.email);
-            let rendered = render_step(&engine, &settings, order.as_ref(), step, &address)?;
+            let rendered = render_step(&engine, &settings, order.as_ref(), step, &address).await?;
             let body = if text { rendered.text } else { rendered.html };
             anyhow::Ok(format!("Subject: {}\n\n{body}", rendered.subject))
         }

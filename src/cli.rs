@@ -167,6 +167,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             for line in &report.plan {
                 writeln!(out, "  {line}")?;
             }
+            if !report.events.is_empty() {
+                writeln!(out, "\nEvent pages the emails link to:")?;
+                for line in &report.events {
+                    writeln!(out, "  {line}")?;
+                }
+            }
             match report.errors.first() {
                 None => Ok(()),
                 Some(first) if report.errors.len() == 1 => Err(anyhow::anyhow!("{first}")),

@@ -24,6 +24,7 @@ const SECRET_ENV: &[(&str, &str)] = &[
     ("QUICKET_FOLLOWUP_WEBHOOK_TOKEN", "server.webhook_token"),
     ("QUICKET_FOLLOWUP_ADMIN_PASSWORD", "server.admin_password"),
     ("QUICKET_FOLLOWUP_SMTP_URL", "email.smtp_url"),
+    ("QUICKET_FOLLOWUP_QUICKET_API_KEY", "quicket.api_key"),
 ];
 
 /// The whole configuration (contract section 2). Every key is optional.
@@ -44,6 +45,8 @@ pub struct Config {
     pub templates: TemplatesConfig,
     /// `[events."ID"]`: per-event overrides keyed by Quicket's event id.
     pub events: BTreeMap<String, EventConfig>,
+    /// `[quicket]`: the optional lookup of events in Quicket's public API.
+    pub quicket: QuicketConfig,
 }
 
 impl Default for Config {
@@ -56,6 +59,7 @@ impl Default for Config {
             reminders: default_reminders(),
             templates: TemplatesConfig::default(),
             events: BTreeMap::new(),
+            quicket: QuicketConfig::default(),
         }
     }
 }
@@ -297,6 +301,9 @@ pub struct ReminderStep {
     pub when: Vec<OrderState>,
     /// Directory name under `[templates].dir`.
     pub template: String,
+    /// Send this step even when Quicket's API says the buyer's tickets are sold out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub even_if_sold_out: bool,
 }
 
 /// When a step becomes due.
@@ -328,6 +335,7 @@ fn default_reminders() -> Vec<ReminderStep> {
             before_event: None,
             when: vec![Started, Cancelled],
             template: "abandoned".into(),
+            even_if_sold_out: false,
         },
         ReminderStep {
             name: "eft-1".into(),
@@ -335,6 +343,7 @@ fn default_reminders() -> Vec<ReminderStep> {
             before_event: None,
             when: vec![EftPending],
             template: "eft_pending".into(),
+            even_if_sold_out: false,
         },
         ReminderStep {
             name: "last-chance".into(),
@@ -342,6 +351,7 @@ fn default_reminders() -> Vec<ReminderStep> {
             before_event: Some(days(3)),
             when: vec![Started, Cancelled],
             template: "last_chance".into(),
+            even_if_sold_out: false,
         },
     ]
 }
@@ -378,6 +388,34 @@ impl Default for EventConfig {
         Self {
             url: None,
             reminders: true,
+        }
+    }
+}
+
+/// `[quicket]`: Quicket's public API, asked for each event's page, image, venue, start and sold-out
+/// ticket types. Optional: without a key nothing is looked up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuicketConfig {
+    /// The API key (or `QUICKET_FOLLOWUP_QUICKET_API_KEY`); empty turns lookups off.
+    pub api_key: String,
+    /// Base URL of the API (changed only for tests and proxies).
+    pub api_url: String,
+    /// An event's details are looked up again once they are this old.
+    #[serde(with = "humantime_serde")]
+    pub refresh: Duration,
+    /// How long one lookup may take; a pass never waits longer than this for the API.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for QuicketConfig {
+    fn default() -> Self {
+        Self {
+            api_key: String::new(),
+            api_url: "https://api.quicket.co.za".into(),
+            refresh: hours(6),
+            timeout: Duration::from_secs(5),
         }
     }
 }
@@ -561,6 +599,25 @@ impl Config {
                     ),
                 ));
             }
+        }
+        let api = self.quicket.api_url.trim();
+        if !(api.starts_with("http://") || api.starts_with("https://")) {
+            return Err(invalid(
+                "quicket.api_url",
+                format!("{api:?} must start with http:// or https://"),
+            ));
+        }
+        if self.quicket.timeout.is_zero() {
+            return Err(invalid(
+                "quicket.timeout",
+                "must be more than zero (e.g. \"5s\")",
+            ));
+        }
+        if self.quicket.refresh < Duration::from_secs(60) {
+            return Err(invalid(
+                "quicket.refresh",
+                "must be at least 1m, so that the API is not asked before every pass",
+            ));
         }
         for (id, event) in &self.events {
             if let Some(url) = &event.url

@@ -65,6 +65,7 @@ impl Service {
         let routes = webhook::route(WebhookState {
             store: store.clone(),
             token: token.clone(),
+            events: engine.events().clone(),
         })
         .or(web::health_routes(web::HealthState {
             store: store.clone(),

@@ -58,6 +58,10 @@ pub struct EventContext {
     pub date: String,
     /// The event's page (untracked).
     pub url: String,
+    /// The event's image (from Quicket's API, `https://...`); empty when unknown.
+    pub image_url: String,
+    /// The venue's name (from Quicket's API); empty when unknown.
+    pub venue: String,
 }
 
 /// `order.*`
@@ -188,8 +192,14 @@ impl Templates {
             env,
             dir: dir.to_path_buf(),
         };
+        // Also with the values only Quicket's API fills, so that a misspelt name inside
+        // `{% if event.image_url %}` is caught too.
+        let mut detailed = sample_context();
+        detailed.event.image_url = "https://images.quicket.co.za/0456.jpg".into();
+        detailed.event.venue = "Kirstenbosch Gardens".into();
         for name in names {
             templates.render(name, &sample_context())?;
+            templates.render(name, &detailed)?;
         }
         Ok(templates)
     }
@@ -293,6 +303,8 @@ pub fn sample_context() -> EmailContext {
             name: "Jazz on the Lawn".into(),
             date: "Saturday 12 December 2026 at 18:30".into(),
             url: "https://www.quicket.co.za/events/456/".into(),
+            image_url: String::new(),
+            venue: String::new(),
         },
         order: OrderContext {
             reference: "REF00987654".into(),

@@ -28,6 +28,8 @@ pub struct WebhookState {
     pub store: Store,
     /// The secret path part.
     pub token: String,
+    /// Looks new events up in Quicket's API (in the background).
+    pub events: std::sync::Arc<crate::events::EventDirectory>,
 }
 
 /// The webhook route.
@@ -83,6 +85,7 @@ where
         },
         Err(_) => "none",
     };
+    let event_id = parsed.as_ref().ok().and_then(|h| h.event_id.clone());
     let result = match state.store.ingest(body, parsed, Utc::now()).await {
         Ok(result) => result,
         Err(e) => {
@@ -95,6 +98,9 @@ where
     let answer = match result.outcome {
         HookOutcome::Recorded => {
             tracing::info!(delivery = id, "hook recorded");
+            if let Some(event_id) = &event_id {
+                state.events.notice(event_id);
+            }
             json_status(&json!({"status": "recorded"}), StatusCode::OK)
         }
         HookOutcome::Duplicate => {

@@ -18,6 +18,7 @@ fn immediate(c: &mut Config) {
         before_event: None,
         when: vec![OrderState::Started, OrderState::Cancelled],
         template: "abandoned".into(),
+        even_if_sold_out: false,
     }];
 }
 

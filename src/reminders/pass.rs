@@ -1,6 +1,7 @@
 //! A reminder pass: the imperative shell around the planner. Read due buyer-events by index, ask
 //! the planner, claim in a transaction, send, record. The only place that sends.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::path::PathBuf;
@@ -17,7 +18,9 @@ use super::planner::{Decision, Rules, plan};
 use crate::config::Config;
 use crate::domain::{OrderState, check_deliverable};
 use crate::email::{self, Mailer, Outgoing, SendError};
+use crate::events::{EventDirectory, EventInfo};
 use crate::links::{LinkTarget, Links};
+use crate::store::event_info;
 use crate::store::reminders::{
     self as sql, Claim, ClaimResult, DecisionRecord, OpenClaim, PassCounts,
 };
@@ -115,6 +118,7 @@ impl std::fmt::Debug for PassReport {
 /// from overlapping.
 pub struct Engine {
     store: Store,
+    events: Arc<EventDirectory>,
     settings: std::sync::RwLock<Arc<Settings>>,
     mailer: Mailer,
     links: Links,
@@ -149,13 +153,10 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The event's page: `[events."ID"].url` when set, else the `[email].event_url` pattern.
-    pub fn event_page(&self, event_id: &str) -> String {
-        self.config
-            .events
-            .get(event_id)
-            .and_then(|e| e.url.clone())
-            .unwrap_or_else(|| self.config.email.event_url.replace("{event_id}", event_id))
+    /// The event's page: `[events."ID"].url` when set, else what Quicket's API said, else the
+    /// `[email].event_url` pattern.
+    pub fn event_page(&self, event_id: &str, info: Option<&EventInfo>) -> String {
+        crate::events::event_page(&self.config, event_id, info).0
     }
 
     /// Loads the templates a configuration's steps name (rendering each with sample data).
@@ -182,12 +183,14 @@ impl Engine {
             .meta_or_insert(crate::links::SECRET_KEY, crate::server::random_token)
             .await?;
         let links = Links::new(&secret, &config.public_url());
+        let events = EventDirectory::new(&config, store.clone()).await?;
         let mut lock_path = store.path().as_os_str().to_owned();
         lock_path.push(".pass-lock");
         Ok(Engine {
             limiter: std::sync::Mutex::new(RateLimiter::new(config.email.max_per_minute)),
             stop_signal: tokio::sync::Notify::new(),
             store,
+            events,
             settings: std::sync::RwLock::new(Arc::new(settings)),
             mailer,
             links,
@@ -261,6 +264,11 @@ impl Engine {
     /// The links signer (for the routes that check tokens).
     pub fn links(&self) -> &Links {
         &self.links
+    }
+
+    /// What is known about events beyond the hooks (Quicket's API).
+    pub fn events(&self) -> &Arc<EventDirectory> {
+        &self.events
     }
 
     /// The transport.
@@ -393,6 +401,7 @@ impl Engine {
         }
 
         let suppressed = Arc::new(self.store.read(sql::suppressed_keys).await?);
+        let mut infos = self.events.all_cached().await;
         let mut after: Option<(String, String, String)> = None;
         loop {
             let from = after.clone();
@@ -410,11 +419,21 @@ impl Engine {
                 last.candidate.event_id.clone(),
             ));
             let full = page.len() == PAGE;
-            let mut quiet = Vec::new();
-            let mut sends = Vec::new();
-            for due in page {
+            let mut decided = Vec::with_capacity(page.len());
+            for mut due in page {
                 report.counts.considered += 1;
+                let info = infos.get(&due.candidate.event_id);
+                due.candidate.event_date =
+                    crate::events::event_start(due.candidate.event_date, info);
                 let decision = plan(&due.candidate, &s.rules, now);
+                decided.push((due, decision));
+            }
+            self.check_sold_out(s, &mut decided, &mut infos, now, dry_run)
+                .await?;
+            let mut quiet = Vec::new();
+            let mut step_skips = Vec::new();
+            let mut sends = Vec::new();
+            for (due, decision) in decided {
                 let c = &due.candidate;
                 match decision {
                     Decision::Send { step, skip } => sends.push((due, step, skip)),
@@ -427,20 +446,39 @@ impl Engine {
                                     .format("%Y-%m-%d %H:%M")
                             ),
                             Decision::Skip { reason } | Decision::Done { reason } => reason.clone(),
+                            Decision::SkipSteps { skip } => skip
+                                .iter()
+                                .map(|(step, why)| format!("{step}: {why}"))
+                                .collect::<Vec<_>>()
+                                .join("; "),
                             Decision::Send { .. } => String::new(),
                         };
                         match other {
                             Decision::Defer { .. } => report.counts.deferred += 1,
                             _ => report.counts.skipped += 1,
                         }
+                        let step = match &other {
+                            Decision::SkipSteps { skip } if skip.len() == 1 => {
+                                Some(skip[0].0.as_str())
+                            }
+                            _ => None,
+                        };
                         report.push(line(
                             other.label(),
                             &c.email,
                             &c.event_id,
                             &due.reference,
-                            None,
+                            step,
                             reason.clone(),
                         ));
+                        if let Decision::SkipSteps { skip } = &other {
+                            step_skips.push(sql::StepSkips {
+                                email_key: c.email_key.clone(),
+                                event_id: c.event_id.clone(),
+                                reference: due.reference.clone(),
+                                skip: skip.clone(),
+                            });
+                        }
                         quiet.push(DecisionRecord {
                             email_key: c.email_key.clone(),
                             event_id: c.event_id.clone(),
@@ -453,7 +491,10 @@ impl Engine {
             }
             if !dry_run && !quiet.is_empty() {
                 self.store
-                    .write(move |conn| sql::record_decisions(conn, &quiet, now))
+                    .write(move |conn| {
+                        sql::skip_steps(conn, &step_skips, now)?;
+                        sql::record_decisions(conn, &quiet, now)
+                    })
                     .await?;
             }
             if dry_run {
@@ -486,6 +527,72 @@ impl Engine {
             if !full {
                 break;
             }
+        }
+        Ok(())
+    }
+
+    /// Before emailing, refreshes what Quicket's API says about the events concerned (waiting at
+    /// most `quicket.timeout`), and plans again those whose event date it changes or whose
+    /// buyers' tickets turn out to be sold out.
+    async fn check_sold_out(
+        &self,
+        s: &Settings,
+        decided: &mut [(sql::DueBuyerEvent, Decision)],
+        infos: &mut HashMap<String, EventInfo>,
+        now: DateTime<Utc>,
+        dry_run: bool,
+    ) -> anyhow::Result<()> {
+        if !self.events.enabled() {
+            return Ok(());
+        }
+        let mut events: Vec<String> = decided
+            .iter()
+            .filter(|(_, d)| matches!(d, Decision::Send { .. }))
+            .map(|(due, _)| due.candidate.event_id.clone())
+            .collect();
+        events.sort();
+        events.dedup();
+        if events.is_empty() {
+            return Ok(());
+        }
+        infos.extend(self.events.refresh(events, now, !dry_run).await);
+        let local_now = now.with_timezone(&s.rules.timezone).naive_local();
+        let to_check: Vec<(usize, String)> = decided
+            .iter()
+            .enumerate()
+            .filter(|(_, (due, d))| {
+                matches!(d, Decision::Send { .. })
+                    && infos
+                        .get(&due.candidate.event_id)
+                        .is_some_and(EventInfo::may_be_sold_out)
+            })
+            .map(|(i, (due, _))| (i, due.reference.clone()))
+            .collect();
+        let chosen = self
+            .store
+            .read(move |conn| {
+                to_check
+                    .into_iter()
+                    .map(|(i, reference)| Ok((i, event_info::ticket_types(conn, &reference)?)))
+                    .collect::<anyhow::Result<Vec<_>>>()
+            })
+            .await?;
+        let mut chosen = chosen.into_iter().peekable();
+        for (i, (due, decision)) in decided.iter_mut().enumerate() {
+            if !matches!(decision, Decision::Send { .. }) {
+                continue;
+            }
+            let Some(info) = infos.get(&due.candidate.event_id) else {
+                continue;
+            };
+            // The event's details may be new since the first plan.
+            due.candidate.event_date = info.start_for(due.candidate.event_date);
+            if chosen.peek().is_some_and(|(at, _)| *at == i)
+                && let Some((_, types)) = chosen.next()
+            {
+                due.candidate.sold_out = info.sold_out_for(&types, local_now);
+            }
+            *decision = plan(&due.candidate, &s.rules, now);
         }
         Ok(())
     }
@@ -714,8 +821,9 @@ impl Engine {
         {
             return skipped("gave up: the last change is too old to send it any more");
         }
+        let info = self.events.cached(&claim.event_id).await;
         // A send that kept failing is abandoned once it could no longer be sent on time.
-        if let Some(date) = check.event_date {
+        if let Some(date) = crate::events::event_start(check.event_date, info.as_ref()) {
             let stop = s.rules.event_start(date)
                 - chrono::TimeDelta::from_std(s.rules.stop_before_event).unwrap_or_default();
             if now >= stop {
@@ -732,7 +840,14 @@ impl Engine {
             event_id: claim.event_id.clone(),
             step: claim.step.clone(),
         };
-        let context = self.context(s, &order, &target, &claim.email, check.sent + 1);
+        let context = self.context(
+            s,
+            &order,
+            &target,
+            &claim.email,
+            check.sent + 1,
+            info.as_ref(),
+        );
         let content = s
             .templates
             .render(&step.template, &context)
@@ -773,14 +888,16 @@ impl Engine {
         target: &LinkTarget,
         email: &str,
         number: u32,
+        info: Option<&EventInfo>,
     ) -> EmailContext {
         let event_id = order.event_id.clone().unwrap_or_default();
-        let event_url = s.event_page(&event_id);
-        let event_date = order.event_date.as_deref().and_then(|d| {
+        let event_url = s.event_page(&event_id, info);
+        let hook_date = order.event_date.as_deref().and_then(|d| {
             chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M")
                 .or_else(|_| chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M:%S"))
                 .ok()
         });
+        let event_date = crate::events::event_start(hook_date, info);
         let cents =
             |rands: Option<f64>| rands.map(|r| crate::domain::Cents((r * 100.0).round() as i64));
         EmailContext {
@@ -794,6 +911,8 @@ impl Engine {
                 name: order.event_name.clone(),
                 date: templates::format_date(event_date),
                 url: event_url,
+                image_url: info.and_then(|i| i.image_url.clone()).unwrap_or_default(),
+                venue: info.and_then(|i| i.venue.clone()).unwrap_or_default(),
             },
             order: templates::OrderContext {
                 reference: order.reference.clone(),

@@ -117,6 +117,8 @@ pub struct Candidate {
     pub history: Vec<StepRecord>,
     /// Whether the address is on the suppression list.
     pub suppressed: bool,
+    /// Whether Quicket's API says the buyer's tickets can no longer be bought.
+    pub sold_out: bool,
 }
 
 /// The planner's answer for one buyer-event.
@@ -146,6 +148,11 @@ pub enum Decision {
         /// Why.
         reason: String,
     },
+    /// Record these due steps as skipped (the tickets are sold out) and plan again.
+    SkipSteps {
+        /// The steps, and why.
+        skip: Vec<(String, String)>,
+    },
 }
 
 impl Decision {
@@ -154,7 +161,7 @@ impl Decision {
         match self {
             Decision::Send { .. } => "sent",
             Decision::Defer { .. } => "deferred",
-            Decision::Skip { .. } => "skipped",
+            Decision::Skip { .. } | Decision::SkipSteps { .. } => "skipped",
             Decision::Done { .. } => "done",
         }
     }
@@ -162,8 +169,8 @@ impl Decision {
     /// When the buyer-event should be looked at again (`None`: only after a new hook).
     pub fn next_check(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
-            // After a send, the next pass plans the remaining steps.
-            Decision::Send { .. } => Some(now),
+            // After a send or a skip, the next pass plans the remaining steps.
+            Decision::Send { .. } | Decision::SkipSteps { .. } => Some(now),
             Decision::Defer { until, .. } => Some(*until),
             Decision::Skip { .. } | Decision::Done { .. } => None,
         }
@@ -212,6 +219,9 @@ pub fn next_window_open(window: &SendWindow, tz: Tz, now: DateTime<Utc>) -> Date
 fn when_text(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
 }
+
+/// The reason recorded for a step not sent because the buyer's tickets are sold out.
+pub const SOLD_OUT: &str = "sold out";
 
 /// Decides what to do for one buyer-event at `now`.
 pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
@@ -325,12 +335,20 @@ pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
             reason: format!("outside the send window {}", rules.send_window),
         };
     }
-    // Several overdue at once (downtime, first start): only the latest falls due is sent.
-    // `max_by_key` keeps the last of equals, i.e. the later step in the configuration.
+    // Sold out: a step would invite the buyer back to tickets they cannot buy, unless it says
+    // it is meant for that.
     due.sort_by_key(|(_, at)| *at);
+    let (mut due, sold_out): (Vec<_>, Vec<_>) = due
+        .into_iter()
+        .partition(|(step, _)| !c.sold_out || step.even_if_sold_out);
+    let sold_out = sold_out
+        .into_iter()
+        .map(|(step, _)| (step.name.clone(), SOLD_OUT.to_string()));
+    // Several overdue at once (downtime, first start): only the latest falls due is sent; the
+    // stable sort keeps the later step in the configuration last among equals.
     let Some((chosen, _)) = due.pop() else {
-        return Decision::Done {
-            reason: "nothing due".into(),
+        return Decision::SkipSteps {
+            skip: sold_out.collect(),
         };
     };
     let skip = due
@@ -344,6 +362,7 @@ pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
                 ),
             )
         })
+        .chain(sold_out)
         .collect();
     Decision::Send {
         step: chosen.name.clone(),
@@ -381,6 +400,7 @@ mod tests {
             ),
             history: Vec::new(),
             suppressed: false,
+            sold_out: false,
         }
     }
 
@@ -563,6 +583,47 @@ mod tests {
             matches!(d, Decision::Defer { until, .. } if until == at("2026-12-18 00:00")),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn sold_out_tickets_skip_the_step_with_its_reason() {
+        let mut c = candidate(Started, "2026-12-01 10:00");
+        c.sold_out = true;
+        let d = plan(&c, &rules(), at("2026-12-01 12:00"));
+        assert_eq!(
+            d,
+            Decision::SkipSteps {
+                skip: vec![("abandoned-1".into(), SOLD_OUT.into())]
+            }
+        );
+        assert_eq!(d.label(), "skipped");
+        // The skip is recorded and the remaining steps planned on the next pass.
+        assert_eq!(
+            d.next_check(at("2026-12-01 12:00")),
+            Some(at("2026-12-01 12:00"))
+        );
+    }
+
+    #[test]
+    fn a_step_may_be_sent_even_if_sold_out() {
+        let mut rules = rules();
+        rules.steps[2].even_if_sold_out = true; // last-chance
+        let mut c = candidate(Started, "2026-12-15 10:00");
+        c.sold_out = true;
+        let d = plan(&c, &rules, at("2026-12-18 10:00"));
+        assert_eq!(
+            d,
+            Decision::Send {
+                step: "last-chance".into(),
+                skip: vec![("abandoned-1".into(), SOLD_OUT.into())],
+            }
+        );
+        // Not sold out: the step goes as always.
+        c.sold_out = false;
+        assert!(matches!(
+            plan(&c, &rules, at("2026-12-18 10:00")),
+            Decision::Send { .. }
+        ));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod backup;
 mod buyer_events;
+pub mod event_info;
 mod hooks;
 mod orders;
 pub mod privacy;
@@ -32,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_reminders.sql"),
     include_str!("../../migrations/0003_links.sql"),
     include_str!("../../migrations/0004_due_index.sql"),
+    include_str!("../../migrations/0005_event_info.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside `serve`).

@@ -81,6 +81,7 @@ pub fn load_due(
                     .and_then(|d| NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M:%S").ok()),
                 history: parse_history(history.as_deref())?,
                 suppressed: suppressed.contains(&email_key),
+                sold_out: false,
             },
             reference: row.get(4)?,
             next_check_at: row.get(5)?,
@@ -259,6 +260,45 @@ pub fn claim(conn: &Connection, c: &Claim) -> anyhow::Result<Result<(), ClaimRef
         ])?;
     }
     Ok(Ok(()))
+}
+
+/// Due steps of one buyer-event to record as skipped without sending anything.
+#[derive(Debug, Clone)]
+pub struct StepSkips {
+    /// The buyer.
+    pub email_key: String,
+    /// The event.
+    pub event_id: String,
+    /// The order they were about.
+    pub reference: String,
+    /// The steps, and why.
+    pub skip: Vec<(String, String)>,
+}
+
+/// Records steps as skipped (each step stays decided once: a step already decided is left alone).
+pub fn skip_steps(
+    conn: &Connection,
+    skips: &[StepSkips],
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let at = timestamp(now);
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO reminders (email_key, event_id, step, status, reason, reference, message_id, decided_at)
+         VALUES (?1, ?2, ?3, 'skipped', ?4, ?5, '', ?6) ON CONFLICT DO NOTHING",
+    )?;
+    for s in skips {
+        for (step, reason) in &s.skip {
+            insert.execute(params![
+                s.email_key,
+                s.event_id,
+                step,
+                reason,
+                s.reference,
+                at
+            ])?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether an address is on the suppression list.

@@ -698,6 +698,7 @@ async fn rendered(
         .unwrap_or_else(|| crate::templates::sample_context().buyer.email);
     Ok(
         render_step(&state.engine, &settings, order.as_ref(), step, &address)
+            .await
             .map_err(|e| format!("{e:#}")),
     )
 }

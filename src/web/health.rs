@@ -1,5 +1,5 @@
 //! `GET /healthz` (database, the last reminder pass and whether one is overdue, sends waiting to
-//! be retried, reloads) and `GET /metrics` (Prometheus text).
+//! be retried, reloads, Quicket's API) and `GET /metrics` (Prometheus text).
 
 use std::sync::Arc;
 
@@ -100,6 +100,8 @@ async fn health(state: &HealthState) -> Response {
             "sends_waiting_to_retry": waiting,
         },
         "settings": state.engine.reload_status(),
+        // Lookups failing never makes the service unhealthy: emails fall back to the config.
+        "quicket_api": state.engine.events().status().await,
     });
     let status = if overdue {
         StatusCode::SERVICE_UNAVAILABLE

@@ -173,7 +173,11 @@ async fn click(state: &LinkState, token: &str) -> Result<Response, ApiError> {
     let Some(target) = state.engine.links().verify(token) else {
         return not_found(state);
     };
-    let page = state.engine.settings().event_page(&target.event_id);
+    let info = state.engine.events().cached(&target.event_id).await;
+    let page = state
+        .engine
+        .settings()
+        .event_page(&target.event_id, info.as_ref());
     // The buyer goes on to the event even if the click cannot be recorded.
     if let Err(e) = state
         .store

@@ -1,0 +1,162 @@
+//! The cache of what Quicket's API said about each event (`event_info`, schema 5).
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, Row, params};
+
+use super::{OptionalRow, parse_timestamp, timestamp};
+use crate::events::EventInfo;
+
+/// One event's row: the latest good answer (if any) and how the latest lookup went.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Quicket's event id.
+    pub event_id: String,
+    /// What the latest successful lookup said.
+    pub info: Option<EventInfo>,
+    /// When `info` was looked up.
+    pub fetched_at: Option<DateTime<Utc>>,
+    /// The latest lookup.
+    pub attempted_at: DateTime<Utc>,
+    /// Why the latest lookup failed (`None`: it succeeded).
+    pub error: Option<String>,
+    /// No lookup before this.
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "event_id, info, fetched_at, attempted_at, error, retry_at";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<(String, Option<String>, [Option<String>; 4])> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        [row.get(2)?, Some(row.get(3)?), row.get(4)?, row.get(5)?],
+    ))
+}
+
+fn decode(
+    (event_id, info, [fetched, attempted, error, retry]): (
+        String,
+        Option<String>,
+        [Option<String>; 4],
+    ),
+) -> anyhow::Result<StoredEvent> {
+    let time = |t: Option<String>| t.as_deref().map(parse_timestamp).transpose();
+    Ok(StoredEvent {
+        // A row written by a newer version that this one cannot read is as good as no answer.
+        info: info.and_then(|json| serde_json::from_str(&json).ok()),
+        fetched_at: time(fetched)?,
+        attempted_at: time(attempted)?.unwrap_or_default(),
+        error,
+        retry_at: time(retry)?,
+        event_id,
+    })
+}
+
+/// One event's row.
+pub fn get(conn: &Connection, event_id: &str) -> anyhow::Result<Option<StoredEvent>> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM event_info WHERE event_id = ?1"
+    ))?
+    .query_row([event_id], from_row)
+    .optional_row()?
+    .map(decode)
+    .transpose()
+}
+
+/// Every row (one per event looked up: a few hundred at most for an organiser).
+pub fn all(conn: &Connection) -> anyhow::Result<Vec<StoredEvent>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM event_info ORDER BY event_id"
+    ))?;
+    let rows = stmt
+        .query_map([], from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(decode).collect()
+}
+
+/// Keeps a successful lookup.
+pub fn record_success(
+    conn: &Connection,
+    event_id: &str,
+    info: &EventInfo,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let at = timestamp(now);
+    conn.execute(
+        "INSERT INTO event_info (event_id, info, fetched_at, attempted_at, status, error, retry_at)
+         VALUES (?1, ?2, ?3, ?3, 'ok', NULL, NULL)
+         ON CONFLICT (event_id) DO UPDATE SET info = excluded.info, fetched_at = excluded.fetched_at,
+             attempted_at = excluded.attempted_at, status = 'ok', error = NULL, retry_at = NULL",
+        params![event_id, serde_json::to_string(info)?, at],
+    )?;
+    Ok(())
+}
+
+/// Notes a failed lookup; the last good answer, if any, is kept.
+pub fn record_failure(
+    conn: &Connection,
+    event_id: &str,
+    error: &str,
+    now: DateTime<Utc>,
+    retry_at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    conn.execute(
+        "INSERT INTO event_info (event_id, attempted_at, status, error, retry_at)
+         VALUES (?1, ?2, 'failed', ?3, ?4)
+         ON CONFLICT (event_id) DO UPDATE SET attempted_at = excluded.attempted_at,
+             status = 'failed', error = excluded.error, retry_at = excluded.retry_at",
+        params![event_id, timestamp(now), error, timestamp(retry_at)],
+    )?;
+    Ok(())
+}
+
+/// An event hooks have named, for `check`.
+#[derive(Debug, Clone)]
+pub struct KnownEvent {
+    /// Quicket's event id.
+    pub event_id: String,
+    /// The name the latest hook gave.
+    pub name: String,
+    /// The latest local start a hook gave ('YYYY-MM-DD HH:MM:SS').
+    pub event_date: Option<String>,
+    /// Orders stored for it.
+    pub orders: i64,
+}
+
+/// Every event named by a stored order, latest event date first.
+pub fn known_events(conn: &Connection) -> anyhow::Result<Vec<KnownEvent>> {
+    let mut stmt = conn.prepare(
+        "SELECT event_id, max(event_name), max(event_date), count(*) FROM orders
+         WHERE event_id IS NOT NULL GROUP BY event_id
+         ORDER BY max(event_date) DESC, event_id",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(KnownEvent {
+                event_id: r.get(0)?,
+                name: r.get(1)?,
+                event_date: r.get(2)?,
+                orders: r.get(3)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The ticket type names of an order, as Quicket sent them.
+pub fn ticket_types(conn: &Connection, reference: &str) -> anyhow::Result<Vec<String>> {
+    let tickets: Option<String> = conn
+        .prepare_cached("SELECT tickets FROM orders WHERE reference = ?1")?
+        .query_row([reference], |r| r.get(0))
+        .optional_row()?;
+    let Some(tickets) = tickets else {
+        return Ok(Vec::new());
+    };
+    let list: Vec<serde_json::Value> = serde_json::from_str(&tickets).unwrap_or_default();
+    Ok(list
+        .iter()
+        .filter_map(|t| t.get("type").and_then(|v| v.as_str()))
+        .filter(|t| !t.trim().is_empty())
+        .map(str::to_string)
+        .collect())
+}
