@@ -197,7 +197,7 @@ async fn event_pages(
             }
             (None, Some(row)) => {
                 if let Some(error) = &row.error {
-                    let _ = write!(line, " (Quicket's API: {error})");
+                    let _ = write!(line, " ({error})");
                 }
             }
             _ if directory.enabled() => line.push_str(" (not looked up yet)"),
