@@ -165,6 +165,18 @@ pub fn event_page(
     )
 }
 
+/// Whether a failure for `event_id` at `now` should be logged: at most once per event per
+/// [`WARN_EVERY`], however many emails or passes run into it.
+fn warn_due(warned: &mut HashMap<String, Instant>, event_id: &str, now: Instant) -> bool {
+    let due = warned
+        .get(event_id)
+        .is_none_or(|at| now.saturating_duration_since(*at) >= WARN_EVERY);
+    if due {
+        warned.insert(event_id.to_string(), now);
+    }
+    due
+}
+
 /// The state of the lookups, for `/healthz` and `check`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiStatus {
@@ -429,16 +441,7 @@ impl EventDirectory {
 
     fn warn(&self, event_id: &str, error: &LookupError) {
         let due = match self.warned.lock() {
-            Ok(mut warned) => {
-                let now = Instant::now();
-                let due = warned
-                    .get(event_id)
-                    .is_none_or(|at| now.duration_since(*at) >= WARN_EVERY);
-                if due {
-                    warned.insert(event_id.to_string(), now);
-                }
-                due
-            }
+            Ok(mut warned) => warn_due(&mut warned, event_id, Instant::now()),
             Err(_) => true,
         };
         if due {
@@ -525,6 +528,33 @@ mod tests {
             ("VIP", false, None),
         ]);
         assert!(!open_ended.sold_out_for(&[], at("2026-12-05 12:00")));
+    }
+
+    #[test]
+    fn one_warning_per_event_and_hour() {
+        let mut warned = HashMap::new();
+        let start = Instant::now();
+        assert!(warn_due(&mut warned, "456", start));
+        assert!(!warn_due(
+            &mut warned,
+            "456",
+            start + Duration::from_secs(60)
+        ));
+        assert!(warn_due(
+            &mut warned,
+            "789",
+            start + Duration::from_secs(60)
+        ));
+        assert!(!warn_due(
+            &mut warned,
+            "456",
+            start + Duration::from_secs(3599)
+        ));
+        assert!(warn_due(
+            &mut warned,
+            "456",
+            start + Duration::from_secs(3600)
+        ));
     }
 
     #[test]

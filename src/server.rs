@@ -151,6 +151,11 @@ impl Service {
         if !same(&fresh.email, &running.email) {
             ignored.push("[email]");
         }
+        // The API key usually comes from the environment, which a reload cannot re-read.
+        if !same(&fresh.quicket, &running.quicket) {
+            ignored.push("[quicket]");
+        }
+        fresh.quicket = running.quicket.clone();
         fresh.server = running.server.clone();
         fresh.database = running.database.clone();
         fresh.email = running.email.clone();

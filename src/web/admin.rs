@@ -379,6 +379,8 @@ struct OverviewPage {
     email_status: String,
     email_class: &'static str,
     attention: i64,
+    api_status: String,
+    api_class: &'static str,
 }
 
 /// What an activity row counts, in words ("hookcheckout_started" -> "Checkouts started").
@@ -470,6 +472,24 @@ async fn overview(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
         ),
         (None, _) => ("working (SMTP)".into(), "ok"),
     };
+    let api = state.engine.events().status().await;
+    let (api_status, api_class) = match api.state {
+        "off" => (
+            "off: set quicket.api_key for event pages, images and sold-out tickets".to_string(),
+            "muted",
+        ),
+        "waiting" => ("on; no event looked up yet".to_string(), "ok"),
+        "ok" => (format!("working; {} events known", api.events), "ok"),
+        _ => (
+            format!(
+                "failing for {} of {} events: {} (emails use the configured URL)",
+                api.failing,
+                api.events,
+                api.last_error.unwrap_or_default()
+            ),
+            "warn",
+        ),
+    };
     let r = &stats.recovered;
     let money =
         |m: &crate::store::stats::Money| format!("{} ({})", m.purchases, rands(m.revenue_cents));
@@ -514,6 +534,8 @@ async fn overview(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
         email_status,
         email_class,
         attention: waiting + failed_recently,
+        api_status,
+        api_class,
     })
 }
 
