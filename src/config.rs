@@ -401,6 +401,10 @@ pub struct QuicketConfig {
     pub api_key: String,
     /// Base URL of the API (changed only for tests and proxies).
     pub api_url: String,
+    /// Another name for `api_url` (the issue that asked for the lookup called it the base URL);
+    /// wins when both are set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
     /// An event's details are looked up again once they are this old.
     #[serde(with = "humantime_serde")]
     pub refresh: Duration,
@@ -414,9 +418,24 @@ impl Default for QuicketConfig {
         Self {
             api_key: String::new(),
             api_url: "https://api.quicket.co.za".into(),
+            base_url: None,
             refresh: hours(6),
             timeout: Duration::from_secs(5),
         }
+    }
+}
+
+impl QuicketConfig {
+    /// The API's base URL: `base_url` when set, else `api_url`, with no trailing `/` or `/api`
+    /// (both `https://api.quicket.co.za` and `.../api` name the same API).
+    pub fn base(&self) -> String {
+        let base = self
+            .base_url
+            .as_deref()
+            .unwrap_or(&self.api_url)
+            .trim()
+            .trim_end_matches('/');
+        base.strip_suffix("/api").unwrap_or(base).to_string()
     }
 }
 
@@ -600,10 +619,13 @@ impl Config {
                 ));
             }
         }
-        let api = self.quicket.api_url.trim();
+        let (key, api) = match &self.quicket.base_url {
+            Some(base) => ("quicket.base_url", base.trim()),
+            None => ("quicket.api_url", self.quicket.api_url.trim()),
+        };
         if !(api.starts_with("http://") || api.starts_with("https://")) {
             return Err(invalid(
-                "quicket.api_url",
+                key,
                 format!("{api:?} must start with http:// or https://"),
             ));
         }

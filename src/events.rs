@@ -56,6 +56,12 @@ pub struct EventInfo {
     /// The ticket types on sale.
     #[serde(default)]
     pub ticket_types: Vec<TicketTypeInfo>,
+    /// The API says the event's sales have ended.
+    #[serde(default)]
+    pub sales_ended: bool,
+    /// When the event's sales end, local time.
+    #[serde(default)]
+    pub sales_end: Option<NaiveDateTime>,
 }
 
 /// One ticket type of an event.
@@ -73,9 +79,13 @@ pub struct TicketTypeInfo {
 
 impl EventInfo {
     /// Whether a buyer who had chosen `chosen` ticket types can no longer buy them at `now_local`:
-    /// every ticket type's sales have ended, or every type the buyer chose is sold out. Unknown
+    /// the event's sales have ended (as said, or by date), every ticket type's sales have ended,
+    /// or every type the buyer chose is sold out. Unknown
     /// names and an empty choice never count as sold out.
     pub fn sold_out_for(&self, chosen: &[String], now_local: NaiveDateTime) -> bool {
+        if self.sales_ended || self.sales_end.is_some_and(|end| end <= now_local) {
+            return true;
+        }
         let sales_ended = !self.ticket_types.is_empty()
             && self
                 .ticket_types
@@ -96,9 +106,12 @@ impl EventInfo {
     /// Whether anything could make a buyer's tickets sold out (so a pass need not read the
     /// buyer's order otherwise).
     pub fn may_be_sold_out(&self) -> bool {
-        self.ticket_types
-            .iter()
-            .any(|t| t.sold_out || t.sales_end.is_some())
+        self.sales_ended
+            || self.sales_end.is_some()
+            || self
+                .ticket_types
+                .iter()
+                .any(|t| t.sold_out || t.sales_end.is_some())
     }
 
     /// The event's start to plan with: the hook's date, unless the event has one date and the

@@ -82,7 +82,7 @@ impl QuicketApi {
                 .build(connector);
         Ok(Some(QuicketApi {
             http,
-            base: config.api_url.trim().trim_end_matches('/').to_string(),
+            base: config.base(),
             key: key.to_string(),
             timeout: config.timeout,
         }))
@@ -168,7 +168,10 @@ pub fn parse_event(body: &[u8], tz: Tz) -> Result<EventInfo, LookupError> {
     let Value::Object(top) = value else {
         return Err(LookupError::Garbage("not a JSON object".into()));
     };
-    let event = match field(&top, "results") {
+    let envelope = ["results", "event", "data"]
+        .iter()
+        .find_map(|key| field(&top, key).filter(|v| v.is_array() || v.is_object()));
+    let event = match envelope {
         Some(Value::Array(items)) => match items.first() {
             Some(Value::Object(first)) => first,
             Some(_) => return Err(LookupError::Garbage("results[0] is not an object".into())),
@@ -216,6 +219,10 @@ pub fn parse_event(body: &[u8], tz: Tz) -> Result<EventInfo, LookupError> {
         ends: text(event, "endDate").and_then(|d| api_time(&d, tz)),
         schedules: u32::try_from(schedules).unwrap_or(u32::MAX),
         ticket_types: tickets,
+        sales_ended: flag(event, "salesEnded"),
+        sales_end: text(event, "salesEnd")
+            .or_else(|| text(event, "salesEndDate"))
+            .and_then(|d| api_time(&d, tz)),
     })
 }
 
@@ -318,6 +325,39 @@ mod tests {
             );
             assert!(info.ticket_types[0].sold_out);
         }
+    }
+
+    #[test]
+    fn event_level_sales_end() {
+        let info = parse_event(br#"{"event": {"id": 1, "salesEnded": true}}"#, TZ).unwrap();
+        assert!(info.sales_ended);
+        let info = parse_event(
+            br#"{"data": {"id": 1, "salesEndDate": "2026-12-01T10:00:00"}}"#,
+            TZ,
+        )
+        .unwrap();
+        assert_eq!(info.sales_end.unwrap().to_string(), "2026-12-01 10:00:00");
+        let now = NaiveDateTime::parse_from_str("2026-12-01 10:00", "%Y-%m-%d %H:%M").unwrap();
+        assert!(info.sold_out_for(&[], now));
+        assert!(!info.sold_out_for(&[], now - chrono::TimeDelta::minutes(1)));
+    }
+
+    #[test]
+    fn the_base_url_may_end_in_api() {
+        for base in ["http://127.0.0.1:9/api/", "http://127.0.0.1:9"] {
+            let config = QuicketConfig {
+                api_key: "k".into(),
+                api_url: base.into(),
+                ..QuicketConfig::default()
+            };
+            let api = QuicketApi::from_config(&config).unwrap().unwrap();
+            assert_eq!(api.base, "http://127.0.0.1:9");
+        }
+        assert!(
+            QuicketApi::from_config(&QuicketConfig::default())
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

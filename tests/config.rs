@@ -167,3 +167,28 @@ fn a_missing_file_named_explicitly_is_an_error() {
     let error = Config::load(Some(Path::new("/nonexistent/q.toml"))).unwrap_err();
     assert!(error.to_string().contains("/nonexistent/q.toml"));
 }
+
+#[test]
+fn the_quicket_section_and_its_mistakes() {
+    let config = load(
+        "[quicket]\napi_key = \"k\"\nbase_url = \"http://127.0.0.1:9\"\nrefresh = \"1h\"\n\n[[reminders]]\nname = \"a\"\nafter = \"1h\"\nwhen = [\"checkout_started\"]\ntemplate = \"abandoned\"\neven_if_sold_out = true\n",
+    )
+    .unwrap();
+    assert_eq!(config.quicket.api_key, "k");
+    assert_eq!(config.quicket.base(), "http://127.0.0.1:9");
+    assert_eq!(config.quicket.refresh, Duration::from_secs(3600));
+    assert!(config.reminders[0].even_if_sold_out);
+    let defaults = Config::load(None).unwrap();
+    assert_eq!(defaults.quicket.base(), "https://api.quicket.co.za");
+    let api = load("[quicket]\napi_url = \"https://api.quicket.co.za/api/\"\n").unwrap();
+    assert_eq!(api.quicket.base(), "https://api.quicket.co.za");
+    assert_eq!(defaults.quicket.refresh, Duration::from_secs(6 * 3600));
+    assert!(defaults.quicket.api_key.is_empty());
+    assert!(!defaults.reminders[0].even_if_sold_out);
+
+    assert_error_names("[quicket]\napi_url = \"ftp://x\"\n", "quicket.api_url");
+    assert_error_names("[quicket]\ntimeout = \"0s\"\n", "quicket.timeout");
+    assert_error_names("[quicket]\nrefresh = \"10s\"\n", "quicket.refresh");
+    assert_error_names("[quicket]\nrefresh = \"soon\"\n", "quicket.refresh");
+    assert_error_names("[quicket]\napikey = \"k\"\n", "quicket.apikey");
+}
