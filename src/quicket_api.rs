@@ -267,7 +267,9 @@ fn web_url(text: &str) -> Option<String> {
         text.to_string()
     };
     let parsed = url::Url::parse(&url).ok()?;
-    (matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some()).then_some(url)
+    // The parsed form, not the text: `http:./x` parses (as `http://./x`) but is no link to send.
+    (matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some())
+        .then(|| parsed.to_string())
 }
 
 /// A time from the API as local wall-clock time in `tz`: with an offset it is converted; without
@@ -387,6 +389,9 @@ mod tests {
         let info = parse_event(body, TZ).unwrap();
         assert_eq!(info.url, None);
         assert_eq!(info.image_url, None);
+        // Found by fuzzing: a URL without "//" is written out in full.
+        let info = parse_event(br#"{"id": 1, "url": "http:./t/x"}"#, TZ).unwrap();
+        assert!(info.url.unwrap().starts_with("http://"));
     }
 
     #[test]

@@ -402,6 +402,8 @@ impl Engine {
 
         let suppressed = Arc::new(self.store.read(sql::suppressed_keys).await?);
         let mut infos = self.events.all_cached().await;
+        // Events refreshed by this pass already (a dry run keeps no answer in the database).
+        let mut refreshed = std::collections::HashSet::new();
         let mut after: Option<(String, String, String)> = None;
         loop {
             let from = after.clone();
@@ -428,7 +430,7 @@ impl Engine {
                 let decision = plan(&due.candidate, &s.rules, now);
                 decided.push((due, decision));
             }
-            self.check_sold_out(s, &mut decided, &mut infos, now, dry_run)
+            self.check_sold_out(s, &mut decided, &mut infos, &mut refreshed, now, dry_run)
                 .await?;
             let mut quiet = Vec::new();
             let mut step_skips = Vec::new();
@@ -539,23 +541,31 @@ impl Engine {
         s: &Settings,
         decided: &mut [(sql::DueBuyerEvent, Decision)],
         infos: &mut HashMap<String, EventInfo>,
+        refreshed: &mut std::collections::HashSet<String>,
         now: DateTime<Utc>,
         dry_run: bool,
     ) -> anyhow::Result<()> {
         if !self.events.enabled() {
             return Ok(());
         }
-        let mut events: Vec<String> = decided
-            .iter()
-            .filter(|(_, d)| matches!(d, Decision::Send { .. }))
+        let sending = || {
+            decided
+                .iter()
+                .filter(|(_, d)| matches!(d, Decision::Send { .. }))
+        };
+        if sending().next().is_none() {
+            return Ok(());
+        }
+        let mut events: Vec<String> = sending()
             .map(|(due, _)| due.candidate.event_id.clone())
+            .filter(|id| !refreshed.contains(id))
             .collect();
         events.sort();
         events.dedup();
-        if events.is_empty() {
-            return Ok(());
+        if !events.is_empty() {
+            refreshed.extend(events.iter().cloned());
+            infos.extend(self.events.refresh(events, now, !dry_run).await);
         }
-        infos.extend(self.events.refresh(events, now, !dry_run).await);
         let local_now = now.with_timezone(&s.rules.timezone).naive_local();
         let to_check: Vec<(usize, String)> = decided
             .iter()
