@@ -596,13 +596,18 @@ impl Engine {
                 continue;
             };
             // The event's details may be new since the first plan.
-            due.candidate.event_date = info.start_for(due.candidate.event_date);
+            let date = info.start_for(due.candidate.event_date);
+            let mut changed = date != due.candidate.event_date;
+            due.candidate.event_date = date;
             if chosen.peek().is_some_and(|(at, _)| *at == i)
                 && let Some((_, types)) = chosen.next()
             {
                 due.candidate.sold_out = info.sold_out_for(&types, local_now);
+                changed |= due.candidate.sold_out;
             }
-            *decision = plan(&due.candidate, &s.rules, now);
+            if changed {
+                *decision = plan(&due.candidate, &s.rules, now);
+            }
         }
         Ok(())
     }

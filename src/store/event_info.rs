@@ -152,11 +152,16 @@ pub fn ticket_types(conn: &Connection, reference: &str) -> anyhow::Result<Vec<St
     let Some(tickets) = tickets else {
         return Ok(Vec::new());
     };
-    let list: Vec<serde_json::Value> = serde_json::from_str(&tickets).unwrap_or_default();
+    /// Only the type of a stored ticket (the rest is skipped unread).
+    #[derive(serde::Deserialize)]
+    struct TypeOnly {
+        #[serde(rename = "type", default)]
+        ticket_type: String,
+    }
+    let list: Vec<TypeOnly> = serde_json::from_str(&tickets).unwrap_or_default();
     Ok(list
-        .iter()
-        .filter_map(|t| t.get("type").and_then(|v| v.as_str()))
+        .into_iter()
+        .map(|t| t.ticket_type)
         .filter(|t| !t.trim().is_empty())
-        .map(str::to_string)
         .collect())
 }
