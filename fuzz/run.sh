@@ -23,14 +23,14 @@ SECONDS_PER_TARGET=${SECONDS_PER_TARGET:-600}
 FUZZ_SANITIZER=${FUZZ_SANITIZER:-address}
 FUZZ_WORK=${FUZZ_WORK:-$FUZZ_DIR/target/work}
 FUZZ_EXTRA=${FUZZ_EXTRA:-}
-ALL_TARGETS=(parse_hook config_from_toml values)
+ALL_TARGETS=(parse_hook config_from_toml values api_event)
 if (($#)); then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 
 # Largest input per target: a Quicket hook is a few hundred bytes (the server refuses > 1 MiB), a
 # config file a few KiB, a single value a few dozen bytes.
 max_len() {
     case $1 in
-    parse_hook) echo 65536 ;;
+    parse_hook | api_event) echo 65536 ;;
     config_from_toml) echo 16384 ;;
     *) echo 1024 ;;
     esac

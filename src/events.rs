@@ -195,13 +195,15 @@ fn warn_due(warned: &mut HashMap<String, Instant>, event_id: &str, now: Instant)
 pub struct ApiStatus {
     /// Whether a key is set.
     pub enabled: bool,
-    /// `off` (no key), `ok` (every event's latest lookup succeeded), `failing` (some did not),
-    /// `waiting` (no lookup yet).
+    /// `off` (no key), `ok` (every event's latest lookup succeeded, or Quicket does not know
+    /// it), `failing` (some failed), `waiting` (no lookup yet).
     pub state: &'static str,
     /// Events looked up.
     pub events: usize,
-    /// Events whose latest lookup failed.
+    /// Events whose latest lookup failed (not counting those Quicket does not know).
     pub failing: usize,
+    /// Events Quicket's API answered 404 for (a "Send Test" hook's, or an event not public).
+    pub unknown_to_quicket: usize,
     /// The most recent failure, if the latest lookup of some event failed.
     pub last_error: Option<String>,
     /// The most recent successful lookup (UTC, RFC 3339).
@@ -441,8 +443,11 @@ impl EventDirectory {
                 };
                 let retry_at = now + chrono::TimeDelta::from_std(wait).unwrap_or_default();
                 let error = e.to_string();
+                let not_found = *e == LookupError::NotFound;
                 self.store
-                    .write(move |conn| event_info::record_failure(conn, &id, &error, now, retry_at))
+                    .write(move |conn| {
+                        event_info::record_failure(conn, &id, &error, not_found, now, retry_at)
+                    })
                     .await
             }
         };
@@ -468,7 +473,10 @@ impl EventDirectory {
     /// The state of the lookups, from the cache.
     pub async fn status(&self) -> ApiStatus {
         let rows = self.store.read(event_info::all).await.unwrap_or_default();
-        let failing: Vec<&StoredEvent> = rows.iter().filter(|r| r.error.is_some()).collect();
+        let failing: Vec<&StoredEvent> = rows
+            .iter()
+            .filter(|r| r.error.is_some() && !r.not_found)
+            .collect();
         let last_error = failing
             .iter()
             .max_by_key(|r| r.attempted_at)
@@ -489,6 +497,7 @@ impl EventDirectory {
             state,
             events: rows.len(),
             failing: failing.len(),
+            unknown_to_quicket: rows.iter().filter(|r| r.not_found).count(),
             last_error,
             last_success_at,
         }

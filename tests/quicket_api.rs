@@ -448,6 +448,30 @@ async fn after_a_429_the_api_is_left_alone_for_its_retry_after() {
 }
 
 #[tokio::test]
+async fn an_event_quicket_does_not_know_falls_back_without_alarm() {
+    // A "Send Test" hook's event, or one not public: 404.
+    let smtp = SmtpServer::start();
+    let api = FakeApi::start().await;
+    let app = app(&smtp, &api, |_| {}).await;
+    post(&app, hook("REF1", "VIP")).await;
+    api.wait_for_requests(1).await;
+    let report = due_pass(&app).await;
+    assert_eq!(report.counts.sent, 1, "{:?}", report.lines);
+    assert_eq!(redirect_of_event_link(&app).await, PATTERN_PAGE);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let health = loop {
+        let health = healthz(&app).await;
+        if health["quicket_api"]["unknown_to_quicket"] == 1 {
+            break health;
+        }
+        assert!(Instant::now() < deadline, "{health}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(health["quicket_api"]["state"], "ok", "{health}");
+    assert_eq!(health["quicket_api"]["failing"], 0, "{health}");
+}
+
+#[tokio::test]
 async fn without_a_key_nothing_is_asked() {
     let smtp = SmtpServer::start();
     let api = FakeApi::start().await;

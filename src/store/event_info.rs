@@ -19,26 +19,28 @@ pub struct StoredEvent {
     pub attempted_at: DateTime<Utc>,
     /// Why the latest lookup failed (`None`: it succeeded).
     pub error: Option<String>,
+    /// The latest lookup's answer was 404: Quicket does not know the event (a test hook's, or
+    /// one not public), which is no fault of the service's.
+    pub not_found: bool,
     /// No lookup before this.
     pub retry_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "event_id, info, fetched_at, attempted_at, error, retry_at";
+const COLUMNS: &str = "event_id, info, fetched_at, attempted_at, error, retry_at, status";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<(String, Option<String>, [Option<String>; 4])> {
+type RawRow = (String, Option<String>, [Option<String>; 4], String);
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<RawRow> {
     Ok((
         row.get(0)?,
         row.get(1)?,
         [row.get(2)?, Some(row.get(3)?), row.get(4)?, row.get(5)?],
+        row.get(6)?,
     ))
 }
 
 fn decode(
-    (event_id, info, [fetched, attempted, error, retry]): (
-        String,
-        Option<String>,
-        [Option<String>; 4],
-    ),
+    (event_id, info, [fetched, attempted, error, retry], status): RawRow,
 ) -> anyhow::Result<StoredEvent> {
     let time = |t: Option<String>| t.as_deref().map(parse_timestamp).transpose();
     Ok(StoredEvent {
@@ -47,6 +49,7 @@ fn decode(
         fetched_at: time(fetched)?,
         attempted_at: time(attempted)?.unwrap_or_default(),
         error,
+        not_found: status == "not_found",
         retry_at: time(retry)?,
         event_id,
     })
@@ -92,20 +95,23 @@ pub fn record_success(
     Ok(())
 }
 
-/// Notes a failed lookup; the last good answer, if any, is kept.
+/// Notes a failed lookup (`not_found`: the API answered 404); the last good answer, if any, is
+/// kept.
 pub fn record_failure(
     conn: &Connection,
     event_id: &str,
     error: &str,
+    not_found: bool,
     now: DateTime<Utc>,
     retry_at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
+    let status = if not_found { "not_found" } else { "failed" };
     conn.execute(
         "INSERT INTO event_info (event_id, attempted_at, status, error, retry_at)
-         VALUES (?1, ?2, 'failed', ?3, ?4)
+         VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (event_id) DO UPDATE SET attempted_at = excluded.attempted_at,
-             status = 'failed', error = excluded.error, retry_at = excluded.retry_at",
-        params![event_id, timestamp(now), error, timestamp(retry_at)],
+             status = excluded.status, error = excluded.error, retry_at = excluded.retry_at",
+        params![event_id, timestamp(now), status, error, timestamp(retry_at)],
     )?;
     Ok(())
 }
