@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What Quicket's API lookup (issue 9) adds to a reminder pass: the 1,000,000-order database kept by
 # `KEEP=1 bench/pass.sh` is decided with `run-once --dry-run` without a key, then with a key and
-# every event already cached (nothing sold out; the buyers' ticket type sold out, the worst case:
-# every due buyer's order is read), then with an empty cache (every event looked up first, from a
+# every event already cached (nothing sold out; every ticket type sold out, which needs no order
+# read; the buyers' ticket type sold out but another on sale, the worst case: every due buyer's
+# order is read to see what they chose), then with an empty cache (every event looked up first, from a
 # local stand-in for the API). The cache rows this writes are removed again at the end.
 #
 #   KEEP=1 bench/pass.sh && bench/quicket_api.sh
@@ -84,17 +85,21 @@ api_url = "http://127.0.0.1:$PORT"
 timeout = "5s"
 EOF
 
-# cache SOLD_OUT: every seeded event (1000..1499) cached as looked up at NOW.
+# cache MODE: every seeded event (1000..1499) cached as looked up at NOW; MODE open (nothing sold
+# out), all (every ticket type sold out) or chosen ("General", the seeded buyers' type, sold out and
+# "VIP" on sale).
 cache() {
     python3 - "$BIG/followup.sqlite" "$NOW" "$1" <<'PY'
 import json, sqlite3, sys
-db_path, now, sold_out = sys.argv[1], sys.argv[2].replace("Z", ".000Z"), sys.argv[3] == "1"
+db_path, now, mode = sys.argv[1], sys.argv[2].replace("Z", ".000Z"), sys.argv[3]
+types = {"open": [("General", False), ("VIP", False)], "all": [("General", True), ("VIP", True)],
+         "chosen": [("General", True), ("VIP", False)]}[mode]
 db = sqlite3.connect(db_path)
 db.execute("DELETE FROM event_info")
 for event in range(1000, 1500):
     info = {"name": f"Seed Festival {event}", "url": f"https://www.quicket.co.za/events/{event}-seed-festival/",
             "image_url": f"https://images.quicket.co.za/{event}.jpg", "venue": "Seed Arena", "schedules": 2,
-            "ticket_types": [{"name": "General", "sold_out": sold_out}]}
+            "ticket_types": [{"name": name, "sold_out": sold_out} for name, sold_out in types]}
     db.execute("INSERT INTO event_info (event_id, info, fetched_at, attempted_at, status) VALUES (?, ?, ?, ?, 'ok')",
                (str(event), json.dumps(info), now, now))
 db.commit()
@@ -133,8 +138,10 @@ say "run-once --dry-run --now $NOW over $BIG ($RUNS runs each)"
 uncache
 measure "no key (as pass.sh measures it)" "$BIG/bench.toml"
 rm -f "$WORK/sold-out"
-cache 0
+cache open
 measure "key, every event cached, nothing sold out" "$BIG/api.toml"
-cache 1
-measure "key, every event cached, every buyer's type sold out" "$BIG/api.toml"
+cache all
+measure "key, cached, every ticket type sold out" "$BIG/api.toml"
+cache chosen
+measure "key, cached, the buyers' type sold out (orders read)" "$BIG/api.toml"
 measure "cold: key, empty cache (500 events looked up first)" "$BIG/api.toml"

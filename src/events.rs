@@ -79,19 +79,11 @@ pub struct TicketTypeInfo {
 
 impl EventInfo {
     /// Whether a buyer who had chosen `chosen` ticket types can no longer buy them at `now_local`:
-    /// the event's sales have ended (as said, or by date), every ticket type's sales have ended,
-    /// or every type the buyer chose is sold out. Unknown
-    /// names and an empty choice never count as sold out.
+    /// nothing of the event is on sale any more (see [`EventInfo::nothing_on_sale`]), or every
+    /// type the buyer chose is sold out. Unknown names and an empty choice never count as sold
+    /// out on their own.
     pub fn sold_out_for(&self, chosen: &[String], now_local: NaiveDateTime) -> bool {
-        if self.sales_ended || self.sales_end.is_some_and(|end| end <= now_local) {
-            return true;
-        }
-        let sales_ended = !self.ticket_types.is_empty()
-            && self
-                .ticket_types
-                .iter()
-                .all(|t| t.sales_end.is_some_and(|end| end <= now_local));
-        if sales_ended {
+        if self.nothing_on_sale(now_local) {
             return true;
         }
         let same = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b.trim());
@@ -101,6 +93,20 @@ impl EventInfo {
                     .iter()
                     .any(|t| t.sold_out && same(&t.name, name))
             })
+    }
+
+    /// Whether nothing of the event can be bought at `now_local`, whatever a buyer chose: its
+    /// sales have ended (as the API says, or by date), or every ticket type is sold out or past
+    /// its sales end. A pass then need not read the buyer's order.
+    pub fn nothing_on_sale(&self, now_local: NaiveDateTime) -> bool {
+        if self.sales_ended || self.sales_end.is_some_and(|end| end <= now_local) {
+            return true;
+        }
+        !self.ticket_types.is_empty()
+            && self
+                .ticket_types
+                .iter()
+                .all(|t| t.sold_out || t.sales_end.is_some_and(|end| end <= now_local))
     }
 
     /// Whether anything could make a buyer's tickets sold out (so a pass need not read the
@@ -550,6 +556,13 @@ mod tests {
             ("VIP", false, None),
         ]);
         assert!(!open_ended.sold_out_for(&[], at("2026-12-05 12:00")));
+        // One type past its sales end, the other sold out: nothing is on sale, whatever was chosen.
+        let over = info(&[
+            ("General", false, Some("2026-12-01 12:00")),
+            ("VIP", true, None),
+        ]);
+        assert!(over.sold_out_for(&["Renamed".into()], at("2026-12-05 12:00")));
+        assert!(!over.sold_out_for(&[], at("2026-12-01 11:00")));
     }
 
     #[test]

@@ -567,14 +567,15 @@ impl Engine {
             infos.extend(self.events.refresh(events, now, !dry_run).await);
         }
         let local_now = now.with_timezone(&s.rules.timezone).naive_local();
+        // The buyer's choice matters only when something of the event is still on sale.
         let to_check: Vec<(usize, String)> = decided
             .iter()
             .enumerate()
             .filter(|(_, (due, d))| {
                 matches!(d, Decision::Send { .. })
-                    && infos
-                        .get(&due.candidate.event_id)
-                        .is_some_and(EventInfo::may_be_sold_out)
+                    && infos.get(&due.candidate.event_id).is_some_and(|info| {
+                        info.may_be_sold_out() && !info.nothing_on_sale(local_now)
+                    })
             })
             .map(|(i, (due, _))| (i, due.reference.clone()))
             .collect();
@@ -599,7 +600,10 @@ impl Engine {
             let date = info.start_for(due.candidate.event_date);
             let mut changed = date != due.candidate.event_date;
             due.candidate.event_date = date;
-            if chosen.peek().is_some_and(|(at, _)| *at == i)
+            if info.nothing_on_sale(local_now) {
+                due.candidate.sold_out = true;
+                changed = true;
+            } else if chosen.peek().is_some_and(|(at, _)| *at == i)
                 && let Some((_, types)) = chosen.next()
             {
                 due.candidate.sold_out = info.sold_out_for(&types, local_now);
