@@ -404,7 +404,7 @@ impl EventDirectory {
         persist: bool,
     ) -> Result<EventInfo, LookupError> {
         let Some(api) = &self.api else {
-            return Err(LookupError::Network("no quicket.api_key".into()));
+            return Err(LookupError::NoKey);
         };
         let paused = self
             .paused
@@ -413,7 +413,7 @@ impl EventDirectory {
             .and_then(|p| p.clone())
             .filter(|(until, _)| Instant::now() < *until);
         let result = match paused {
-            Some((_, reason)) => Err(LookupError::Network(format!("paused: {reason}"))),
+            Some((_, reason)) => Err(LookupError::Paused(reason)),
             None => api.event(event_id, self.timezone).await,
         };
         let pause = match &result {

@@ -43,6 +43,12 @@ pub enum LookupError {
     /// The connection failed.
     #[error("cannot reach Quicket's API: {0}")]
     Network(String),
+    /// Not asked: the API is left alone after a 429 or a refused key.
+    #[error("not asked, the API is paused after: {0}")]
+    Paused(String),
+    /// No key is set.
+    #[error("no quicket.api_key is set")]
+    NoKey,
     /// A 200 whose body is not an event.
     #[error("Quicket's API answered something that is not an event: {0}")]
     Garbage(String),
