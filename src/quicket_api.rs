@@ -119,9 +119,13 @@ impl QuicketApi {
             .map_err(|e| LookupError::Network(e.to_string()))?;
         // Errors are described without the URL, which holds the key.
         let answer = self.http.request(request).await.map_err(|e| {
-            use std::error::Error as _;
-            let cause = e.source().map(|s| format!(": {s}")).unwrap_or_default();
-            LookupError::Network(format!("{e}{cause}"))
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text = format!("{text}: {c}");
+                cause = c.source();
+            }
+            LookupError::Network(text)
         })?;
         let status = answer.status().as_u16();
         match status {
