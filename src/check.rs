@@ -169,41 +169,16 @@ async fn event_pages(
         ));
     }
     for event in &known {
-        let id = &event.event_id;
-        let info = infos.get(id);
-        let (url, source) = crate::events::event_page(config, id, info);
-        let mut line = format!("event {id} ({}): {url} {}", event.name, source.describe(id));
-        let row = stored.get(id);
-        match (info, row) {
-            (Some(info), Some(row)) => {
-                if let Some(at) = row.fetched_at {
-                    let _ = write!(line, ", looked up {}", local(config, at));
-                }
-                if let Some(image) = &info.image_url {
-                    let _ = write!(line, "; image {image}");
-                }
-                let sold_out: Vec<&str> = info
-                    .ticket_types
-                    .iter()
-                    .filter(|t| t.sold_out)
-                    .map(|t| t.name.as_str())
-                    .collect();
-                if !sold_out.is_empty() {
-                    let _ = write!(line, "; sold out: {}", sold_out.join(", "));
-                }
-                if let Some(error) = &row.error {
-                    let _ = write!(line, " (the latest lookup failed: {error})");
-                }
-            }
-            (None, Some(row)) => {
-                if let Some(error) = &row.error {
-                    let _ = write!(line, " ({error})");
-                }
-            }
-            _ if directory.enabled() => line.push_str(" (not looked up yet)"),
-            _ => {}
-        }
-        report.events.push(line);
+        let row = stored.get(&event.event_id);
+        let info = infos
+            .get(&event.event_id)
+            .or_else(|| row.and_then(|r| r.info.as_ref()))
+            .filter(|_| directory.enabled());
+        let page = describe_event(config, event, info, row, directory.enabled());
+        report.events.push(format!(
+            "event {} ({}): {} {}{}",
+            event.event_id, event.name, page.url, page.source, page.details
+        ));
     }
     if total > known.len() {
         report
@@ -211,6 +186,70 @@ async fn event_pages(
             .push(format!("... and {} older events", total - known.len()));
     }
     Ok(())
+}
+
+/// One event's page as `check` and `/admin` show it.
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    /// The page the emails link to.
+    pub url: String,
+    /// Where it came from, in words.
+    pub source: String,
+    /// What Quicket's API said (when, image, sold-out types) or why it did not; may be empty.
+    pub details: String,
+}
+
+/// Describes the page `event`'s emails link to and what Quicket's API said about it.
+pub fn describe_event(
+    config: &Config,
+    event: &crate::store::event_info::KnownEvent,
+    info: Option<&crate::events::EventInfo>,
+    row: Option<&crate::store::event_info::StoredEvent>,
+    api_enabled: bool,
+) -> EventPage {
+    let id = &event.event_id;
+    let (url, source) = crate::events::event_page(config, id, info);
+    let mut details = String::new();
+    // Without a key nothing from the API is used, whatever was kept from before.
+    let (info, row) = if api_enabled {
+        (info, row)
+    } else {
+        (None, None)
+    };
+    match (info, row) {
+        (Some(info), Some(row)) => {
+            if let Some(at) = row.fetched_at {
+                let _ = write!(details, ", looked up {}", local(config, at));
+            }
+            if let Some(image) = &info.image_url {
+                let _ = write!(details, "; image {image}");
+            }
+            let sold_out: Vec<&str> = info
+                .ticket_types
+                .iter()
+                .filter(|t| t.sold_out)
+                .map(|t| t.name.as_str())
+                .collect();
+            if !sold_out.is_empty() {
+                let _ = write!(details, "; sold out: {}", sold_out.join(", "));
+            }
+            if let Some(error) = &row.error {
+                let _ = write!(details, " (the latest lookup failed: {error})");
+            }
+        }
+        (None, Some(row)) => {
+            if let Some(error) = &row.error {
+                let _ = write!(details, " ({error})");
+            }
+        }
+        (_, None) if api_enabled => details.push_str(" (not looked up yet)"),
+        _ => {}
+    }
+    EventPage {
+        url,
+        source: source.describe(id),
+        details,
+    }
 }
 
 fn local(config: &Config, at: chrono::DateTime<chrono::Utc>) -> String {

@@ -284,8 +284,10 @@ impl EventDirectory {
         }
     }
 
-    /// What is cached for one event (whatever its age).
+    /// What is cached for one event (whatever its age). Without a key, nothing: the emails then
+    /// follow the configuration alone, not answers kept from when a key was set.
     pub async fn cached(&self, event_id: &str) -> Option<EventInfo> {
+        self.api.as_ref()?;
         let id = event_id.to_string();
         self.store
             .read(move |conn| event_info::get(conn, &id))
@@ -295,8 +297,11 @@ impl EventDirectory {
             .and_then(|e| e.info)
     }
 
-    /// Everything cached, by event.
+    /// Everything cached, by event (nothing without a key, as for [`EventDirectory::cached`]).
     pub async fn all_cached(&self) -> HashMap<String, EventInfo> {
+        if self.api.is_none() {
+            return HashMap::new();
+        }
         self.store
             .read(event_info::all)
             .await

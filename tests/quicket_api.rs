@@ -241,7 +241,10 @@ async fn a_new_events_reminder_carries_its_real_page_image_venue_and_start() {
     let smtp = SmtpServer::start();
     let api = FakeApi::start().await;
     api.ok("456", event_456(open_tickets()));
-    let app = app(&smtp, &api, |_| {}).await;
+    let app = app(&smtp, &api, |c| {
+        c.server.admin_password = "admin-pass".into()
+    })
+    .await;
 
     post(&app, hook("REF1", "VIP")).await;
     // The first hook of an unknown event starts a lookup in the background, with the key.
@@ -270,6 +273,25 @@ async fn a_new_events_reminder_carries_its_real_page_image_venue_and_start() {
     let health = healthz(&app).await;
     assert_eq!(health["quicket_api"]["state"], "ok", "{health}");
     assert_eq!(health["quicket_api"]["events"], 1);
+
+    // The operator's schedule page lists the event with its page and where it came from.
+    let schedule = app
+        .client
+        .get(format!("{}/admin/schedule", app.base))
+        .basic_auth("admin", Some("admin-pass"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .replace("&#x2f;", "/");
+    assert!(schedule.contains(PAGE), "{schedule}");
+    assert!(schedule.contains("from Quicket"), "{schedule}");
+    assert!(
+        schedule.contains("image https://images.quicket.co.za/0456.jpg"),
+        "{schedule}"
+    );
 }
 
 #[tokio::test]
@@ -550,8 +572,13 @@ async fn check_says_which_page_each_event_uses_and_where_it_came_from() {
     let (code, out, _) = cli(false).await.unwrap();
     assert_eq!(code, 0);
     assert!(out.contains("no quicket.api_key"), "{out}");
+    // What was kept from the keyed run is not used (nor its errors shown) without a key.
     assert!(
-        out.contains("event 456 (Jazz on the Lawn): https://www.quicket.co.za/events/456/ from the email.event_url pattern"),
+        out.contains("event 456 (Jazz on the Lawn): https://www.quicket.co.za/events/456/ from the email.event_url pattern\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("event 789 (Jazz on the Lawn): https://www.quicket.co.za/events/789/ from the email.event_url pattern\n"),
         "{out}"
     );
 }

@@ -14,7 +14,7 @@ use warp::http::{StatusCode, header};
 use warp::reply::{Reply, Response};
 
 use super::ApiError;
-use crate::check::{plan_in_words, rands, render_step};
+use crate::check::{describe_event, plan_in_words, rands, render_step};
 use crate::reminders::Engine;
 use crate::store::Store;
 use crate::store::privacy::SuppressionSource;
@@ -829,14 +829,52 @@ struct SchedulePage {
     notice: String,
     plan: Vec<String>,
     due: Vec<DueRow>,
+    events: Vec<EventRow>,
 }
+
+/// An event on the schedule page: the page its emails link to, and where that came from.
+struct EventRow {
+    event: String,
+    url: String,
+    source: String,
+    details: String,
+}
+
+/// Events listed on the schedule page at most (the latest event dates first).
+const EVENTS_SHOWN: usize = 50;
 
 async fn schedule(state: &AdminState) -> Result<Response, ApiError> {
     let settings = state.engine.settings();
     let due = state.store.next_due(50).await?;
+    // From the cache only: a page view never waits for Quicket's API.
+    let (known, stored) = state
+        .store
+        .read(|conn| {
+            let mut known = crate::store::event_info::known_events(conn)?;
+            known.truncate(EVENTS_SHOWN);
+            Ok((known, crate::store::event_info::all(conn)?))
+        })
+        .await?;
+    let enabled = state.engine.events().enabled();
+    let events = known
+        .iter()
+        .map(|event| {
+            let row = stored.iter().find(|r| r.event_id == event.event_id);
+            // Without a key the emails follow the configuration alone.
+            let info = row.and_then(|r| r.info.as_ref()).filter(|_| enabled);
+            let page = describe_event(&settings.config, event, info, row, enabled);
+            EventRow {
+                event: format!("{} ({})", event.name, event.event_id),
+                url: page.url,
+                source: page.source,
+                details: page.details.trim_start_matches([',', ';', ' ']).to_string(),
+            }
+        })
+        .collect();
     page(&SchedulePage {
         active: "schedule",
         notice: String::new(),
+        events,
         plan: plan_in_words(&settings.config),
         due: due
             .into_iter()
