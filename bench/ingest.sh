@@ -11,6 +11,8 @@
 #   PORT              port to listen on (default: a free one)
 #   RUST_LOG          the server's log filter (default: the service's own default)
 #   KEEP=1            keep the temp dir (database, server log, wrk output) for inspection
+#   EXTRA_CONFIG      TOML appended to the server's config, e.g. a [quicket] section with a key so
+#                     that every new event starts a lookup in the background while hooks arrive
 #   FSYNC_COUNT=0     do not count the server's fsync calls with `perf stat` (counted when perf works)
 set -euo pipefail
 
@@ -89,6 +91,9 @@ EOF
 # The email templates are read (and checked at start) relative to the working directory by default.
 if [[ -d $ROOT/templates/emails ]]; then
     printf '\n[templates]\ndir = "%s"\n' "$ROOT/templates/emails" >>"$CONF"
+fi
+if [[ -n ${EXTRA_CONFIG:-} ]]; then
+    printf '\n%s\n' "$EXTRA_CONFIG" >>"$CONF"
 fi
 
 say "starting the server on 127.0.0.1:$PORT (data in $WORK)"
