@@ -83,10 +83,7 @@ async fn check_with_store(
     if let Some(order) = &newest {
         for step in &config.reminders {
             let target = target_for(order, &order.email, &step.name);
-            let info = match &order.event_id {
-                Some(id) => engine.events().cached(id).await,
-                None => None,
-            };
+            let info = cached_info(&engine, order).await;
             let context = engine.context(&settings, order, &target, &order.email, 1, info.as_ref());
             match settings.templates.render(&step.template, &context) {
                 Ok(_) => {}
@@ -172,8 +169,7 @@ async fn event_pages(
         let row = stored.get(&event.event_id);
         let info = infos
             .get(&event.event_id)
-            .or_else(|| row.and_then(|r| r.info.as_ref()))
-            .filter(|_| directory.enabled());
+            .or_else(|| row.and_then(|r| r.info.as_ref()));
         let page = describe_event(config, event, info, row, directory.enabled());
         report.events.push(format!(
             "event {} ({}): {} {}{}",
@@ -208,14 +204,14 @@ pub fn describe_event(
     api_enabled: bool,
 ) -> EventPage {
     let id = &event.event_id;
-    let (url, source) = crate::events::event_page(config, id, info);
-    let mut details = String::new();
     // Without a key nothing from the API is used, whatever was kept from before.
     let (info, row) = if api_enabled {
         (info, row)
     } else {
         (None, None)
     };
+    let (url, source) = crate::events::event_page(config, id, info);
+    let mut details = String::new();
     match (info, row) {
         (Some(info), Some(row)) => {
             if let Some(at) = row.fetched_at {
@@ -250,6 +246,11 @@ pub fn describe_event(
         source: source.describe(id),
         details,
     }
+}
+
+/// What Quicket's API said about an order's event, as kept.
+async fn cached_info(engine: &Engine, order: &OrderRecord) -> Option<crate::events::EventInfo> {
+    engine.events().cached(order.event_id.as_deref()?).await
 }
 
 fn local(config: &Config, at: chrono::DateTime<chrono::Utc>) -> String {
@@ -346,10 +347,7 @@ pub async fn render_step(
     let context: EmailContext = match order {
         Some(order) => {
             let target = target_for(order, address, &step.name);
-            let info = match &order.event_id {
-                Some(id) => engine.events().cached(id).await,
-                None => None,
-            };
+            let info = cached_info(engine, order).await;
             engine.context(settings, order, &target, address, 1, info.as_ref())
         }
         None => {

@@ -860,8 +860,7 @@ async fn schedule(state: &AdminState) -> Result<Response, ApiError> {
         .iter()
         .map(|event| {
             let row = stored.iter().find(|r| r.event_id == event.event_id);
-            // Without a key the emails follow the configuration alone.
-            let info = row.and_then(|r| r.info.as_ref()).filter(|_| enabled);
+            let info = row.and_then(|r| r.info.as_ref());
             let page = describe_event(&settings.config, event, info, row, enabled);
             EventRow {
                 event: format!("{} ({})", event.name, event.event_id),
