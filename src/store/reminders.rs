@@ -245,21 +245,28 @@ pub fn claim(conn: &Connection, c: &Claim) -> anyhow::Result<Result<(), ClaimRef
          VALUES (?1, ?2, ?3, 'claimed', ?4, ?5, ?6, ?7)",
         params![c.email_key, c.event_id, c.step, c.reference, c.email, c.message_id, at],
     )?;
-    let mut skip = conn.prepare_cached(
+    insert_skipped(conn, &c.email_key, &c.event_id, &c.reference, &c.skip, &at)?;
+    Ok(Ok(()))
+}
+
+/// Records `skip` (steps and why) as skipped for a buyer-event; a step already decided is left
+/// alone, as each step is decided once.
+fn insert_skipped(
+    conn: &Connection,
+    email_key: &str,
+    event_id: &str,
+    reference: &str,
+    skip: &[(String, String)],
+    at: &str,
+) -> anyhow::Result<()> {
+    let mut insert = conn.prepare_cached(
         "INSERT INTO reminders (email_key, event_id, step, status, reason, reference, message_id, decided_at)
          VALUES (?1, ?2, ?3, 'skipped', ?4, ?5, '', ?6) ON CONFLICT DO NOTHING",
     )?;
-    for (step, reason) in &c.skip {
-        skip.execute(params![
-            c.email_key,
-            c.event_id,
-            step,
-            reason,
-            c.reference,
-            at
-        ])?;
+    for (step, reason) in skip {
+        insert.execute(params![email_key, event_id, step, reason, reference, at])?;
     }
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// Due steps of one buyer-event to record as skipped without sending anything.
@@ -282,21 +289,8 @@ pub fn skip_steps(
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     let at = timestamp(now);
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO reminders (email_key, event_id, step, status, reason, reference, message_id, decided_at)
-         VALUES (?1, ?2, ?3, 'skipped', ?4, ?5, '', ?6) ON CONFLICT DO NOTHING",
-    )?;
     for s in skips {
-        for (step, reason) in &s.skip {
-            insert.execute(params![
-                s.email_key,
-                s.event_id,
-                step,
-                reason,
-                s.reference,
-                at
-            ])?;
-        }
+        insert_skipped(conn, &s.email_key, &s.event_id, &s.reference, &s.skip, &at)?;
     }
     Ok(())
 }
