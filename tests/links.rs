@@ -266,23 +266,7 @@ fn text_part(data: &str) -> String {
         + data[body_start..]
             .find(&format!("\r\n--{boundary}"))
             .unwrap();
-    let qp = data[body_start..body_end].replace("=\r\n", "");
-    let mut out = Vec::new();
-    let bytes = qp.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'='
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&qp[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).unwrap()
+    smtp::qp_decode(&data[body_start..body_end])
 }
 
 #[tokio::test]

@@ -172,24 +172,8 @@ async fn due_pass(app: &TestApp) -> PassReport {
 
 /// The whole message with quoted-printable and HTML's escaped slashes undone, to search in.
 fn decoded(data: &str) -> String {
-    let joined = data.replace("=\r\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'='
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
     // minijinja's HTML escaping writes '/' as an entity.
-    String::from_utf8_lossy(&out).replace("&#x2f;", "/")
+    smtp::qp_decode(data).replace("&#x2f;", "/")
 }
 
 async fn redirect_of_event_link(app: &TestApp) -> String {

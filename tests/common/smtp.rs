@@ -33,6 +33,27 @@ impl Received {
     }
 }
 
+/// Undoes quoted-printable encoding (soft line breaks and `=XX`), as the message parts are sent.
+pub fn qp_decode(text: &str) -> String {
+    let joined = text.replace("=\r\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).expect("a quoted-printable part decodes to UTF-8")
+}
+
 #[derive(Default)]
 struct Shared {
     received: Vec<Received>,
