@@ -13,6 +13,10 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::OrderState;
+use crate::proxies::ProxyNet;
+
+/// Fewest characters of `server.admin_password` (it guards every buyer's data).
+pub const MIN_ADMIN_PASSWORD: usize = 12;
 
 /// Environment variable naming the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "QUICKET_FOLLOWUP_CONFIG";
@@ -65,7 +69,7 @@ impl Default for Config {
 }
 
 /// `[server]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address the HTTP server binds.
@@ -79,6 +83,8 @@ pub struct ServerConfig {
     pub admin_password: String,
     /// `text` (readable lines) or `json`.
     pub log_format: LogFormat,
+    /// Proxies whose `X-Forwarded-For` names the real client (CIDR blocks or addresses).
+    pub trusted_proxies: Vec<ProxyNet>,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +95,7 @@ impl Default for ServerConfig {
             webhook_token: String::new(),
             admin_password: String::new(),
             log_format: LogFormat::Text,
+            trusted_proxies: crate::proxies::loopback(),
         }
     }
 }
@@ -124,7 +131,7 @@ impl Default for DatabaseConfig {
 }
 
 /// `[email]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmailConfig {
     /// The From header, `Name <address>`.
@@ -394,7 +401,7 @@ impl Default for EventConfig {
 
 /// `[quicket]`: Quicket's public API, asked for each event's page, image, venue, start and sold-out
 /// ticket types. Optional: without a key nothing is looked up.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuicketConfig {
     /// The API key (or `QUICKET_FOLLOWUP_QUICKET_API_KEY`); empty turns lookups off.
@@ -552,6 +559,16 @@ impl Config {
                 "use at least 16 characters from A-Z, a-z, 0-9, '-' and '_' (or leave it empty to have one generated)",
             ));
         }
+        let password = &self.server.admin_password;
+        if !password.is_empty() && password.chars().count() < MIN_ADMIN_PASSWORD {
+            return Err(invalid(
+                "server.admin_password",
+                format!(
+                    "use at least {MIN_ADMIN_PASSWORD} characters (make one with `openssl rand -base64 18`), \
+                     or leave it empty to keep /admin off"
+                ),
+            ));
+        }
         if self.email.transport == Transport::Smtp && self.email.smtp_url.trim().is_empty() {
             return Err(invalid(
                 "email.smtp_url",
@@ -687,6 +704,50 @@ impl Config {
     /// The webhook URL for a token.
     pub fn webhook_url(&self, token: &str) -> String {
         format!("{}/webhooks/quicket/{token}", self.public_url())
+    }
+}
+
+/// A `Debug` for the sections that hold secrets: every key, but the value of any key that is or may
+/// be a secret (a token, password, key or secret, and the SMTP URL with its password) redacted, so
+/// that a `{:?}` in a log line or an error never shows one. Built from the serialized form, so a
+/// key added later is shown (and redacted by its name) without touching this.
+fn redacted_debug<T: Serialize>(
+    name: &str,
+    value: &T,
+    f: &mut std::fmt::Formatter<'_>,
+) -> std::fmt::Result {
+    let mut out = f.debug_struct(name);
+    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(value) {
+        for (key, value) in &map {
+            let secret = ["token", "password", "key", "secret", "smtp_url"]
+                .iter()
+                .any(|word| key.ends_with(word));
+            let empty = value.as_str().is_some_and(str::is_empty);
+            if secret && !empty {
+                out.field(key, &"[redacted]");
+            } else {
+                out.field(key, value);
+            }
+        }
+    }
+    out.finish()
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        redacted_debug("ServerConfig", self, f)
+    }
+}
+
+impl std::fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        redacted_debug("EmailConfig", self, f)
+    }
+}
+
+impl std::fmt::Debug for QuicketConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        redacted_debug("QuicketConfig", self, f)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod events;
 pub mod export;
 pub mod links;
 pub mod metrics;
+pub mod proxies;
 pub mod quicket;
 pub mod quicket_api;
 pub mod reminders;

@@ -84,10 +84,12 @@ impl Service {
             engine: engine.clone(),
             password: config.server.admin_password.clone(),
             scheduled,
+            throttle: Default::default(),
         }))
         .unify()
         .recover(web::recover)
         .unify()
+        .map(web::security_headers)
         .with(warp::log::custom(|info| {
             tracing::debug!(
                 method = %info.method(),

@@ -169,6 +169,26 @@ async fn suppressions_can_be_added_and_removed_from_the_page_but_not_from_anothe
         .await
         .unwrap();
     assert_eq!(cross.status().as_u16(), 403);
+    // A POST that says nowhere where it comes from (no Origin, no Sec-Fetch-Site, no Referer) is
+    // refused too, and so is one the browser says is cross-site whatever its Origin.
+    let silent = client
+        .post(&url)
+        .basic_auth("admin", Some(PASSWORD))
+        .form(&[("email", "a@mail.co.za")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(silent.status().as_u16(), 403);
+    let cross_site = client
+        .post(&url)
+        .basic_auth("admin", Some(PASSWORD))
+        .header("origin", app.base.clone())
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("email", "a@mail.co.za")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status().as_u16(), 403);
     assert!(!app.store().is_suppressed("a@mail.co.za").await.unwrap());
     let ours = client
         .post(&url)
@@ -185,6 +205,7 @@ async fn suppressions_can_be_added_and_removed_from_the_page_but_not_from_anothe
     let remove = client
         .post(format!("{url}/remove"))
         .basic_auth("admin", Some(PASSWORD))
+        .header("sec-fetch-site", "same-origin")
         .form(&[("email", "a@mail.co.za")])
         .send()
         .await
@@ -203,6 +224,7 @@ async fn replay_from_the_problems_page() {
     let response = client
         .post(format!("{}/admin/replay", app.base))
         .basic_auth("admin", Some(PASSWORD))
+        .header("origin", app.base.clone())
         .send()
         .await
         .unwrap();
@@ -213,4 +235,212 @@ async fn replay_from_the_problems_page() {
             .unwrap()
             .contains("Replayed+0+deliveries")
     );
+}
+
+/// A GET of /admin with a password, from `forwarded_for` (an `X-Forwarded-For` value) if given.
+async fn login(app: &TestApp, password: &str, forwarded_for: Option<&str>) -> reqwest::Response {
+    let mut request = app
+        .client
+        .get(format!("{}/admin", app.base))
+        .basic_auth("admin", Some(password));
+    if let Some(xff) = forwarded_for {
+        request = request.header("x-forwarded-for", xff);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn ten_failed_logins_from_one_client_behind_the_proxy_get_429_and_others_are_unaffected() {
+    // The test connects from 127.0.0.1, a trusted proxy by default: X-Forwarded-For's last hop
+    // is the client.
+    let app = TestApp::spawn_with(setup).await;
+    let attacker = Some("10.9.9.9, 203.0.113.7");
+    for i in 0..10 {
+        let response = login(&app, "wrong guess", attacker).await;
+        assert_eq!(response.status().as_u16(), 401, "failure {i}");
+    }
+    for password in ["wrong guess", PASSWORD] {
+        let response = login(&app, password, attacker).await;
+        assert_eq!(
+            response.status().as_u16(),
+            429,
+            "refused, even with the password"
+        );
+        let wait: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(wait > 500 && wait <= 600, "Retry-After {wait}");
+    }
+    // Only the last hop counts: an earlier one is whatever the client sent.
+    let response = login(&app, PASSWORD, Some("203.0.113.7, 203.0.113.8")).await;
+    assert_eq!(response.status().as_u16(), 200, "another client");
+    let response = login(&app, PASSWORD, None).await;
+    assert_eq!(response.status().as_u16(), 200, "the proxy itself");
+    // A browser's first request, without credentials, is no failure.
+    for _ in 0..12 {
+        let response = app
+            .client
+            .get(format!("{}/admin", app.base))
+            .header("x-forwarded-for", "198.51.100.4")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 401);
+    }
+    assert_eq!(
+        login(&app, PASSWORD, Some("198.51.100.4"))
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn x_forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let app = TestApp::spawn_with(|c| {
+        setup(c);
+        c.server.trusted_proxies =
+            vec![quicket_followup::proxies::ProxyNet::parse("192.0.2.0/24").unwrap()];
+    })
+    .await;
+    // Each guess claims another client; all come from 127.0.0.1, which is not trusted now.
+    for i in 0..10 {
+        let xff = format!("203.0.113.{i}");
+        let response = login(&app, "wrong guess", Some(&xff)).await;
+        assert_eq!(response.status().as_u16(), 401);
+    }
+    let response = login(&app, PASSWORD, Some("198.51.100.1")).await;
+    assert_eq!(response.status().as_u16(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+}
+
+#[test]
+fn a_failed_login_is_logged_at_warn_with_the_client_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::write_config(dir.path(), "");
+    let log = dir.path().join("stderr.log");
+    let mut child = std::process::Command::new(common::binary())
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env("QUICKET_FOLLOWUP_ADMIN_PASSWORD", PASSWORD)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let base = loop {
+        let line = lines.next().expect("serve exited").unwrap();
+        if let Some(rest) = line.strip_prefix("Listening on ") {
+            break rest.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let status = runtime.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{base}/admin"))
+            .basic_auth("admin", Some("not the password"))
+            .header("x-forwarded-for", "203.0.113.77")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 401);
+    // The line is written before the answer is sent; give the file a moment under load.
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(&log).unwrap();
+        if text.contains("failed /admin login") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    common::signal(&child, "TERM");
+    child.wait().unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("failed /admin login"))
+        .unwrap_or_else(|| panic!("no failed login logged: {text}"));
+    assert!(
+        line.contains("WARN") && line.contains("203.0.113.77"),
+        "{line}"
+    );
+    assert!(
+        !text.contains("not the password"),
+        "the guess itself is never logged"
+    );
+}
+
+#[tokio::test]
+async fn every_page_sends_the_security_headers() {
+    let app = TestApp::spawn_with(setup).await;
+    app.post_hook(hostile_hook("REF1", "checkout_started"))
+        .await;
+    for path in [
+        "/admin",
+        "/admin/orders",
+        "/admin/buyer?email=lerato%40mail.co.za&event=456",
+        "/admin/emails",
+        "/admin/schedule",
+        "/admin/suppressions",
+        "/admin/problems",
+        "/unsubscribe/not-a-token",
+    ] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .basic_auth("admin", Some(PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        let h = response.headers();
+        assert!(
+            h["content-type"].to_str().unwrap().starts_with("text/html"),
+            "{path}"
+        );
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h["cache-control"], "no-store", "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        for directive in [
+            "default-src 'self'",
+            "frame-ancestors 'none'",
+            "form-action 'self'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {csp}");
+        }
+    }
+    // The email preview is framed by the emails page only, and sandboxed on its own too.
+    let response = app
+        .client
+        .get(format!("{}/admin/emails/render?step=abandoned-1", app.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let h = response.headers();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("sandbox") && csp.contains("frame-ancestors 'self'"),
+        "{csp}"
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    // JSON answers are not sniffed either.
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.headers()["x-content-type-options"], "nosniff");
 }

@@ -192,3 +192,50 @@ fn the_quicket_section_and_its_mistakes() {
     assert_error_names("[quicket]\nrefresh = \"soon\"\n", "quicket.refresh");
     assert_error_names("[quicket]\napikey = \"k\"\n", "quicket.apikey");
 }
+
+#[test]
+fn a_short_admin_password_is_refused_with_how_to_make_one() {
+    let error = load("[server]\nadmin_password = \"hunter2hunt\"\n").unwrap_err();
+    assert!(
+        error.contains("server.admin_password") && error.contains("openssl rand -base64 18"),
+        "{error}"
+    );
+    let config = load("[server]\nadmin_password = \"twelve chars\"\n").unwrap();
+    assert_eq!(config.server.admin_password, "twelve chars");
+}
+
+#[test]
+fn trusted_proxies_take_blocks_and_addresses_and_name_a_bad_one() {
+    let config = load("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.168.1.7\"]\n").unwrap();
+    let names: Vec<String> = config
+        .server
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(names, ["10.0.0.0/8", "192.168.1.7/32"]);
+    let defaults = Config::load(None).unwrap();
+    assert!(defaults.server.trusted_proxies[0].contains("127.0.0.9".parse().unwrap()));
+    assert!(defaults.server.trusted_proxies[1].contains("::1".parse().unwrap()));
+    assert_error_names(
+        "[server]\ntrusted_proxies = [\"10.0.0.0/40\"]\n",
+        "server.trusted_proxies",
+    );
+}
+
+#[test]
+fn secrets_never_show_in_the_debug_form() {
+    let mut config = Config::default();
+    config.server.admin_password = "correct horse battery".into();
+    config.server.webhook_token = "hook-secret-0123456789".into();
+    config.email.smtp_url = "smtps://user:mail-secret@smtp.x.co.za:465".into();
+    config.quicket.api_key = "api-secret".into();
+    let shown = format!("{config:?} {:?} {:#?}", config.server, config.email);
+    for secret in ["correct horse", "hook-secret", "mail-secret", "api-secret"] {
+        assert!(!shown.contains(secret), "{secret} shown in {shown}");
+    }
+    assert!(
+        shown.contains("[redacted]") && shown.contains("listen"),
+        "{shown}"
+    );
+}

@@ -14,6 +14,7 @@ use warp::http::{StatusCode, header};
 use warp::reply::{Reply, Response};
 
 use super::ApiError;
+use super::throttle::{self, LoginThrottle};
 use crate::check::{describe_event, plan_in_words, rands, render_step};
 use crate::reminders::Engine;
 use crate::store::Store;
@@ -31,6 +32,8 @@ pub struct AdminState {
     pub password: String,
     /// Whether passes run on a schedule here.
     pub scheduled: bool,
+    /// Failed logins per client (shared by every route; set by [`routes`]).
+    pub throttle: Arc<LoginThrottle>,
 }
 
 /// Why an admin request was refused (mapped to a status in [`super::recover`]).
@@ -40,8 +43,10 @@ pub enum AdminRefused {
     Off,
     /// Missing or wrong credentials.
     Unauthorized,
-    /// A form posted from another site.
+    /// A form posted from another site (or from somewhere the browser would not say).
     CrossSite,
+    /// Too many failed logins from this client: try again after this many seconds.
+    Throttled(u64),
 }
 
 impl warp::reject::Reject for AdminRefused {}
@@ -57,45 +62,112 @@ fn authorized(password: &str, header: Option<&str>) -> bool {
     bool::from(decoded.as_slice().ct_eq(expected.as_bytes()))
 }
 
-/// Basic auth, and for POSTs a same-origin check (the browser sends basic credentials along with
-/// a form posted from any site, so the Origin or Referer must be ours).
+/// The request headers the guard looks at.
+struct Door {
+    method: warp::http::Method,
+    peer: Option<std::net::SocketAddr>,
+    forwarded_for: Option<String>,
+    authorization: Option<String>,
+    host: Option<String>,
+    origin: Option<String>,
+    fetch_site: Option<String>,
+}
+
+/// The `host[:port]` of an origin or URL (`https://x.co.za:8443/path` -> `x.co.za:8443`).
+fn authority(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    rest.split(['/', '?', '#']).next().filter(|a| !a.is_empty())
+}
+
+/// Whether a POST comes from our own pages. The browser sends basic credentials along with a form
+/// posted from any site, so the request must say where it comes from: `Sec-Fetch-Site:
+/// same-origin`, or an `Origin` naming this host or `server.public_url`. A request that says
+/// neither is refused (old browsers send `Origin` on every POST too).
+fn same_origin(door: &Door, public_url: &str) -> bool {
+    if let Some(site) = &door.fetch_site
+        && !site.eq_ignore_ascii_case("same-origin")
+    {
+        return false;
+    }
+    match door.origin.as_deref() {
+        Some(origin) => authority(origin).is_some_and(|theirs| {
+            door.host
+                .as_deref()
+                .is_some_and(|host| theirs.eq_ignore_ascii_case(host))
+                || authority(public_url).is_some_and(|ours| theirs.eq_ignore_ascii_case(ours))
+        }),
+        None => door.fetch_site.is_some(),
+    }
+}
+
+/// Basic auth with login throttling per client, and for POSTs a same-origin check.
+fn check_door(state: &AdminState, door: &Door) -> Result<(), AdminRefused> {
+    if state.password.is_empty() {
+        return Err(AdminRefused::Off);
+    }
+    let config = state.engine.settings().config.clone();
+    let client = crate::proxies::client_ip(
+        door.peer.map(|p| p.ip()),
+        door.forwarded_for.as_deref(),
+        &config.server.trusted_proxies,
+    );
+    let now = std::time::Instant::now();
+    if let Some(wait) = state.throttle.blocked(client, now) {
+        // Rounded up, so a client that waits as told is let in.
+        return Err(AdminRefused::Throttled(wait.as_secs() + 1));
+    }
+    if !authorized(&state.password, door.authorization.as_deref()) {
+        // A browser's first request carries no credentials; only a wrong password is a failure.
+        if door.authorization.is_some() {
+            let refused = state.throttle.failed(client, now);
+            tracing::warn!(%client, "a failed /admin login");
+            if refused {
+                tracing::warn!(
+                    %client,
+                    "{} failed /admin logins within {} minutes: this client is refused for a while",
+                    throttle::MAX_FAILURES,
+                    throttle::WINDOW.as_secs() / 60
+                );
+            }
+        }
+        return Err(AdminRefused::Unauthorized);
+    }
+    if door.method == warp::http::Method::POST && !same_origin(door, &config.public_url()) {
+        tracing::warn!(%client, "an /admin form posted from another site was refused");
+        return Err(AdminRefused::CrossSite);
+    }
+    Ok(())
+}
+
+/// The guard in front of every `/admin` route; runs once per request.
 fn guard(state: AdminState) -> BoxedFilter<(AdminState,)> {
-    warp::path("admin")
-        .and(warp::method())
+    let door = warp::method()
+        .and(warp::addr::remote())
+        .and(warp::header::optional::<String>("x-forwarded-for"))
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::header::optional::<String>("host"))
         .and(warp::header::optional::<String>("origin"))
-        .and(warp::header::optional::<String>("referer"))
-        .and_then(
-            move |method: warp::http::Method,
-                  auth: Option<String>,
-                  host: Option<String>,
-                  origin: Option<String>,
-                  referer: Option<String>| {
-                let state = state.clone();
-                async move {
-                    if state.password.is_empty() {
-                        return Err(warp::reject::custom(AdminRefused::Off));
-                    }
-                    if !authorized(&state.password, auth.as_deref()) {
-                        return Err(warp::reject::custom(AdminRefused::Unauthorized));
-                    }
-                    if method == warp::http::Method::POST {
-                        let host = host.unwrap_or_default();
-                        let source = origin.or(referer).unwrap_or_default();
-                        let same = source.is_empty()
-                            || source
-                                .split("://")
-                                .nth(1)
-                                .is_some_and(|rest| rest.split('/').next() == Some(host.as_str()));
-                        if !same {
-                            return Err(warp::reject::custom(AdminRefused::CrossSite));
-                        }
-                    }
-                    Ok(state)
-                }
+        .and(warp::header::optional::<String>("sec-fetch-site"))
+        .map(
+            |method, peer, forwarded_for, authorization, host, origin, fetch_site| Door {
+                method,
+                peer,
+                forwarded_for,
+                authorization,
+                host,
+                origin,
+                fetch_site,
             },
-        )
+        );
+    warp::path("admin")
+        .and(door)
+        .and_then(move |door: Door| {
+            let state = state.clone();
+            async move {
+                check_door(&state, &door).map_err(warp::reject::custom)?;
+                Ok::<_, warp::Rejection>(state)
+            }
+        })
         .boxed()
 }
 
@@ -118,6 +190,15 @@ pub fn refused(why: &AdminRefused) -> Response {
         AdminRefused::CrossSite => warp::reply::with_status(
             "This form was posted from another site.\n",
             StatusCode::FORBIDDEN,
+        )
+        .into_response(),
+        AdminRefused::Throttled(seconds) => warp::reply::with_header(
+            warp::reply::with_status(
+                format!("Too many failed sign-ins from here: try again in {seconds} seconds.\n"),
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
+            header::RETRY_AFTER,
+            seconds.to_string(),
         )
         .into_response(),
     }
@@ -143,97 +224,83 @@ fn respond(result: Result<Response, ApiError>) -> Response {
 
 type Query = HashMap<String, String>;
 
+/// The page an `/admin` request asks for, once past the guard.
+enum Page {
+    Overview(Query),
+    Orders(Query),
+    Buyer(Query),
+    Emails(Query),
+    Render(Query),
+    SendTest(Query),
+    Schedule,
+    Suppressions(Query),
+    Suppress(Query),
+    Unsuppress(Query),
+    Problems(Query),
+    Replay,
+}
+
 /// Every `/admin` route.
-pub fn routes(state: AdminState) -> BoxedFilter<(Response,)> {
-    let g = || guard(state.clone());
+pub fn routes(mut state: AdminState) -> BoxedFilter<(Response,)> {
+    // One throttle for all the routes, whoever built the state.
+    state.throttle = Arc::new(LoginThrottle::default());
     let form = || warp::body::content_length_limit(16 * 1024).and(warp::body::form::<Query>());
     let query = || warp::query::<Query>();
-    let overview = g()
-        .and(warp::path::end())
-        .and(warp::get())
-        .and(query())
-        .then(|s: AdminState, q: Query| async move { respond(overview(&s, &q).await) });
-    let orders = g()
-        .and(warp::path!("orders"))
-        .and(warp::get())
-        .and(query())
-        .then(|s: AdminState, q: Query| async move { respond(orders(&s, &q).await) });
-    let buyer = g()
-        .and(warp::path!("buyer"))
-        .and(warp::get())
-        .and(query())
-        .then(|s: AdminState, q: Query| async move { respond(buyer(&s, &q).await) });
-    let emails = g()
-        .and(warp::path!("emails"))
-        .and(warp::get())
-        .and(query())
-        .then(|s: AdminState, q: Query| async move { respond(emails(&s, &q).await) });
-    let render = g()
-        .and(warp::path!("emails" / "render"))
-        .and(warp::get())
-        .and(query())
-        .then(|s: AdminState, q: Query| async move { respond(render(&s, &q).await) });
-    let send_test = g()
-        .and(warp::path!("emails" / "test"))
-        .and(warp::post())
-        .and(form())
-        .then(|s: AdminState, f: Query| async move { respond(send_test(&s, &f).await) });
-    let schedule = g()
-        .and(warp::path!("schedule"))
-        .and(warp::get())
-        .then(|s: AdminState| async move { respond(schedule(&s).await) });
-    let suppressions = g()
-        .and(warp::path!("suppressions"))
-        .and(warp::get())
-        .and(query())
-        .then(|s: AdminState, q: Query| async move { respond(suppressions(&s, &q).await) });
-    let suppress =
-        g().and(warp::path!("suppressions"))
-            .and(warp::post())
-            .and(form())
-            .then(|s: AdminState, f: Query| async move {
-                respond(change_suppression(&s, &f, true).await)
-            });
-    let unsuppress =
-        g().and(warp::path!("suppressions" / "remove"))
-            .and(warp::post())
-            .and(form())
-            .then(|s: AdminState, f: Query| async move {
-                respond(change_suppression(&s, &f, false).await)
-            });
-    let problems = g()
-        .and(warp::path!("problems"))
-        .and(warp::get())
-        .and(query())
-        .then(|s: AdminState, q: Query| async move { respond(problems(&s, &q).await) });
-    let replay = g()
-        .and(warp::path!("replay"))
-        .and(warp::post())
-        .then(|s: AdminState| async move { respond(replay(&s).await) });
-    overview
-        .or(orders)
+    let get = |route: BoxedFilter<()>, page: fn(Query) -> Page| {
+        route.and(warp::get()).and(query()).map(page).boxed()
+    };
+    let post = |route: BoxedFilter<()>, page: fn(Query) -> Page| {
+        route.and(warp::post()).and(form()).map(page).boxed()
+    };
+    let pages = get(warp::path::end().boxed(), Page::Overview)
+        .or(get(warp::path!("orders").boxed(), Page::Orders))
         .unify()
-        .or(buyer)
+        .or(get(warp::path!("buyer").boxed(), Page::Buyer))
         .unify()
-        .or(emails)
+        .or(get(warp::path!("emails").boxed(), Page::Emails))
         .unify()
-        .or(render)
+        .or(get(warp::path!("emails" / "render").boxed(), Page::Render))
         .unify()
-        .or(send_test)
+        .or(post(warp::path!("emails" / "test").boxed(), Page::SendTest))
         .unify()
-        .or(schedule)
+        .or(warp::path!("schedule")
+            .and(warp::get())
+            .map(|| Page::Schedule))
         .unify()
-        .or(suppressions)
+        .or(get(warp::path!("suppressions").boxed(), Page::Suppressions))
         .unify()
-        .or(suppress)
+        .or(post(warp::path!("suppressions").boxed(), Page::Suppress))
         .unify()
-        .or(unsuppress)
+        .or(post(
+            warp::path!("suppressions" / "remove").boxed(),
+            Page::Unsuppress,
+        ))
         .unify()
-        .or(problems)
+        .or(get(warp::path!("problems").boxed(), Page::Problems))
         .unify()
-        .or(replay)
-        .unify()
+        .or(warp::path!("replay").and(warp::post()).map(|| Page::Replay))
+        .unify();
+    guard(state)
+        .and(pages)
+        .then(|s: AdminState, page: Page| async move { respond(show(&s, page).await) })
         .boxed()
+}
+
+async fn show(s: &AdminState, page: Page) -> Result<Response, ApiError> {
+    match page {
+        Page::Overview(q) => overview(s, &q).await,
+        Page::Orders(q) => orders(s, &q).await,
+        Page::Buyer(q) => buyer(s, &q).await,
+        Page::Emails(q) => emails(s, &q).await,
+        Page::Render(q) => render(s, &q).await,
+        Page::SendTest(f) => send_test(s, &f).await,
+        Page::Schedule => schedule(s).await,
+        Page::Suppressions(q) => suppressions(s, &q).await,
+        Page::Suppress(f) => change_suppression(s, &f, true).await,
+        Page::Unsuppress(f) => change_suppression(s, &f, false).await,
+        Page::Problems(q) => problems(s, &q).await,
+        Page::Replay => replay(s).await,
+    }
 }
 
 /// A time for people, in the configured zone.
@@ -765,13 +832,19 @@ async fn render(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
     let reference = q.get("reference").cloned().unwrap_or_default();
     match rendered(state, &step, reference.trim()).await? {
         Ok(r) => {
-            // The email's own HTML, shown in a sandboxed frame: no scripts, no forms.
-            let reply = warp::reply::with_header(
-                warp::reply::html(r.html),
+            // The email's own HTML, shown in a sandboxed frame of our emails page: no scripts, no
+            // forms, framed only by our own pages, sandboxed even when opened on its own.
+            let mut reply = warp::reply::html(r.html).into_response();
+            let headers = reply.headers_mut();
+            headers.insert(
                 header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:",
+                header::HeaderValue::from_static(super::headers::PREVIEW_CSP),
             );
-            Ok(reply.into_response())
+            headers.insert(
+                header::X_FRAME_OPTIONS,
+                header::HeaderValue::from_static("SAMEORIGIN"),
+            );
+            Ok(reply)
         }
         Err(e) => Err(ApiError::BadRequest(e)),
     }

@@ -2,13 +2,17 @@
 
 mod admin;
 mod error;
+mod headers;
 mod health;
 mod links;
+mod throttle;
 
 pub use admin::{AdminRefused, AdminState, routes as admin_routes};
 pub use error::{ApiError, json_status, recover};
+pub use headers::security_headers;
 pub use health::{HealthState, pass_overdue, routes as health_routes};
 pub use links::{LinkState, routes as link_routes};
+pub use throttle::LoginThrottle;
 
 use bytes::Buf;
 use futures_util::{Stream, StreamExt};
