@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::config::{Config, StepTiming, Transport};
 use crate::domain::{OrderState, email_key};
 use crate::email::{self, Outgoing};
-use crate::links::LinkTarget;
+use crate::links::{LinkTarget, LinkUrls};
 use crate::reminders::Engine;
 use crate::reminders::pass::Settings;
 use crate::store::{OrderRecord, Store};
@@ -84,7 +84,16 @@ async fn check_with_store(
         for step in &config.reminders {
             let target = target_for(order, &order.email, &step.name);
             let info = cached_info(&engine, order).await;
-            let context = engine.context(&settings, order, &target, &order.email, 1, info.as_ref());
+            let links = engine.links().preview();
+            let context = engine.context(
+                &settings,
+                order,
+                &target,
+                &links,
+                &order.email,
+                1,
+                info.as_ref(),
+            );
             match settings.templates.render(&step.template, &context) {
                 Ok(_) => {}
                 Err(e) => report.errors.push(format!(
@@ -274,17 +283,28 @@ pub async fn send_tests(
         return;
     }
     for step in &settings.config.reminders {
-        let rendered = render_step(engine, settings, order, &step.name, address).await;
+        // Real links, so the operator can try them; a click on one is never counted (no
+        // reminder was sent), and forget removes them with the address.
+        let target = LinkTarget {
+            email_key: email_key(address),
+            event_id: order
+                .and_then(|o| o.event_id.clone())
+                .unwrap_or_else(|| templates::sample_context().event.id),
+            step: step.name.clone(),
+        };
+        let links = match engine.issue_links(&target, None, chrono::Utc::now()).await {
+            Ok(links) => links,
+            Err(e) => {
+                report
+                    .errors
+                    .push(format!("test email for step {}: {e}", step.name));
+                continue;
+            }
+        };
+        let rendered = render_step(engine, settings, order, &step.name, address, &links).await;
         let sent = match rendered {
             Ok(mut content) => {
                 content.subject = format!("[test] {}", content.subject);
-                let target = LinkTarget {
-                    email_key: email_key(address),
-                    event_id: order
-                        .and_then(|o| o.event_id.clone())
-                        .unwrap_or_else(|| "456".into()),
-                    step: step.name.clone(),
-                };
                 let outgoing = Outgoing {
                     to_email: address.to_string(),
                     to_name: String::new(),
@@ -294,7 +314,7 @@ pub async fn send_tests(
                         step.name,
                         crate::server::random_token()
                     ),
-                    unsubscribe_url: engine.links().unsubscribe_url(&target),
+                    unsubscribe_url: links.unsubscribe.clone(),
                 };
                 match email::build(&settings.config.email, &outgoing, SystemTime::now()) {
                     Ok(message) => engine
@@ -327,13 +347,15 @@ fn target_for(order: &OrderRecord, email: &str, step: &str) -> LinkTarget {
     }
 }
 
-/// Renders `step` for `order` (or the sample data) as `address` would receive it.
+/// Renders `step` for `order` (or the sample data) as `address` would receive it, with `links`
+/// (real ones for a test email, [`crate::links::Links::preview`] for a preview).
 pub async fn render_step(
     engine: &Engine,
     settings: &Settings,
     order: Option<&OrderRecord>,
     step: &str,
     address: &str,
+    links: &LinkUrls,
 ) -> anyhow::Result<Rendered> {
     let config = &settings.config;
     let step = config
@@ -348,19 +370,14 @@ pub async fn render_step(
         Some(order) => {
             let target = target_for(order, address, &step.name);
             let info = cached_info(engine, order).await;
-            engine.context(settings, order, &target, address, 1, info.as_ref())
+            engine.context(settings, order, &target, links, address, 1, info.as_ref())
         }
         None => {
             let mut sample = templates::sample_context();
-            let target = LinkTarget {
-                email_key: email_key(address),
-                event_id: sample.event.id.clone(),
-                step: step.name.clone(),
-            };
             sample.buyer.email = address.to_string();
             sample.reminder.name = step.name.clone();
-            sample.links.event = engine.links().event_url(&target);
-            sample.links.unsubscribe = engine.links().unsubscribe_url(&target);
+            sample.links.event = links.event.clone();
+            sample.links.unsubscribe = links.unsubscribe.clone();
             sample.organiser.name = email::organiser_name(&config.email.from);
             sample
         }
@@ -392,7 +409,9 @@ pub async fn preview(
                 .as_ref()
                 .map(|o| o.email.clone())
                 .unwrap_or_else(|| templates::sample_context().buyer.email);
-            let rendered = render_step(&engine, &settings, order.as_ref(), step, &address).await?;
+            let links = engine.links().preview();
+            let rendered =
+                render_step(&engine, &settings, order.as_ref(), step, &address, &links).await?;
             let body = if text { rendered.text } else { rendered.html };
             anyhow::Ok(format!("Subject: {}\n\n{body}", rendered.subject))
         }

@@ -237,7 +237,13 @@ async fn a_day_of_checkouts(app: &TestApp) {
         .unwrap();
     for sale in [&THANDI, &NOMVULA] {
         let response = no_redirects
-            .get(engine.links().event_url(&sale.target()))
+            .get(
+                engine
+                    .issue_links(&sale.target(), None, Utc::now())
+                    .await
+                    .unwrap()
+                    .event,
+            )
             .send()
             .await
             .unwrap();
@@ -248,7 +254,13 @@ async fn a_day_of_checkouts(app: &TestApp) {
     }
     let response = app
         .client
-        .post(engine.links().unsubscribe_url(&AISHA.target()))
+        .post(
+            engine
+                .issue_links(&AISHA.target(), None, Utc::now())
+                .await
+                .unwrap()
+                .unsubscribe,
+        )
         .header("content-type", "application/x-www-form-urlencoded")
         .body("List-Unsubscribe=One-Click")
         .send()

@@ -9,7 +9,7 @@ mod smtp;
 use chrono::{Duration, Utc};
 use common::TestApp;
 use quicket_followup::config::{EventConfig, SendWindow, Transport};
-use quicket_followup::links::LinkTarget;
+use quicket_followup::links::{LinkTarget, LinkUrls};
 use quicket_followup::store::privacy::SuppressionSource;
 use serde_json::json;
 use smtp::SmtpServer;
@@ -64,23 +64,87 @@ async fn post(app: &TestApp, body: String) {
     assert_eq!(app.post_hook(body).await.0, 200);
 }
 
+/// Real links for `target`, as an email about it carries.
+async fn links_for(app: &TestApp, target: &LinkTarget) -> LinkUrls {
+    app.service
+        .engine
+        .issue_links(target, None, Utc::now())
+        .await
+        .unwrap()
+}
+
+/// A token in the format the previous version put into emails (`base64(address\nevent\nstep)`
+/// `.base64(HMAC-SHA256[..16])` under the secret kept in the database), made as it made them.
+async fn legacy_token(app: &TestApp, target: &LinkTarget, secret: Option<&str>) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let secret = match secret {
+        Some(s) => s.to_string(),
+        None => app
+            .store()
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT value FROM meta WHERE key = 'link_secret'",
+                    [],
+                    |r| r.get::<_, String>(0),
+                )?)
+            })
+            .await
+            .unwrap(),
+    };
+    let payload = format!("{}\n{}\n{}", target.email_key, target.event_id, target.step);
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(payload.as_bytes());
+    let mac = mac.finalize().into_bytes();
+    format!("{}.{}", b64.encode(payload), b64.encode(&mac[..16]))
+}
+
+/// Sends the first step to BUYER for event 456 through `smtp`; returns the email's raw data.
+async fn send_one(app: &TestApp, smtp: &SmtpServer) -> String {
+    post(app, hook("REF1", "checkout_started", "2030-12-12 18:30")).await;
+    let report = app
+        .service
+        .engine
+        .run_pass(Utc::now() + Duration::minutes(61), false)
+        .await
+        .unwrap();
+    assert_eq!(report.counts.sent, 1);
+    smtp.received().last().unwrap().data.clone()
+}
+
+/// The event link and the unsubscribe link of a sent email.
+fn links_in(data: &str) -> (String, String) {
+    let text = text_part(data);
+    let event = text.lines().find(|l| l.contains("/r/")).unwrap().trim();
+    let unsubscribe = text
+        .lines()
+        .find(|l| l.contains("/unsubscribe/"))
+        .unwrap()
+        .trim();
+    (event.to_string(), unsubscribe.to_string())
+}
+
 #[tokio::test]
-async fn forged_and_altered_tokens_get_404_and_change_nothing() {
+async fn forged_altered_and_unknown_tokens_get_404_and_change_nothing() {
     let app = app(None).await;
     let client = no_redirects();
-    let genuine = app.service.engine.links().token(&target("456"));
+    let genuine = legacy_token(&app, &target("456"), None).await;
     let (payload, mac) = genuine.split_once('.').unwrap();
-    let other =
-        quicket_followup::links::Links::new("not the secret", "http://x").token(&target("456"));
+    let other = legacy_token(&app, &target("456"), Some("not the secret")).await;
     let mut flipped = mac.to_string();
     let last = flipped.pop().unwrap();
     flipped.push(if last == 'A' { 'B' } else { 'A' });
+    let never_issued = quicket_followup::links::new_token();
     for token in [
         other.as_str(),
         &format!("{payload}.{flipped}"),
         payload,
         "nonsense",
         "a.b",
+        &never_issued,
+        // A genuine old-format token whose reminder was never sent: no such email exists.
+        &genuine,
     ] {
         for (method, path) in [
             ("GET", "unsubscribe"),
@@ -105,7 +169,7 @@ async fn forged_and_altered_tokens_get_404_and_change_nothing() {
 #[tokio::test]
 async fn the_unsubscribe_page_shows_the_address_and_changes_nothing() {
     let app = app(None).await;
-    let url = app.service.engine.links().unsubscribe_url(&target("456"));
+    let url = links_for(&app, &target("456")).await.unsubscribe;
     for _ in 0..3 {
         let response = app.client.get(&url).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 200);
@@ -122,7 +186,7 @@ async fn the_unsubscribe_page_shows_the_address_and_changes_nothing() {
 #[tokio::test]
 async fn one_click_post_unsubscribes_with_or_without_the_rfc_8058_body_and_is_idempotent() {
     let app = app(None).await;
-    let url = app.service.engine.links().unsubscribe_url(&target("456"));
+    let url = links_for(&app, &target("456")).await.unsubscribe;
     let response = app
         .client
         .post(&url)
@@ -192,32 +256,203 @@ async fn one_click_post_unsubscribes_with_or_without_the_rfc_8058_body_and_is_id
 }
 
 #[tokio::test]
-async fn the_event_link_records_the_click_and_redirects_to_the_event_page() {
-    let app = app(None).await;
+async fn the_event_link_redirects_to_the_event_page_and_counts_only_a_sent_reminder_once() {
+    let smtp = SmtpServer::start();
+    let app = app(Some(&smtp)).await;
     let client = no_redirects();
-    let links = app.service.engine.links();
-    let response = client
-        .get(links.event_url(&target("456")))
-        .send()
-        .await
-        .unwrap();
+    // A link for which no reminder was sent (a test email): it leads on, and nothing is kept.
+    let other = links_for(&app, &target("789")).await;
+    let response = client.get(&other.event).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 302);
-    assert_eq!(
-        response.headers()["location"],
-        "https://www.quicket.co.za/events/456/"
-    );
-    let response = client
-        .get(links.event_url(&target("789")))
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
         response.headers()["location"],
         "https://www.quicket.co.za/events/789-big-night/"
     );
+    assert!(app.store().clicks(BUYER, "789").await.unwrap().is_empty());
+    // The link of a sent reminder: counted, once, however often it is followed.
+    let (event_link, _) = links_in(&send_one(&app, &smtp).await);
+    for _ in 0..3 {
+        let response = client.get(&event_link).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 302);
+        assert_eq!(
+            response.headers()["location"],
+            "https://www.quicket.co.za/events/456/"
+        );
+    }
     let clicks = app.store().clicks(BUYER, "456").await.unwrap();
     assert_eq!(clicks.len(), 1);
     assert_eq!(clicks[0].0, "abandoned-1");
+}
+
+#[tokio::test]
+async fn each_token_works_only_on_its_own_route() {
+    let smtp = SmtpServer::start();
+    let app = app(Some(&smtp)).await;
+    let (event_link, unsubscribe_link) = links_in(&send_one(&app, &smtp).await);
+    let event_token = event_link.rsplit('/').next().unwrap();
+    let unsubscribe_token = unsubscribe_link.rsplit('/').next().unwrap();
+    assert_ne!(event_token, unsubscribe_token);
+    let client = no_redirects();
+    // The event link, forwarded to a friend, can neither unsubscribe nor undo an unsubscribe.
+    let url = format!("{}/unsubscribe/{event_token}", app.base);
+    assert_eq!(
+        client.get(&url).send().await.unwrap().status().as_u16(),
+        404
+    );
+    for body in ["List-Unsubscribe=One-Click", "action=resubscribe", ""] {
+        let response = client.post(&url).body(body).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 404, "{body}");
+    }
+    assert!(!app.store().is_suppressed(BUYER).await.unwrap());
+    // And the unsubscribe link is no event link.
+    let response = client
+        .get(format!("{}/r/{unsubscribe_token}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    assert!(app.store().clicks(BUYER, "456").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_old_format_link_from_an_earlier_version_still_unsubscribes_but_cannot_undo() {
+    let smtp = SmtpServer::start();
+    let app = app(Some(&smtp)).await;
+    send_one(&app, &smtp).await;
+    let old = legacy_token(&app, &target("456"), None).await;
+    let url = format!("{}/unsubscribe/{old}", app.base);
+    let page = app.client.get(&url).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await.unwrap().contains(BUYER));
+    assert!(
+        !app.store().is_suppressed(BUYER).await.unwrap(),
+        "a GET changes nothing"
+    );
+    let done = app
+        .client
+        .post(&url)
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status().as_u16(), 200);
+    let done = done.text().await.unwrap();
+    assert!(done.contains("You're unsubscribed") && !done.contains("resubscribe"));
+    assert!(app.store().is_suppressed(BUYER).await.unwrap());
+    // The old token was in the event link too, which buyers forward: it cannot resubscribe.
+    app.client
+        .post(&url)
+        .body("action=resubscribe")
+        .send()
+        .await
+        .unwrap();
+    assert!(app.store().is_suppressed(BUYER).await.unwrap());
+    // Its event link still leads to the event, and counts the click.
+    let response = no_redirects()
+        .get(format!("{}/r/{old}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 302);
+    assert_eq!(app.store().clicks(BUYER, "456").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn no_link_in_a_real_email_reveals_the_address_or_the_name() {
+    let smtp = SmtpServer::start();
+    let app = app(Some(&smtp)).await;
+    let data = send_one(&app, &smtp).await;
+    let text = text_part(&data);
+    let mut urls: Vec<String> = text
+        .split_whitespace()
+        .filter(|w| w.starts_with("http"))
+        .map(|w| w.trim_end_matches(['>', ')', '.', ',']).to_string())
+        .collect();
+    urls.push(
+        smtp::Received {
+            to: vec![],
+            data: data.clone(),
+        }
+        .header("List-Unsubscribe")
+        .unwrap()
+        .trim_matches(['<', '>'])
+        .to_string(),
+    );
+    let ours: Vec<&String> = urls.iter().filter(|u| u.starts_with(&app.base)).collect();
+    assert!(
+        ours.len() >= 3,
+        "event, unsubscribe, List-Unsubscribe: {urls:?}"
+    );
+    let secrets = ["lerato", "mail.co.za", "dlamini"];
+    for url in ours {
+        for segment in url.split(['/', '?', '&', '=', '.']) {
+            for decoded in decodings(segment) {
+                let decoded = decoded.to_lowercase();
+                for secret in secrets {
+                    assert!(
+                        !decoded.contains(secret),
+                        "{url}: segment {segment:?} reveals {secret:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A path segment as plain text, percent-decoded, and decoded as base64 (every alphabet, with
+/// and without padding) and hex, where it decodes.
+fn decodings(segment: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let mut out = vec![segment.to_string()];
+    out.push(
+        url::form_urlencoded::parse(segment.as_bytes())
+            .map(|(k, v)| format!("{k}{v}"))
+            .collect(),
+    );
+    for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
+        if let Ok(bytes) = engine.decode(segment) {
+            out.push(String::from_utf8_lossy(&bytes).into_owned());
+        }
+    }
+    if segment.len().is_multiple_of(2) && segment.chars().all(|c| c.is_ascii_hexdigit()) {
+        let bytes: Vec<u8> = (0..segment.len())
+            .step_by(2)
+            .filter_map(|i| u8::from_str_radix(&segment[i..i + 2], 16).ok())
+            .collect();
+        out.push(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_event_link_expires_after_the_event_and_an_unsubscribe_link_lives_60_days() {
+    let app = app(None).await;
+    let client = no_redirects();
+    let long_ago = Utc::now() - Duration::days(31);
+    let links = app
+        .service
+        .engine
+        .issue_links(&target("456"), Some(long_ago), Utc::now())
+        .await
+        .unwrap();
+    let response = client.get(&links.event).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 404, "30 days after the event");
+    let response = client.get(&links.unsubscribe).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200, "sent today: works 60 days");
+    // Sent 61 days ago, for an event long past: the unsubscribe link has expired too.
+    let old = app
+        .service
+        .engine
+        .issue_links(
+            &target("789"),
+            Some(Utc::now() - Duration::days(100)),
+            Utc::now() - Duration::days(61),
+        )
+        .await
+        .unwrap();
+    let response = client.get(&old.unsubscribe).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 404);
 }
 
 #[tokio::test]
@@ -443,6 +678,7 @@ async fn forget_removes_everything_about_an_address_but_its_suppression() {
         .record_click(BUYER.into(), "456".into(), "abandoned-1".into(), Utc::now())
         .await
         .unwrap();
+    let links = links_for(&app, &target("456")).await;
 
     let config = app.cli_config();
     let (code, out, err) = common::run_cli(
@@ -477,6 +713,11 @@ async fn forget_removes_everything_about_an_address_but_its_suppression() {
         store.is_suppressed(BUYER).await.unwrap(),
         "the suppression entry is kept"
     );
+    // Their links do nothing any more.
+    for url in [&links.event, &links.unsubscribe] {
+        let response = no_redirects().get(url).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 404, "{url}");
+    }
 }
 
 #[test]

@@ -187,7 +187,14 @@ async fn redirect_of_event_link(app: &TestApp) -> String {
         .build()
         .unwrap();
     let response = client
-        .get(app.service.engine.links().event_url(&target))
+        .get(
+            app.service
+                .engine
+                .issue_links(&target, None, Utc::now())
+                .await
+                .unwrap()
+                .event,
+        )
         .send()
         .await
         .unwrap();

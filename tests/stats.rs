@@ -63,7 +63,14 @@ async fn recovery_counts_only_purchases_after_a_reminder_split_by_click() {
         .unwrap();
     assert_eq!(
         client
-            .get(app.service.engine.links().event_url(&a))
+            .get(
+                app.service
+                    .engine
+                    .issue_links(&a, None, Utc::now())
+                    .await
+                    .unwrap()
+                    .event,
+            )
             .send()
             .await
             .unwrap()

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::domain::{OrderState, check_deliverable};
 use crate::email::{self, Mailer, Outgoing, SendError};
 use crate::events::{EventDirectory, EventInfo};
-use crate::links::{LinkTarget, Links};
+use crate::links::{LinkTarget, LinkUrls, Links};
 use crate::store::event_info;
 use crate::store::reminders::{
     self as sql, Claim, ClaimResult, DecisionRecord, OpenClaim, PassCounts,
@@ -261,7 +261,7 @@ impl Engine {
         }
     }
 
-    /// The links signer (for the routes that check tokens).
+    /// The link builder (and the old format's verifier, for the routes that check tokens).
     pub fn links(&self) -> &Links {
         &self.links
     }
@@ -859,10 +859,14 @@ impl Engine {
             event_id: claim.event_id.clone(),
             step: claim.step.clone(),
         };
+        let start = crate::events::event_start(check.event_date, info.as_ref())
+            .map(|date| s.rules.event_start(date));
+        let links = self.issue_links(&target, start, now).await?;
         let context = self.context(
             s,
             &order,
             &target,
+            &links,
             &claim.email,
             check.sent + 1,
             info.as_ref(),
@@ -876,7 +880,7 @@ impl Engine {
             to_name: order.buyer_name.clone(),
             content,
             message_id: claim.message_id.clone(),
-            unsubscribe_url: self.links.unsubscribe_url(&target),
+            unsubscribe_url: links.unsubscribe.clone(),
         };
         let message = email::build(
             &s.config.email,
@@ -899,12 +903,30 @@ impl Engine {
         })
     }
 
-    /// The values a template sees for an order.
+    /// The links of an email about `target` sent at `now`: real tokens, made on first use (the
+    /// same ones when the step is sent again after a failure). `event_start` sets how long they
+    /// work.
+    pub async fn issue_links(
+        &self,
+        target: &LinkTarget,
+        event_start: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<LinkUrls, StoreError> {
+        let tokens = self
+            .store
+            .issue_link_tokens(target.clone(), event_start, now)
+            .await?;
+        Ok(self.links.urls(&tokens.event, &tokens.unsubscribe))
+    }
+
+    /// The values a template sees for an order, with the email's links.
+    #[allow(clippy::too_many_arguments)]
     pub fn context(
         &self,
         s: &Settings,
         order: &OrderRecord,
         target: &LinkTarget,
+        links: &LinkUrls,
         email: &str,
         number: u32,
         info: Option<&EventInfo>,
@@ -952,8 +974,8 @@ impl Engine {
                 number,
             },
             links: templates::LinksContext {
-                event: self.links.event_url(target),
-                unsubscribe: self.links.unsubscribe_url(target),
+                event: links.event.clone(),
+                unsubscribe: links.unsubscribe.clone(),
             },
             organiser: templates::OrganiserContext {
                 name: email::organiser_name(&s.config.email.from),

@@ -6,6 +6,7 @@ mod backup;
 mod buyer_events;
 pub mod event_info;
 mod hooks;
+pub mod link_tokens;
 mod orders;
 pub mod privacy;
 pub mod reminders;
@@ -34,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_links.sql"),
     include_str!("../../migrations/0004_due_index.sql"),
     include_str!("../../migrations/0005_event_info.sql"),
+    include_str!("../../migrations/0006_link_tokens.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside `serve`).

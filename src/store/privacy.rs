@@ -33,6 +33,17 @@ impl SuppressionSource {
     }
 }
 
+/// What became of a click on an event link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Click {
+    /// The first click on the link of a reminder that was sent: counted.
+    Counted,
+    /// The link was followed before: not counted again.
+    Repeat,
+    /// No sent reminder is stored for the link (a test email, or forgotten): not kept.
+    NoReminder,
+}
+
 /// One suppressed address.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Suppression {
@@ -131,20 +142,39 @@ impl Store {
         .await
     }
 
-    /// Records a click on a reminder's event link.
+    /// Records a click on a reminder's event link: kept only while the link names a reminder
+    /// that was sent and is still stored under the address (not a test email, not one forgotten
+    /// or pseudonymised), and only the first click on it (one event link per buyer-event and
+    /// step, so a link followed again, or by a second device, counts once).
     pub async fn record_click(
         &self,
         email_key: String,
         event_id: String,
         step: String,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Click, StoreError> {
         self.write(move |conn| {
-            conn.execute(
-                "INSERT INTO clicks (email_key, event_id, step, clicked_at) VALUES (?1, ?2, ?3, ?4)",
-                params![email_key, event_id, step, timestamp(now)],
-            )?;
-            Ok(())
+            let live: bool = conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM reminders
+                     WHERE email_key = ?1 AND event_id = ?2 AND step = ?3 AND status = 'sent')",
+                )?
+                .query_row(params![email_key, event_id, step], |r| r.get(0))?;
+            if !live {
+                return Ok(Click::NoReminder);
+            }
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT INTO clicks (email_key, event_id, step, clicked_at)
+                     SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM clicks
+                       WHERE email_key = ?1 AND event_id = ?2 AND step = ?3)",
+                )?
+                .execute(params![email_key, event_id, step, timestamp(now)])?;
+            Ok(if inserted > 0 {
+                Click::Counted
+            } else {
+                Click::Repeat
+            })
         })
         .await
     }
@@ -218,6 +248,11 @@ fn retention_pass(
         })?
         .collect::<Result<_, _>>()?;
     let mut removed = Removed::default();
+    // Links past their life do nothing; their rows need not stay.
+    conn.execute(
+        "DELETE FROM link_tokens WHERE expires_at <= ?1",
+        [timestamp(now)],
+    )?;
     for (key, event) in due {
         let pseudonym = format!("anon-{}", crate::server::random_token());
         removed.buyer_events += 1;
@@ -244,6 +279,11 @@ fn retention_pass(
         conn.execute(
             "UPDATE reminders SET email = NULL WHERE email_key = ?1",
             [&pseudonym],
+        )?;
+        // Their links stop working (an old-format link too: its reminder is renamed above).
+        conn.execute(
+            "DELETE FROM link_tokens WHERE email_key = ?1 AND event_id = ?2",
+            params![key, event],
         )?;
         conn.execute(
             "UPDATE buyer_events SET email_key = ?3, email = '', anonymised_at = ?4, next_check_at = NULL
@@ -322,5 +362,6 @@ fn forget(conn: &Connection, key: &str) -> anyhow::Result<Removed> {
         conn.execute("DELETE FROM buyer_events WHERE email_key = ?1", [key])? as u64;
     conn.execute("DELETE FROM reminders WHERE email_key = ?1", [key])?;
     conn.execute("DELETE FROM clicks WHERE email_key = ?1", [key])?;
+    conn.execute("DELETE FROM link_tokens WHERE email_key = ?1", [key])?;
     Ok(removed)
 }

@@ -785,11 +785,16 @@ async fn rendered(
         .as_ref()
         .map(|o| o.email.clone())
         .unwrap_or_else(|| crate::templates::sample_context().buyer.email);
-    Ok(
-        render_step(&state.engine, &settings, order.as_ref(), step, &address)
-            .await
-            .map_err(|e| format!("{e:#}")),
+    Ok(render_step(
+        &state.engine,
+        &settings,
+        order.as_ref(),
+        step,
+        &address,
+        &state.engine.links().preview(),
     )
+    .await
+    .map_err(|e| format!("{e:#}")))
 }
 
 async fn emails(state: &AdminState, q: &Query) -> Result<Response, ApiError> {

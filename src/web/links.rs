@@ -11,6 +11,7 @@ use warp::reply::{Reply, Response};
 
 use super::ApiError;
 use crate::email::organiser_name;
+use crate::links::{LinkTarget, Purpose};
 use crate::reminders::Engine;
 use crate::store::Store;
 use crate::store::privacy::SuppressionSource;
@@ -25,6 +26,7 @@ struct UnsubscribePage<'a> {
     email: &'a str,
     action: &'a str,
     already: bool,
+    can_undo: bool,
 }
 
 #[derive(Template)]
@@ -34,6 +36,7 @@ struct UnsubscribedPage<'a> {
     email: &'a str,
     action: &'a str,
     resubscribed: bool,
+    can_undo: bool,
 }
 
 #[derive(Template)]
@@ -96,7 +99,7 @@ fn html(page: &impl Template, status: StatusCode) -> Result<Response, ApiError> 
     Ok(warp::reply::with_status(reply, status).into_response())
 }
 
-/// The page for a forged, altered or malformed token (which changes nothing).
+/// The page for a forged, altered, malformed, expired or forgotten token (which changes nothing).
 fn not_found(state: &LinkState) -> Result<Response, ApiError> {
     let organiser = organiser_name(&state.engine.settings().config.email.from);
     html(
@@ -107,32 +110,66 @@ fn not_found(state: &LinkState) -> Result<Response, ApiError> {
     )
 }
 
+/// What a token in a link names, when it works on this route now.
+struct Resolved {
+    target: LinkTarget,
+    /// An old-format token (which the event link shared): it may unsubscribe, never undo one.
+    legacy: bool,
+}
+
+async fn resolve(
+    state: &LinkState,
+    token: &str,
+    purpose: Purpose,
+) -> Result<Option<Resolved>, ApiError> {
+    let now = Utc::now();
+    if crate::links::is_token(token) {
+        let target = state.store.resolve_link_token(token, purpose, now).await?;
+        return Ok(target.map(|target| Resolved {
+            target,
+            legacy: false,
+        }));
+    }
+    let Some(target) = state.engine.links().verify_legacy(token) else {
+        return Ok(None);
+    };
+    let works = state.store.legacy_link_works(target.clone(), now).await?;
+    Ok(works.then_some(Resolved {
+        target,
+        legacy: true,
+    }))
+}
+
 async fn unsubscribe_page(state: &LinkState, token: &str) -> Result<Response, ApiError> {
-    let Some(target) = state.engine.links().verify(token) else {
+    let Some(link) = resolve(state, token, Purpose::Unsubscribe).await? else {
         return not_found(state);
     };
-    let already = state.store.is_suppressed(&target.email_key).await?;
+    let already = state.store.is_suppressed(&link.target.email_key).await?;
     let settings = state.engine.settings();
     let organiser = organiser_name(&settings.config.email.from);
-    let action = state.engine.links().unsubscribe_url(&target);
+    let action = state.engine.links().url(Purpose::Unsubscribe, token);
     html(
         &UnsubscribePage {
             organiser: &organiser,
-            email: &target.email_key,
+            email: &link.target.email_key,
             action: &action,
             already,
+            can_undo: !link.legacy,
         },
         StatusCode::OK,
     )
 }
 
 async fn unsubscribe(state: &LinkState, token: &str, body: &[u8]) -> Result<Response, ApiError> {
-    let Some(target) = state.engine.links().verify(token) else {
+    let Some(link) = resolve(state, token, Purpose::Unsubscribe).await? else {
         return not_found(state);
     };
+    let target = &link.target;
     // RFC 8058 mail clients post `List-Unsubscribe=One-Click`; the page posts `action=...`. Only
-    // an explicit `action=resubscribe` undoes; anything else (also an empty body) unsubscribes.
-    let resubscribe = form_value(body, "action").as_deref() == Some("resubscribe");
+    // an explicit `action=resubscribe` undoes, and only with a token made for unsubscribing (an
+    // old-format token is also in the event link, which buyers forward); anything else (also an
+    // empty body) unsubscribes.
+    let resubscribe = !link.legacy && form_value(body, "action").as_deref() == Some("resubscribe");
     let now = Utc::now();
     if resubscribe {
         state
@@ -157,39 +194,41 @@ async fn unsubscribe(state: &LinkState, token: &str, body: &[u8]) -> Result<Resp
     }
     let settings = state.engine.settings();
     let organiser = organiser_name(&settings.config.email.from);
-    let action = state.engine.links().unsubscribe_url(&target);
+    let action = state.engine.links().url(Purpose::Unsubscribe, token);
     html(
         &UnsubscribedPage {
             organiser: &organiser,
             email: &target.email_key,
             action: &action,
             resubscribed: resubscribe,
+            can_undo: !link.legacy,
         },
         StatusCode::OK,
     )
 }
 
 async fn click(state: &LinkState, token: &str) -> Result<Response, ApiError> {
-    let Some(target) = state.engine.links().verify(token) else {
+    let Some(link) = resolve(state, token, Purpose::Event).await? else {
         return not_found(state);
     };
+    let target = link.target;
     let info = state.engine.events().cached(&target.event_id).await;
     let page = state
         .engine
         .settings()
         .event_page(&target.event_id, info.as_ref());
     // The buyer goes on to the event even if the click cannot be recorded.
-    if let Err(e) = state
+    match state
         .store
         .record_click(target.email_key, target.event_id, target.step, Utc::now())
         .await
     {
-        tracing::warn!("a click could not be recorded: {e}");
+        Ok(outcome) => tracing::debug!(?outcome, "a click on an event link"),
+        Err(e) => tracing::warn!("a click could not be recorded: {e}"),
     }
     let reply = warp::reply::with_header(StatusCode::FOUND, header::LOCATION, page);
     Ok(warp::reply::with_header(reply, header::CACHE_CONTROL, "no-store").into_response())
 }
-
 /// The value of `name` in an `application/x-www-form-urlencoded` body.
 fn form_value(body: &[u8], name: &str) -> Option<String> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
