@@ -518,18 +518,32 @@ pub fn plan_in_words(config: &Config) -> Vec<String> {
             }
         }
         let _ = write!(line, "; template {}", step.template);
+        if !step.send_window.is_unset() {
+            let _ = write!(
+                line,
+                "; its own send window: {}",
+                s.step_send_rule(step).describe()
+            );
+        }
         lines.push(line);
     }
-    let window = match s.send_window.bounds() {
-        Some(_) => format!(
-            "only between {} ({})",
-            s.send_window.to_string().replace('-', " and "),
+    let rule = s.send_rule();
+    let zone = if rule.is_any_hour() {
+        String::new()
+    } else {
+        format!(" ({} time)", s.timezone)
+    };
+    let default = if s.send_window.is_unset() {
+        format!(
+            ", the default in {} (set schedule.send_window to change it)",
             s.timezone
-        ),
-        None => "at any hour".into(),
+        )
+    } else {
+        String::new()
     };
     lines.push(format!(
-        "emails go out {window}; passes run on \"{}\"",
+        "emails go out {}{zone}{default}; passes run on \"{}\"",
+        rule.describe(),
         s.scan
     ));
     lines.push(format!(

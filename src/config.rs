@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::NaiveTime;
 use chrono_tz::Tz;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -14,9 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::OrderState;
 use crate::proxies::ProxyNet;
+use crate::send_rules::{HolidayList, SendRule};
 
 /// Fewest characters of `server.admin_password` (it guards every buyer's data).
 pub const MIN_ADMIN_PASSWORD: usize = 12;
+/// The send window as written (`[schedule] send_window`, or a step's own).
+pub use crate::send_rules::SendWindow;
 
 /// Environment variable naming the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "QUICKET_FOLLOWUP_CONFIG";
@@ -186,8 +188,12 @@ pub struct ScheduleConfig {
     pub scan: String,
     /// The zone Quicket's offset-less `event_date` and the send window are read in.
     pub timezone: Tz,
-    /// Local hours in which reminders may go out, `HH:MM-HH:MM`; empty: any hour.
+    /// When reminders may go out, in local time: `"08:00-20:00"`, hours by day, `"za-cpa"`, or
+    /// `""` for any hour. Unset: `"za-cpa"` in Africa/Johannesburg, else `"08:00-20:00"`.
+    #[serde(skip_serializing_if = "SendWindow::is_unset")]
     pub send_window: SendWindow,
+    /// Public holidays, which take Sunday's hours: `"ZA"` and/or dates (`"za-cpa"` implies "ZA").
+    pub holidays: HolidayList,
     /// A checkout is dormant once it has been this long without a change.
     #[serde(with = "humantime_serde")]
     pub dormant_after: Duration,
@@ -205,82 +211,44 @@ pub struct ScheduleConfig {
     pub attribution_window: Duration,
 }
 
+impl ScheduleConfig {
+    /// The send window in force for steps without their own.
+    pub fn send_rule(&self) -> SendRule {
+        SendRule::new(
+            &self.send_window,
+            self.timezone,
+            self.holidays.holidays(),
+            "schedule.send_window",
+        )
+    }
+
+    /// The send window in force for `step`: its own when it has one, else the schedule's.
+    pub fn step_send_rule(&self, step: &ReminderStep) -> SendRule {
+        if step.send_window.is_unset() {
+            return self.send_rule();
+        }
+        SendRule::new(
+            &step.send_window,
+            self.timezone,
+            self.holidays.holidays(),
+            format!("reminders.{}.send_window", step.name),
+        )
+    }
+}
+
 impl Default for ScheduleConfig {
     fn default() -> Self {
         Self {
             scan: "0 * * * * *".into(),
             timezone: chrono_tz::Africa::Johannesburg,
-            send_window: SendWindow::parse("08:00-20:00").unwrap_or_default(),
+            send_window: SendWindow::Unset,
+            holidays: HolidayList::default(),
             dormant_after: minutes(30),
             min_gap: hours(12),
             give_up_after: days(14),
             stop_before_event: hours(2),
             attribution_window: days(7),
         }
-    }
-}
-
-/// The local hours in which reminders may be sent. `start > end` spans midnight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SendWindow(Option<(NaiveTime, NaiveTime)>);
-
-impl SendWindow {
-    /// Parses `HH:MM-HH:MM`, or the empty string for "any hour".
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Ok(Self(None));
-        }
-        let (start, end) = text
-            .split_once('-')
-            .ok_or_else(|| format!("expected HH:MM-HH:MM or \"\", found {text:?}"))?;
-        let time = |part: &str| {
-            NaiveTime::parse_from_str(part.trim(), "%H:%M")
-                .map_err(|_| format!("{:?} is not a time of day as HH:MM", part.trim()))
-        };
-        let (start, end) = (time(start)?, time(end)?);
-        if start == end {
-            return Err(format!(
-                "{text:?} is an empty window; use \"\" to send at any hour"
-            ));
-        }
-        Ok(Self(Some((start, end))))
-    }
-
-    /// The window's bounds, or `None` when any hour is allowed.
-    pub fn bounds(&self) -> Option<(NaiveTime, NaiveTime)> {
-        self.0
-    }
-
-    /// Whether a local time of day is inside the window.
-    pub fn contains(&self, time: NaiveTime) -> bool {
-        match self.0 {
-            None => true,
-            Some((start, end)) if start < end => start <= time && time < end,
-            Some((start, end)) => time >= start || time < end,
-        }
-    }
-}
-
-impl std::fmt::Display for SendWindow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            None => Ok(()),
-            Some((start, end)) => write!(f, "{}-{}", start.format("%H:%M"), end.format("%H:%M")),
-        }
-    }
-}
-
-impl Serialize for SendWindow {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for SendWindow {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -311,6 +279,9 @@ pub struct ReminderStep {
     /// Send this step even when Quicket's API says the buyer's tickets are sold out.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub even_if_sold_out: bool,
+    /// The step's own send window (same forms as `[schedule]`); unset: the schedule's.
+    #[serde(default, skip_serializing_if = "SendWindow::is_unset")]
+    pub send_window: SendWindow,
 }
 
 /// When a step becomes due.
@@ -343,6 +314,7 @@ fn default_reminders() -> Vec<ReminderStep> {
             when: vec![Started, Cancelled],
             template: "abandoned".into(),
             even_if_sold_out: false,
+            send_window: SendWindow::Unset,
         },
         ReminderStep {
             name: "eft-1".into(),
@@ -351,6 +323,7 @@ fn default_reminders() -> Vec<ReminderStep> {
             when: vec![EftPending],
             template: "eft_pending".into(),
             even_if_sold_out: false,
+            send_window: SendWindow::Unset,
         },
         ReminderStep {
             name: "last-chance".into(),
@@ -359,6 +332,7 @@ fn default_reminders() -> Vec<ReminderStep> {
             when: vec![Started, Cancelled],
             template: "last_chance".into(),
             even_if_sold_out: false,
+            send_window: SendWindow::Unset,
         },
     ]
 }

@@ -14,6 +14,7 @@ pub mod proxies;
 pub mod quicket;
 pub mod quicket_api;
 pub mod reminders;
+pub mod send_rules;
 pub mod server;
 pub mod store;
 pub mod templates;

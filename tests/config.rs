@@ -26,7 +26,9 @@ fn with_no_file_the_built_in_defaults_apply() {
     assert_eq!(config.database.path, Path::new("data/followup.sqlite"));
     assert_eq!(config.email.transport, Transport::Outbox);
     assert_eq!(config.schedule.timezone, chrono_tz::Africa::Johannesburg);
-    assert_eq!(config.schedule.send_window.to_string(), "08:00-20:00");
+    // Unset in Africa/Johannesburg: the Consumer Protection Act's hours and public holidays.
+    assert!(config.schedule.send_window.is_unset());
+    assert!(config.schedule.send_rule().is_za_cpa());
     assert_eq!(config.schedule.dormant_after, Duration::from_secs(30 * 60));
     let names: Vec<&str> = config.reminders.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["abandoned-1", "eft-1", "last-chance"]);
@@ -59,7 +61,7 @@ fn a_file_overrides_only_what_it_names() {
     // With public_url unset, links use the listen address (0.0.0.0 shown as 127.0.0.1).
     assert_eq!(config.public_url(), "http://127.0.0.1:9000");
     assert_eq!(config.schedule.min_gap, Duration::from_secs(5400));
-    assert!(config.schedule.send_window.bounds().is_none());
+    assert!(config.schedule.send_rule().is_any_hour());
     assert!(!config.events["123"].reminders);
     assert_eq!(config.reminders.len(), 3);
 }

@@ -3,7 +3,10 @@
 //! server that refuses for a while. After every step:
 //! - never an email for a buyer-event that was paid when it was sent;
 //! - each step at most once per buyer-event, and at most one email per buyer-event per `min_gap`;
-//! - never outside the send window, never within `stop_before_event` of the event;
+//! - never outside the send window (South Africa's Consumer Protection Act by default, hours by
+//!   day with a listed holiday, or a step's own window: each history runs under one of them, and
+//!   is checked against rules written out here, not the library's), never within
+//!   `stop_before_event` of the event;
 //! - a paid order never returns to another state;
 //!
 //! and at the end, with the SMTP server answering, nothing is left claimed and unsent (liveness).
@@ -17,10 +20,10 @@ mod smtp;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc, Weekday};
 use chrono_tz::Africa::Johannesburg;
 use proptest::prelude::*;
-use quicket_followup::config::{Config, Transport};
+use quicket_followup::config::{Config, SendWindow, Transport};
 use quicket_followup::domain::OrderState;
 use quicket_followup::quicket::parse_hook;
 use quicket_followup::reminders::Engine;
@@ -93,7 +96,103 @@ fn body(r: usize, action: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The send windows a history may run under.
+#[derive(Debug, Clone, Copy)]
+enum Window {
+    /// The default in Africa/Johannesburg: "za-cpa".
+    Default,
+    /// `{ mon-fri = "07:00-19:00", sat = "10:00-12:00" }` with `holidays = ["2026-12-02"]`.
+    ByDay,
+    /// "08:00-20:00" every day, and eft-1 with its own "06:00-22:00".
+    StepOwn,
+}
+
+fn window() -> impl Strategy<Value = Window> {
+    prop_oneof![
+        Just(Window::Default),
+        Just(Window::ByDay),
+        Just(Window::StepOwn)
+    ]
+}
+
+/// South Africa's public holidays over the span of these histories, as published.
+const ZA_HOLIDAYS: [&str; 11] = [
+    "2026-12-16",
+    "2026-12-25",
+    "2026-12-26",
+    "2027-01-01",
+    "2027-03-21",
+    "2027-03-22",
+    "2027-03-26",
+    "2027-03-29",
+    "2027-04-27",
+    "2027-05-01",
+    "2027-06-16",
+];
+
+impl Window {
+    fn apply(self, config: &mut Config) {
+        match self {
+            Window::Default => {}
+            Window::ByDay => {
+                config.schedule.send_window = SendWindow::by_day(
+                    [("mon-fri", "07:00-19:00"), ("sat", "10:00-12:00")]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                )
+                .unwrap();
+                config.schedule.holidays =
+                    quicket_followup::send_rules::HolidayList::parse(["2026-12-02"]).unwrap();
+            }
+            Window::StepOwn => {
+                config.schedule.send_window = SendWindow::parse("08:00-20:00").unwrap();
+                let eft = config
+                    .reminders
+                    .iter_mut()
+                    .find(|s| s.name == "eft-1")
+                    .unwrap();
+                eft.send_window = SendWindow::parse("06:00-22:00").unwrap();
+            }
+        }
+    }
+
+    /// Whether `step` may be sent at `at`, by the rules as the organiser reads them.
+    fn allows(self, step: &str, at: DateTime<Utc>) -> bool {
+        let local = at.with_timezone(&Johannesburg);
+        let (date, hour, minute) = (local.date_naive(), local.hour(), local.minute());
+        let minutes = hour * 60 + minute;
+        let between = |from: u32, to: u32| minutes >= from * 60 && minutes < to * 60;
+        let listed = |dates: &[&str]| {
+            dates
+                .iter()
+                .any(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap() == date)
+        };
+        match self {
+            Window::Default => {
+                !listed(&ZA_HOLIDAYS)
+                    && match date.weekday() {
+                        Weekday::Sun => false,
+                        Weekday::Sat => between(9, 13),
+                        _ => between(8, 20),
+                    }
+            }
+            Window::ByDay => {
+                !listed(&["2026-12-02"])
+                    && match date.weekday() {
+                        Weekday::Sun => false,
+                        Weekday::Sat => between(10, 12),
+                        _ => between(7, 19),
+                    }
+            }
+            Window::StepOwn if step == "eft-1" => between(6, 22),
+            Window::StepOwn => between(8, 20),
+        }
+    }
+}
+
 struct World {
+    window: Window,
     dir: tempfile::TempDir,
     config: Arc<Config>,
     store: Store,
@@ -105,10 +204,11 @@ struct World {
 }
 
 impl World {
-    async fn new() -> World {
+    async fn new(window: Window) -> World {
         let dir = tempfile::tempdir().unwrap();
         let smtp = SmtpServer::start();
         let mut config = common::test_config(dir.path());
+        window.apply(&mut config);
         config.email.transport = Transport::Smtp;
         config.email.smtp_url = smtp.url();
         config.email.max_per_minute = 100_000;
@@ -116,6 +216,7 @@ impl World {
         let store = Store::open(&config.database.path).unwrap();
         let engine = Engine::new(config.clone(), store.clone()).await.unwrap();
         World {
+            window,
             dir,
             config,
             store,
@@ -229,11 +330,11 @@ impl World {
                 .entry((key.clone(), event.clone()))
                 .or_default()
                 .push(*at);
-            let local = at.with_timezone(&Johannesburg).time();
             prop_assert!(
-                local >= NaiveTime::from_hms_opt(8, 0, 0).unwrap()
-                    && local < NaiveTime::from_hms_opt(20, 0, 0).unwrap(),
-                "sent at {local} local, outside 08:00-20:00"
+                self.window.allows(step, *at),
+                "{step} sent at {} local, outside the window {:?}",
+                at.with_timezone(&Johannesburg),
+                self.window
             );
             let date = if event == "100" {
                 "2026-12-04 19:00"
@@ -286,13 +387,13 @@ impl World {
     }
 }
 
-fn run_history(ops: Vec<Op>) -> Result<(), TestCaseError> {
+fn run_history(window: Window, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let mut world = World::new().await;
+        let mut world = World::new(window).await;
         for op in &ops {
             world.apply(op).await;
             world.check_invariants().await?;
@@ -341,12 +442,31 @@ proptest! {
     })]
 
     #[test]
-    fn random_histories_keep_every_promise(ops in proptest::collection::vec(op(), 1..40)) {
-        run_history(ops)?;
+    fn random_histories_keep_every_promise(
+        window in window(),
+        ops in proptest::collection::vec(op(), 1..40),
+    ) {
+        run_history(window, ops)?;
     }
 }
 
 #[test]
 fn the_clock_in_these_histories_starts_inside_the_send_window() {
     assert_eq!(start().with_timezone(&Johannesburg).hour(), 9);
+    for window in [Window::Default, Window::ByDay, Window::StepOwn] {
+        assert!(window.allows("abandoned-1", start()), "{window:?}");
+    }
+}
+
+/// The oracle above agrees with the library's calendar (so that a history is checked against
+/// the published holidays, and the library against the oracle).
+#[test]
+fn the_oracles_holidays_are_the_librarys() {
+    let library: Vec<String> = [2026, 2027]
+        .into_iter()
+        .flat_map(quicket_followup::send_rules::za_public_holidays)
+        .map(|(d, _)| d.to_string())
+        .filter(|d| d.as_str() >= "2026-12-01" && d.as_str() <= "2027-06-30")
+        .collect();
+    assert_eq!(library, ZA_HOLIDAYS);
 }

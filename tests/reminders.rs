@@ -40,6 +40,7 @@ fn step(name: &str, after_minutes: i64, when: &[OrderState], template: &str) -> 
         when: when.to_vec(),
         template: template.into(),
         even_if_sold_out: false,
+        send_window: SendWindow::Unset,
     }
 }
 

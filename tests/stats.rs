@@ -19,6 +19,7 @@ fn immediate(c: &mut Config) {
         when: vec![OrderState::Started, OrderState::Cancelled],
         template: "abandoned".into(),
         even_if_sold_out: false,
+        send_window: SendWindow::Unset,
     }];
 }
 

@@ -162,7 +162,14 @@ fn check_prints_the_plan_and_passes_on_a_good_setup() {
         out.contains("last-chance: 3 days before the event"),
         "{out}"
     );
-    assert!(out.contains("only between 08:00 and 20:00"), "{out}");
+    // The default in Africa/Johannesburg: South Africa's Consumer Protection Act, in its words.
+    assert!(
+        out.contains(
+            "emails go out Monday to Friday 08:00-20:00 and Saturdays 09:00-13:00, never on \
+             Sundays or public holidays (South Africa's Consumer Protection Act)"
+        ),
+        "{out}"
+    );
 }
 
 #[test]

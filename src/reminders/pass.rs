@@ -128,6 +128,9 @@ pub struct Engine {
     stop_signal: tokio::sync::Notify,
     limiter: std::sync::Mutex<RateLimiter>,
     reloads: std::sync::Mutex<ReloadStatus>,
+    /// When the running pass started (real time): a pass's `now` plus the time since is the
+    /// moment an email actually leaves, checked against the send window once more.
+    pass_started: std::sync::Mutex<std::time::Instant>,
 }
 
 /// What `/healthz` says about reloads, so that an operator can see a SIGHUP took.
@@ -197,6 +200,7 @@ impl Engine {
             lock_path: PathBuf::from(lock_path),
             running: tokio::sync::Mutex::new(()),
             stopping: AtomicBool::new(false),
+            pass_started: std::sync::Mutex::new(std::time::Instant::now()),
             reloads: std::sync::Mutex::new(ReloadStatus {
                 reloads: 0,
                 loaded_at: crate::store::timestamp(Utc::now()),
@@ -342,6 +346,10 @@ impl Engine {
         };
         let settings = self.settings();
         let started = std::time::Instant::now();
+        match self.pass_started.lock() {
+            Ok(mut at) => *at = started,
+            Err(poisoned) => *poisoned.into_inner() = started,
+        }
         let result = self.pass(&settings, now, dry_run, &mut report).await;
         if !dry_run {
             metrics::histogram!(crate::metrics::PASS_DURATION)
@@ -368,14 +376,14 @@ impl Engine {
     ) -> anyhow::Result<()> {
         // Claims left by a crash, and sends waiting after a temporary failure, go first; but, like
         // any reminder, only inside the send window.
-        let local = now.with_timezone(&s.rules.timezone).time();
-        let claims = if s.rules.send_window.contains(local) {
-            self.store
-                .read(move |conn| sql::open_claims(conn, now))
-                .await?
-        } else {
-            Vec::new()
-        };
+        let tz = s.rules.timezone;
+        let claims: Vec<OpenClaim> = self
+            .store
+            .read(move |conn| sql::open_claims(conn, now))
+            .await?
+            .into_iter()
+            .filter(|claim| s.rules.window_for(&claim.step).allows(now, tz))
+            .collect();
         if dry_run {
             for claim in claims {
                 report.push(line(
@@ -652,6 +660,10 @@ impl Engine {
         if !self.may_send().await {
             return Ok(None);
         }
+        // The rate limit may have kept this email past the window's end: not then.
+        if let Some(deferred) = self.outside_window_now(s, &job, now) {
+            return Ok(Some(deferred));
+        }
         let claim = match job {
             Job::Resend(claim) => claim,
             Job::Send(due, step, skip) => {
@@ -705,6 +717,49 @@ impl Engine {
         self.deliver(s, claim, now).await.map(Some)
     }
 
+    /// The moment this pass's email would actually leave: `now` plus the time the pass has run.
+    fn leaving_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let started = match self.pass_started.lock() {
+            Ok(at) => *at,
+            Err(poisoned) => *poisoned.into_inner(),
+        };
+        now + chrono::TimeDelta::from_std(started.elapsed()).unwrap_or_default()
+    }
+
+    /// A line saying the job waits, when its step's window no longer allows it at the moment
+    /// it would leave. Nothing is claimed (a claim already made stays for the next pass).
+    fn outside_window_now(
+        &self,
+        s: &Settings,
+        job: &Job,
+        now: DateTime<Utc>,
+    ) -> Option<(PassLine, PassCounts)> {
+        let (email, event_id, reference, step) = match job {
+            Job::Resend(c) => (&c.email, &c.event_id, &c.reference, &c.step),
+            Job::Send(due, step, _) => (
+                &due.candidate.email,
+                &due.candidate.event_id,
+                &due.reference,
+                step,
+            ),
+        };
+        let tz = s.rules.timezone;
+        let window = s.rules.window_for(step);
+        let at = self.leaving_at(now);
+        if window.allows(at, tz) {
+            return None;
+        }
+        let counts = PassCounts {
+            deferred: 1,
+            ..PassCounts::default()
+        };
+        let reason = format!("{}; waits for the next pass", window.closed_reason(at, tz));
+        Some((
+            line("deferred", email, event_id, reference, Some(step), reason),
+            counts,
+        ))
+    }
+
     /// Sends a claimed step (checking once more that it should go), and records how it ended.
     async fn deliver(
         &self,
@@ -730,7 +785,7 @@ impl Engine {
             },
         };
         let (outcome, smtp_error) = match &result {
-            ClaimResult::Sent => ("sent", None),
+            ClaimResult::Sent { .. } => ("sent", None),
             ClaimResult::Retry { .. } => ("retry", Some("transient")),
             ClaimResult::Failed { .. } => ("failed", Some("permanent")),
             ClaimResult::Skipped { .. } => ("skipped", None),
@@ -741,7 +796,7 @@ impl Engine {
             metrics::counter!(crate::metrics::SMTP_ERRORS, "kind" => kind).increment(1);
         }
         let (label, reason) = match &result {
-            ClaimResult::Sent => {
+            ClaimResult::Sent { .. } => {
                 counts.sent += 1;
                 tracing::info!(reference = %claim.reference, step = %claim.step, "reminder sent");
                 ("sent", "sent".to_string())
@@ -784,7 +839,7 @@ impl Engine {
         );
         let next_check = match &result {
             ClaimResult::Retry { retry_at, .. } => *retry_at,
-            ClaimResult::Sent => {
+            ClaimResult::Sent { .. } => {
                 now + chrono::TimeDelta::from_std(s.rules.min_gap.max(Duration::from_secs(1)))
                     .unwrap_or(chrono::TimeDelta::MAX)
             }
@@ -887,8 +942,14 @@ impl Engine {
             &outgoing,
             SystemTime::from(now.max(claim.decided_at)),
         )?;
+        let tz = s.rules.timezone;
         Ok(match self.mailer.send(&message).await {
-            Ok(()) => ClaimResult::Sent,
+            Ok(()) => ClaimResult::Sent {
+                local: now
+                    .with_timezone(&tz)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+                rule: s.rules.window_for(&claim.step).allowed_by(now, tz),
+            },
             Err(SendError::Transient(error)) => ClaimResult::Retry {
                 retry_at: now + retry_delay(claim.attempts + 1),
                 error,

@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Days, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use crate::config::{Config, EventConfig, ReminderStep, SendWindow, StepTiming};
+use crate::config::{Config, EventConfig, ReminderStep, StepTiming};
 use crate::domain::{OrderState, check_deliverable};
+use crate::send_rules::SendRule;
 
 /// The rules a pass applies, taken from the configuration.
 #[derive(Debug, Clone)]
@@ -17,8 +18,10 @@ pub struct Rules {
     pub steps: Vec<ReminderStep>,
     /// The zone event dates and the send window are read in.
     pub timezone: Tz,
-    /// Local hours in which emails may go out.
-    pub send_window: SendWindow,
+    /// When emails may go out (steps without their own window).
+    pub send_rule: SendRule,
+    /// The steps with their own send window.
+    pub step_rules: BTreeMap<String, SendRule>,
     /// A checkout must have been still this long.
     pub dormant_after: Duration,
     /// At most one email per buyer-event within this span.
@@ -38,13 +41,24 @@ impl Rules {
         Rules {
             steps: config.reminders.clone(),
             timezone: s.timezone,
-            send_window: s.send_window,
+            send_rule: s.send_rule(),
+            step_rules: config
+                .reminders
+                .iter()
+                .filter(|step| !step.send_window.is_unset())
+                .map(|step| (step.name.clone(), s.step_send_rule(step)))
+                .collect(),
             dormant_after: s.dormant_after,
             min_gap: s.min_gap,
             give_up_after: s.give_up_after,
             stop_before_event: s.stop_before_event,
             events: config.events.clone(),
         }
+    }
+
+    /// The send window in force for a step.
+    pub fn window_for(&self, step: &str) -> &SendRule {
+        self.step_rules.get(step).unwrap_or(&self.send_rule)
     }
 
     /// The event's start as an instant, reading Quicket's offset-less time in the configured zone.
@@ -194,30 +208,42 @@ pub fn local_to_utc(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     }
 }
 
-/// The next moment at or after `now` when the send window is open.
-pub fn next_window_open(window: &SendWindow, tz: Tz, now: DateTime<Utc>) -> DateTime<Utc> {
-    let Some((start, _)) = window.bounds() else {
-        return now;
-    };
-    let local = now.with_timezone(&tz).naive_local();
-    if window.contains(local.time()) {
-        return now;
-    }
-    let today = local.date().and_time(start);
-    let open = if today > local {
-        today
-    } else {
-        local
-            .date()
-            .checked_add_days(Days::new(1))
-            .unwrap_or(local.date())
-            .and_time(start)
-    };
-    local_to_utc(tz, open).max(now)
-}
-
 fn when_text(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
+}
+
+/// Outside the step's send window: wait for the next moment it allows (or for the horizon, when
+/// that comes first), saying why in the rule's words.
+fn wait_for_window(
+    rules: &Rules,
+    step: &str,
+    now: DateTime<Utc>,
+    horizon: DateTime<Utc>,
+) -> Option<Decision> {
+    let window = rules.window_for(step);
+    let tz = rules.timezone;
+    if window.allows(now, tz) {
+        return None;
+    }
+    let why = window.closed_reason(now, tz);
+    let when = |t: DateTime<Utc>| t.with_timezone(&tz).format("%A %Y-%m-%d %H:%M %Z");
+    Some(match window.next_open(now, tz) {
+        Some(opens) if opens <= horizon => Decision::Defer {
+            until: opens,
+            reason: format!("{why}; {step} waits until {}", when(opens)),
+        },
+        Some(opens) => Decision::Defer {
+            until: horizon,
+            reason: format!(
+                "{why}; the window opens only {}, too late for {step}",
+                when(opens)
+            ),
+        },
+        None => Decision::Defer {
+            until: horizon,
+            reason: format!("{why}; the send window does not open again"),
+        },
+    })
 }
 
 /// The reason recorded for a step not sent because the buyer's tickets are sold out.
@@ -328,13 +354,6 @@ pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
             };
         }
     }
-    let opens = next_window_open(&rules.send_window, rules.timezone, now);
-    if opens > now {
-        return Decision::Defer {
-            until: opens.min(horizon),
-            reason: format!("outside the send window {}", rules.send_window),
-        };
-    }
     // Sold out: a step would invite the buyer back to tickets they cannot buy, unless it says
     // it is meant for that.
     due.sort_by_key(|(_, at)| *at);
@@ -351,6 +370,9 @@ pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
             skip: sold_out.collect(),
         };
     };
+    if let Some(wait) = wait_for_window(rules, &chosen.name, now, horizon) {
+        return wait;
+    }
     let skip = due
         .into_iter()
         .map(|(step, _)| {
@@ -386,6 +408,13 @@ mod tests {
 
     fn rules() -> Rules {
         Rules::from_config(&Config::default())
+    }
+
+    /// The rules with the window set to 08:00-20:00 every day (Sundays too).
+    fn every_day_rules() -> Rules {
+        let mut config = Config::default();
+        config.schedule.send_window = crate::config::SendWindow::parse("08:00-20:00").unwrap();
+        Rules::from_config(&config)
     }
 
     fn candidate(state: OrderState, changed: &str) -> Candidate {
@@ -488,31 +517,33 @@ mod tests {
 
     #[test]
     fn never_close_to_or_after_the_event() {
+        // 2026-12-20 is a Sunday: with the window open every day.
         let c = candidate(Started, "2026-12-20 10:00");
         // Event at 18:30 local; stop_before_event 2h: from 16:30 nothing. Both steps are overdue
         // by 16:29; the one that fell due last (abandoned-1, at 11:00) goes.
-        let d = plan(&c, &rules(), at("2026-12-20 16:29"));
+        let d = plan(&c, &every_day_rules(), at("2026-12-20 16:29"));
         assert!(
             matches!(&d, Decision::Send { step, skip } if step == "abandoned-1" && skip.len() == 1),
             "{d:?}"
         );
         assert!(
-            matches!(plan(&c, &rules(), at("2026-12-20 16:30")), Decision::Skip { reason } if reason.contains("too close"))
+            matches!(plan(&c, &every_day_rules(), at("2026-12-20 16:30")), Decision::Skip { reason } if reason.contains("too close"))
         );
         assert!(
-            matches!(plan(&c, &rules(), at("2026-12-20 19:00")), Decision::Skip { reason } if reason.contains("started"))
+            matches!(plan(&c, &every_day_rules(), at("2026-12-20 19:00")), Decision::Skip { reason } if reason.contains("started"))
         );
     }
 
     #[test]
     fn gives_up_on_old_checkouts() {
+        // 2026-11-15 is a Sunday: with the window open every day.
         let mut c = candidate(Started, "2026-11-01 10:00");
         c.event_date = None;
         assert!(
-            matches!(plan(&c, &rules(), at("2026-11-15 10:00")), Decision::Skip { reason } if reason.contains("gave up"))
+            matches!(plan(&c, &every_day_rules(), at("2026-11-15 10:00")), Decision::Skip { reason } if reason.contains("gave up"))
         );
         assert_eq!(
-            plan(&c, &rules(), at("2026-11-15 09:59")),
+            plan(&c, &every_day_rules(), at("2026-11-15 09:59")),
             send("abandoned-1")
         );
     }
@@ -551,21 +582,78 @@ mod tests {
     }
 
     #[test]
-    fn a_window_across_midnight() {
-        let window = SendWindow::parse("22:00-06:00").unwrap();
-        let tz = chrono_tz::Africa::Johannesburg;
+    fn by_default_the_consumer_protection_acts_hours_apply() {
+        // Due on Saturday 12 December at 14:00: waits until Monday 08:00, saying why.
+        let c = candidate(Started, "2026-12-12 13:00");
         assert_eq!(
-            next_window_open(&window, tz, at("2026-12-01 23:00")),
-            at("2026-12-01 23:00")
+            plan(&c, &rules(), at("2026-12-12 14:00")),
+            Decision::Defer {
+                until: at("2026-12-14 08:00"),
+                reason: "Saturday 14:00: direct marketing on Saturdays only 09:00-13:00; \
+                         abandoned-1 waits until Monday 2026-12-14 08:00 SAST"
+                    .into()
+            }
+        );
+        let d = plan(&c, &rules(), at("2026-12-13 09:00"));
+        assert!(
+            matches!(&d, Decision::Defer { until, reason } if *until == at("2026-12-14 08:00")
+                && reason.starts_with("Sunday: no direct marketing on Sundays;")),
+            "{d:?}"
         );
         assert_eq!(
-            next_window_open(&window, tz, at("2026-12-02 05:59")),
-            at("2026-12-02 05:59")
+            plan(&c, &rules(), at("2026-12-14 08:00")),
+            send("abandoned-1")
         );
+        // Due on the Day of Reconciliation: the 17th.
+        let c = candidate(Started, "2026-12-15 22:00");
+        let d = plan(&c, &rules(), at("2026-12-16 09:00"));
+        assert!(
+            matches!(&d, Decision::Defer { until, reason } if *until == at("2026-12-17 08:00")
+                && reason.starts_with("Day of Reconciliation (public holiday): no direct marketing on public holidays")),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn a_step_with_its_own_window_goes_out_when_it_allows() {
+        let mut config = Config::default();
+        config.reminders[0].send_window = crate::config::SendWindow::parse("07:00-21:00").unwrap();
+        let rules = Rules::from_config(&config);
+        let c = candidate(Started, "2026-12-12 20:00");
+        // Sunday 07:00: the step's own window, not the Act's default, decides.
         assert_eq!(
-            next_window_open(&window, tz, at("2026-12-02 06:00")),
-            at("2026-12-02 22:00")
+            plan(&c, &rules, at("2026-12-13 07:00")),
+            send("abandoned-1")
         );
+        let d = plan(&c, &rules, at("2026-12-13 06:30"));
+        assert!(
+            matches!(&d, Decision::Defer { until, .. } if *until == at("2026-12-13 07:00")),
+            "{d:?}"
+        );
+        // The other steps keep the schedule's window.
+        let eft = candidate(EftPending, "2026-12-12 06:00");
+        let d = plan(&eft, &rules, at("2026-12-13 07:00"));
+        assert!(
+            matches!(d, Decision::Defer { until, .. } if until == at("2026-12-14 08:00")),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn a_window_that_opens_after_the_last_moment_waits_only_until_then() {
+        // Due Saturday 19 December 14:00; the event is Sunday 18:30, so stop_before_event (2h)
+        // comes before Monday 08:00: wait until then, when the step is skipped.
+        let c = candidate(Started, "2026-12-19 13:00");
+        let d = plan(&c, &rules(), at("2026-12-19 14:00"));
+        assert!(
+            matches!(&d, Decision::Defer { until, reason } if *until == at("2026-12-20 16:30")
+                && reason.contains("too late for abandoned-1")),
+            "{d:?}"
+        );
+        assert!(matches!(
+            plan(&c, &rules(), at("2026-12-20 16:30")),
+            Decision::Skip { .. }
+        ));
     }
 
     #[test]

@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_due_index.sql"),
     include_str!("../../migrations/0005_event_info.sql"),
     include_str!("../../migrations/0006_link_tokens.sql"),
+    include_str!("../../migrations/0007_send_proof.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside `serve`).

@@ -307,8 +307,13 @@ pub fn is_suppressed(conn: &Connection, email_key: &str) -> anyhow::Result<bool>
 /// How a claimed step ended (or did not yet).
 #[derive(Debug, Clone)]
 pub enum ClaimResult {
-    /// Sent at the given time.
-    Sent,
+    /// Sent, with the proof of when and under which rule.
+    Sent {
+        /// The local time it left, RFC 3339 with the zone's offset.
+        local: String,
+        /// The send-window rule that allowed it.
+        rule: String,
+    },
     /// A temporary failure: try again at `retry_at`.
     Retry {
         /// When.
@@ -342,12 +347,12 @@ pub fn finish_claim(
 ) -> anyhow::Result<()> {
     let at = timestamp(now);
     let (decision, reason) = match result {
-        ClaimResult::Sent => {
+        ClaimResult::Sent { local, rule } => {
             conn.execute(
                 "UPDATE reminders SET status = 'sent', sent_at = ?4, attempts = attempts + 1,
-                    retry_at = NULL, reason = NULL
+                    retry_at = NULL, reason = NULL, sent_local = ?5, send_rule = ?6
                  WHERE email_key = ?1 AND event_id = ?2 AND step = ?3",
-                params![email_key, event_id, step, at],
+                params![email_key, event_id, step, at, local, rule],
             )?;
             ("sent", format!("{step} sent"))
         }
@@ -677,6 +682,11 @@ pub struct ReminderRecord {
     pub decided_at: Option<String>,
     /// When it was sent.
     pub sent_at: Option<String>,
+    /// When it was sent, in local time (`schedule.timezone`), RFC 3339 with the offset.
+    pub sent_local: Option<String>,
+    /// The send-window rule that allowed it, e.g. `za-cpa (Consumer Protection Act): Monday to
+    /// Friday 08:00-20:00`.
+    pub send_rule: Option<String>,
     /// Send attempts.
     pub attempts: i64,
     /// The Message-ID.
@@ -693,7 +703,8 @@ pub fn for_each_reminder(
 ) -> anyhow::Result<()> {
     let mut stmt = conn.prepare(
         "SELECT coalesce(r.email, r.email_key), r.event_id, r.step, r.status, r.reason, r.reference,
-                r.decided_at, r.sent_at, r.attempts, nullif(r.message_id, ''), r.retry_at
+                r.decided_at, r.sent_at, r.attempts, nullif(r.message_id, ''), r.retry_at,
+                r.sent_local, r.send_rule
          FROM reminders r ORDER BY r.decided_at, r.email_key, r.event_id, r.step",
     )?;
     let mut rows = stmt.query([])?;
@@ -707,6 +718,8 @@ pub fn for_each_reminder(
             reference: r.get(5)?,
             decided_at: r.get(6)?,
             sent_at: r.get(7)?,
+            sent_local: r.get(11)?,
+            send_rule: r.get(12)?,
             attempts: r.get(8)?,
             message_id: r.get(9)?,
             next_check_at: r.get(10)?,
@@ -730,6 +743,8 @@ pub fn for_each_reminder(
             reference: r.get(4)?,
             decided_at: r.get(5)?,
             sent_at: None,
+            sent_local: None,
+            send_rule: None,
             attempts: 0,
             message_id: None,
             next_check_at: r.get(6)?,
