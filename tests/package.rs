@@ -158,6 +158,9 @@ fn build_packages() -> Packages {
         .args(["--root-owner-group", "-Znone", "--build"])
         .arg(&unpacked)
         .arg(&second));
+    // Only the two packages are needed from here on (the copy of the binary is 200+ MB).
+    let _ = fs::remove_file(dir.join("release/quicket-followup"));
+    let _ = fs::remove_dir_all(&unpacked);
     let packages = Packages {
         first,
         second,
