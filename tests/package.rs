@@ -639,6 +639,20 @@ fn install_upgrade_remove_and_purge_for_real() {
         "no deb-systemd-helper record of the service"
     );
 
+    // The guide's `systemctl enable` (it only makes links, so it works without systemd running);
+    // the package must keep the link on upgrades and remove it on purge.
+    let enabled = Path::new("/etc/systemd/system/multi-user.target.wants/quicket-followup.service");
+    let can_enable = have(
+        "systemctl",
+        &["--version"],
+        "systemctl",
+        "apt-get install systemd",
+    );
+    if can_enable {
+        run(Command::new("systemctl").args(["enable", "quicket-followup.service"]));
+        assert!(enabled.is_symlink());
+    }
+
     // 2. The operator's edits (outbox instead of SMTP, until the account is there; a line in an
     // email), then `check` as the service's user passes and the database is the user's.
     let config = fs::read_to_string(CONFIG).unwrap();
@@ -722,6 +736,11 @@ fn install_upgrade_remove_and_purge_for_real() {
         PACKAGE,
     ])));
     assert_eq!(installed.trim(), packages.second_version);
+    assert_eq!(
+        enabled.is_symlink(),
+        can_enable,
+        "the upgrade kept the service enabled"
+    );
 
     // 4. Remove: the program goes, the configuration and the data stay.
     dpkg(&["--remove", PACKAGE], None, &[]);
@@ -746,6 +765,11 @@ fn install_upgrade_remove_and_purge_for_real() {
     let overrides = text(&run(Command::new("dpkg-statoverride").arg("--list")));
     assert!(!overrides.contains(CONFIG_DIR), "{overrides}");
     assert!(!dsh.join("quicket-followup.service.dsh-also").exists());
+    assert!(!enabled.is_symlink(), "purge leaves the service enabled");
+    for unit in UNITS {
+        let mask = Path::new("/etc/systemd/system").join(unit);
+        assert!(!mask.is_symlink(), "purge leaves {} masked", mask.display());
+    }
 
     // 6. Installed again, it finds the data it left (a fresh configuration: SMTP, so the URL comes
     // from the environment here).
