@@ -742,6 +742,17 @@ fn install_upgrade_remove_and_purge_for_real() {
         "the upgrade kept the service enabled"
     );
 
+    // The same version again (apt install --reinstall): every step of the scripts is idempotent.
+    let said = dpkg(&["--install"], Some(&packages.second), &[]);
+    assert!(
+        said.contains("backed up the database before the upgrade"),
+        "{said}"
+    );
+    assert_eq!(fs::read_to_string(CONFIG).unwrap(), edited);
+    assert_eq!(mode_and_owner(CONFIG), (0o640, 0, gid));
+    assert_eq!(mode_and_owner(STATE_DIR), (0o750, uid, gid));
+    assert_eq!(id_of("passwd", PACKAGE), Some(uid));
+
     // 4. Remove: the program goes, the configuration and the data stay.
     dpkg(&["--remove", PACKAGE], None, &[]);
     assert!(!Path::new("/usr/bin/quicket-followup").exists());
