@@ -137,12 +137,32 @@ impl std::fmt::Debug for Templates {
     }
 }
 
+/// The most one template file may write (an email is a few KiB; a runaway loop is stopped here).
+pub const MAX_OUTPUT: usize = 512 * 1024;
+
+/// Instructions one file may execute (the shipped templates need a few thousand even with 100
+/// tickets); `{% for i in range(100000) %}` nested twice runs out instead of hanging a pass.
+const FUEL: u64 = 2_000_000;
+
 impl Templates {
     /// Reads and compiles every template a step names, then renders each with sample data so that
     /// a misspelt name is an error now rather than at the first send.
     pub fn load(dir: &Path, steps: &[ReminderStep], timezone: Tz) -> anyhow::Result<Templates> {
+        guarded("loading the templates", || {
+            Self::load_unguarded(dir, steps, timezone)
+        })
+    }
+
+    fn load_unguarded(
+        dir: &Path,
+        steps: &[ReminderStep],
+        timezone: Tz,
+    ) -> anyhow::Result<Templates> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Debug info lets an error name the undefined value (`order.refrence`), not only its line.
+        env.set_debug(true);
+        env.set_fuel(Some(FUEL));
         add_filters(&mut env, timezone);
         // Escape HTML in body.html only (the default escapes by file extension).
         env.set_auto_escape_callback(|name| {
@@ -165,7 +185,7 @@ impl Templates {
                     )
                 })?;
                 env.add_template_owned(format!("{name}/{file}"), source)
-                    .map_err(|e| template_error(&path, &e))?;
+                    .map_err(|e| template_error(dir, &e))?;
             }
         }
         // Shared pieces (a layout to `{% extends %}`, partials to `{% include %}`) live in
@@ -185,36 +205,45 @@ impl Templates {
                 let source = std::fs::read_to_string(&path)
                     .with_context(|| format!("cannot read {}", path.display()))?;
                 env.add_template_owned(format!("{SHARED}/{file}"), source)
-                    .map_err(|e| template_error(&path, &e))?;
+                    .map_err(|e| template_error(dir, &e))?;
             }
         }
         let templates = Templates {
             env,
             dir: dir.to_path_buf(),
         };
-        // Also with the values only Quicket's API fills, so that a misspelt name inside
-        // `{% if event.image_url %}` is caught too.
-        let mut detailed = sample_context();
-        detailed.event.image_url = "https://images.quicket.co.za/0456.jpg".into();
-        detailed.event.venue = "Kirstenbosch Gardens".into();
         for name in names {
-            templates.render(name, &sample_context())?;
-            templates.render(name, &detailed)?;
+            for context in sample_contexts() {
+                templates.render(name, &context)?;
+            }
         }
         Ok(templates)
     }
 
-    /// Renders template `name` (a directory under `templates.dir`).
+    /// Renders template `name` (a directory under `templates.dir`). Whatever the template does
+    /// (a bad filter argument, a runaway loop, a bug in a filter), this returns an error naming the
+    /// file and line; it never panics and never writes more than [`MAX_OUTPUT`] per file.
     pub fn render(&self, name: &str, context: &EmailContext) -> anyhow::Result<Rendered> {
         let render = |file: &str| -> anyhow::Result<String> {
             let key = format!("{name}/{file}");
-            let template = self
-                .env
-                .get_template(&key)
-                .map_err(|e| template_error(&self.dir.join(&key), &e))?;
-            template
-                .render(minijinja::value::Serde(context))
-                .map_err(|e| template_error(&self.dir.join(&key), &e))
+            guarded(&key, || {
+                let template = self
+                    .env
+                    .get_template(&key)
+                    .map_err(|e| template_error(&self.dir, &e))?;
+                let mut out = Capped::default();
+                match template.render_captured_to(minijinja::value::Serde(context), &mut out) {
+                    Ok(_) => {}
+                    Err(_) if out.full => anyhow::bail!(
+                        "{}: writes more than {} KiB; look for a loop that never ends",
+                        self.dir.join(&key).display(),
+                        MAX_OUTPUT / 1024
+                    ),
+                    Err(e) => return Err(template_error(&self.dir, &e)),
+                }
+                String::from_utf8(out.bytes)
+                    .with_context(|| format!("{}: not UTF-8", self.dir.join(&key).display()))
+            })
         };
         let subject = render("subject.txt")?;
         Ok(Rendered {
@@ -223,6 +252,46 @@ impl Templates {
             html: render("body.html")?,
             text: render("body.txt")?,
         })
+    }
+}
+
+/// Runs `work`, turning a panic inside it (a bug in a filter or in the template engine) into an
+/// error, so that a template can never take the service down.
+fn guarded<T>(what: &str, work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown cause".into());
+            Err(anyhow::anyhow!(
+                "{what}: the template engine failed ({message})"
+            ))
+        }
+    }
+}
+
+/// A writer that refuses to grow past [`MAX_OUTPUT`].
+#[derive(Default)]
+struct Capped {
+    bytes: Vec<u8>,
+    full: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_OUTPUT {
+            self.full = true;
+            return Err(std::io::Error::other("template output too large"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -253,14 +322,33 @@ fn add_filters(env: &mut Environment<'static>, timezone: Tz) {
                     format!("date: {value:?} is not a date like 2026-12-12 18:30"),
                 )
             })?;
-            Ok(match format {
-                Some(f) => local.format(&f).to_string(),
-                None => format_date(Some(local)),
-            })
+            match format {
+                Some(f) => format_strftime(local, &f),
+                None => Ok(format_date(Some(local))),
+            }
         },
     );
     // `{{ "Lerato Dlamini"|first_name }}` -> Lerato
     env.add_filter("first_name", |value: String| first_name(&value));
+}
+
+/// Formats with a strftime format given in a template: an invalid item (`%Q`, a lone `%`) or one
+/// that needs what a local time lacks (`%z`) is an error naming the format, never a panic.
+fn format_strftime(local: NaiveDateTime, format: &str) -> Result<String, minijinja::Error> {
+    use std::fmt::Write as _;
+    let invalid = |why: &str| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("date: {format:?} is not a date format ({why}; e.g. \"%d %B %Y at %H:%M\")"),
+        )
+    };
+    let items = chrono::format::StrftimeItems::new(format)
+        .parse()
+        .map_err(|_| invalid("it has an item chrono does not know"))?;
+    let mut out = String::new();
+    write!(out, "{}", local.format_with_items(items.iter()))
+        .map_err(|_| invalid("it asks for a time zone offset, which a local time has not"))?;
+    Ok(out)
 }
 
 fn parse_local(text: &str, timezone: Tz) -> Option<NaiveDateTime> {
@@ -280,14 +368,58 @@ fn parse_local(text: &str, timezone: Tz) -> Option<NaiveDateTime> {
     })
 }
 
-/// An error that names the file, the line and what went wrong (e.g. the unknown name).
-fn template_error(path: &Path, e: &minijinja::Error) -> anyhow::Error {
-    let line = e.line().map(|l| format!(", line {l}")).unwrap_or_default();
-    let mut detail = e.to_string();
-    if let Some(d) = e.detail() {
-        detail = format!("{detail} ({d})");
+/// An error that names the file, the line and what went wrong (e.g. the unknown name). An error
+/// inside an included or extended file names that file, and where it was included from.
+fn template_error(dir: &Path, e: &minijinja::Error) -> anyhow::Error {
+    let mut chain = vec![e];
+    while let Some(inner) = chain
+        .last()
+        .and_then(|e| std::error::Error::source(*e))
+        .and_then(|s| s.downcast_ref::<minijinja::Error>())
+    {
+        chain.push(inner);
     }
-    anyhow::anyhow!("{}{line}: {detail}", path.display())
+    let place = |e: &minijinja::Error| {
+        let file = e
+            .name()
+            .map(|n| dir.join(n).display().to_string())
+            .unwrap_or_else(|| dir.display().to_string());
+        match e.line() {
+            Some(l) => format!("{file}, line {l}"),
+            None => file,
+        }
+    };
+    let innermost = chain.last().copied().unwrap_or(e);
+    let what = match innermost.detail() {
+        Some(d) => format!("{}: {d}", innermost.kind()),
+        None => innermost.kind().to_string(),
+    };
+    let mut message = format!("{}: {what}", place(innermost));
+    if innermost.kind() == minijinja::ErrorKind::OutOfFuel {
+        message.push_str(" (the template does too much work: look for a loop that runs too long)");
+    }
+    for outer in chain.iter().rev().skip(1) {
+        message.push_str(&format!(" (included from {})", place(outer)));
+    }
+    anyhow::anyhow!(message)
+}
+
+/// The sample data every template is rendered with at load and by `check`: the usual sample, one
+/// with every optional value filled (Quicket's API's image and venue), and one with every optional
+/// value empty, so that a misspelt name in either branch of an `{% if %}` is caught.
+pub fn sample_contexts() -> [EmailContext; 3] {
+    let mut detailed = sample_context();
+    detailed.event.image_url = "https://images.quicket.co.za/0456.jpg".into();
+    detailed.event.venue = "Kirstenbosch Gardens".into();
+    let mut empty = sample_context();
+    empty.buyer.name = String::new();
+    empty.buyer.first_name = String::new();
+    empty.event.date = String::new();
+    empty.order.amount = String::new();
+    empty.order.tickets = Vec::new();
+    empty.organiser.name = String::new();
+    empty.reminder.number = 2;
+    [sample_context(), detailed, empty]
 }
 
 /// Sample data: what `check` and start-up render every template with.
@@ -447,6 +579,124 @@ mod tests {
         assert!(
             error.contains("frist_name") || error.contains("undefined"),
             "{error}"
+        );
+    }
+
+    /// The shipped templates, copied into a temp dir, with `file` changed by `edit`.
+    fn shipped_with(file: &str, edit: impl FnOnce(String) -> String) -> anyhow::Result<Templates> {
+        fn copy(from: &Path, to: &Path) {
+            std::fs::create_dir_all(to).unwrap();
+            for entry in std::fs::read_dir(from).unwrap() {
+                let path = entry.unwrap().path();
+                let target = to.join(path.file_name().unwrap());
+                if path.is_dir() {
+                    copy(&path, &target);
+                } else {
+                    std::fs::copy(&path, &target).unwrap();
+                }
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        copy(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/emails"),
+            dir.path(),
+        );
+        let path = dir.path().join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, edit(text)).unwrap();
+        let steps = crate::config::Config::default().reminders;
+        Templates::load(dir.path(), &steps, chrono_tz::Africa::Johannesburg)
+    }
+
+    #[test]
+    fn a_misspelt_attribute_in_the_shipped_templates_is_named_with_its_file_and_line() {
+        // The last line of body.txt, as the issue reported it.
+        let e = shipped_with("abandoned/body.txt", |t| {
+            format!("{t}{{{{ order.refrence }}}}\n")
+        })
+        .unwrap_err()
+        .to_string();
+        let lines = include_str!("../templates/emails/abandoned/body.txt")
+            .lines()
+            .count();
+        assert!(e.contains("`order.refrence` is undefined"), "{e}");
+        assert!(
+            e.contains("abandoned/body.txt") && e.contains(&format!("line {}", lines + 1)),
+            "{e}"
+        );
+        // Inside an {% if %} in a block of a body.html that extends the shared layout.
+        let e = shipped_with("abandoned/body.html", |t| {
+            t.replace(
+                "{% if buyer.first_name %}{{ buyer.first_name }}",
+                "{% if buyer.first_name %}{{ buyer.frist_name }}",
+            )
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`buyer.frist_name` is undefined"), "{e}");
+        assert!(e.contains("abandoned/body.html, line"), "{e}");
+        // In the {% else %} branch: caught by the sample without a first name.
+        let e = shipped_with("eft_pending/body.txt", |t| {
+            t.replacen("{% else %}there", "{% else %}{{ buyer.nam }}", 1)
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`buyer.nam` is undefined"), "{e}");
+        // In an included file: that file is named, and where it was included from.
+        let e = shipped_with("_shared/footer.txt", |t| {
+            t.replace("links.unsubscribe", "links.unsub")
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`links.unsub` is undefined"), "{e}");
+        assert!(e.contains("_shared/footer.txt, line 3"), "{e}");
+        assert!(e.contains("included from") && e.contains("body.txt"), "{e}");
+    }
+
+    #[test]
+    fn every_kind_of_broken_template_is_an_error_never_a_panic_or_a_hang() {
+        let cases = [
+            ("{{ '2026-12-12 18:30'|date('%Q %') }}", "%Q %"),
+            ("{{ '2026-12-12 18:30'|date('%z') }}", "offset"),
+            ("{{ order.tickets|date }}", "date"),
+            ("{{ order.tickets|money }}", "money"),
+            ("{% for i in range(10**9) %}x{% endfor %}", "too many"),
+            (
+                "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+                "fuel",
+            ),
+            (
+                "{% for i in range(100000) %}{{ 'x' * 100000 }}{% endfor %}",
+                "KiB",
+            ),
+            ("{% if %}", "syntax"),
+            ("{{ buyer.email.nope.deeper }}", "undefined"),
+            ("{% include 'nowhere.txt' %}", "nowhere"),
+            ("{{ 1 / 0 }}", "1 / 0"),
+        ];
+        for (source, needle) in cases {
+            let e = match shipped_with("abandoned/body.txt", |t| format!("{t}{source}\n")) {
+                Ok(_) => panic!("{source} was accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                e.contains("abandoned/body.txt")
+                    && e.to_lowercase().contains(&needle.to_lowercase()),
+                "{source}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_panic_inside_a_render_is_an_error() {
+        let e = guarded("abandoned/body.txt", || -> anyhow::Result<()> {
+            panic!("a filter bug")
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("a filter bug") && e.contains("abandoned/body.txt"),
+            "{e}"
         );
     }
 }

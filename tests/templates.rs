@@ -393,3 +393,128 @@ async fn sighup_with_a_good_template_changes_the_next_email_and_with_a_broken_on
     signal(&served.child, "TERM");
     assert!(served.child.wait().unwrap().success());
 }
+
+/// Each way an organiser can break a template, as (file, text appended to it, what the error
+/// names). Appended to copies of the shipped files, so includes, blocks and `{% if %}` are there;
+/// a text starting with `=` replaces `{{ order.amount }}` instead.
+const BROKEN: &[(&str, &str, &str)] = &[
+    (
+        "abandoned/body.txt",
+        "{{ '2026-12-12 18:30'|date('%Q %') }}",
+        "\"%Q %\" is not a date format",
+    ),
+    (
+        "abandoned/body.html",
+        "={{ order.tickets|money }}",
+        "money:",
+    ),
+    (
+        "abandoned/body.txt",
+        "{% for i in range(10**9) %}x{% endfor %}",
+        "range has too many elements",
+    ),
+    (
+        "abandoned/body.txt",
+        "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}",
+        "ran out of fuel",
+    ),
+    (
+        "abandoned/body.txt",
+        "{{ order.refrence }}",
+        "`order.refrence` is undefined",
+    ),
+    (
+        "_shared/footer.txt",
+        "{{ links.unsub }}",
+        "`links.unsub` is undefined",
+    ),
+    ("abandoned/subject.txt", " {% if %}", "syntax error"),
+];
+
+fn broken(text: &str, change: &str) -> String {
+    match change.strip_prefix('=') {
+        Some(with) => {
+            assert!(text.contains("{{ order.amount }}"));
+            text.replace("{{ order.amount }}", with)
+        }
+        None => format!("{text}{change}\n"),
+    }
+}
+
+#[test]
+fn check_names_each_kind_of_broken_template_and_exits_1() {
+    for (file, append, needle) in BROKEN {
+        let dir = tempfile::tempdir().unwrap();
+        let templates = copy_templates(dir.path());
+        let path = templates.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, broken(&text, append)).unwrap();
+        let config = config_with_templates(dir.path(), &templates, "");
+        let (code, out, err) = run_cli(&["--config", config.to_str().unwrap(), "check"], &[]);
+        assert_eq!(code, 1, "{append}: {out}{err}");
+        let all = format!("{out}{err}");
+        assert!(
+            all.contains(needle) && all.contains(file),
+            "{append}: {all}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sighup_with_each_kind_of_broken_template_keeps_the_service_and_the_running_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = copy_templates(dir.path());
+    let config = config_with_templates(
+        dir.path(),
+        &templates,
+        "[schedule]\nscan = \"* * * * * *\"\nsend_window = \"\"\ndormant_after = \"1s\"\n\n\
+         [[reminders]]\nname = \"quick\"\nafter = \"1s\"\nwhen = [\"checkout_started\"]\ntemplate = \"abandoned\"\n",
+    );
+    let mut served = serve(&config, &[]);
+    let client = reqwest::Client::new();
+    let outbox = dir.path().join("data/outbox");
+    for (i, (file, append, needle)) in BROKEN.iter().enumerate() {
+        let path = templates.join(file);
+        let original = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, broken(&original, append)).unwrap();
+        signal(&served.child, "HUP");
+        let mut refused = None;
+        for _ in 0..200 {
+            let h = health(&client, &served.base).await;
+            if h["settings"]["refused"] == i as u64 + 1 {
+                refused = Some(h);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let h = refused.unwrap_or_else(|| panic!("{append}: the reload was not refused"));
+        let error = h["settings"]["last_error"].as_str().unwrap();
+        assert!(error.contains(needle), "{append}: {error}");
+        assert_eq!(h["settings"]["reloads"], 0);
+        let status = client
+            .get(format!("{}/healthz", served.base))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200, "{append}");
+        if i + 1 < BROKEN.len() {
+            std::fs::write(&path, original).unwrap();
+        }
+    }
+    // The last broken file is still in place: the next email uses the version loaded at start.
+    let mut body: serde_json::Value =
+        serde_json::from_str(&hook("REF-A", "checkout_started")).unwrap();
+    body["email"] = "a@mail.co.za".into();
+    common::post(&client, &served.webhook_url, body.to_string()).await;
+    assert_eq!(
+        wait_for_emails(&outbox, 1).await,
+        ["Your Jazz on the Lawn tickets are still waiting"]
+    );
+    assert!(
+        served.child.try_wait().unwrap().is_none(),
+        "serve is still running"
+    );
+    signal(&served.child, "TERM");
+    assert!(served.child.wait().unwrap().success());
+}

@@ -142,6 +142,8 @@ pub struct ReloadStatus {
     pub loaded_at: String,
     /// Why the latest reload was refused, if it was.
     pub last_error: Option<String>,
+    /// Refused reloads since start.
+    pub refused: u32,
 }
 
 /// What a reload may change: the steps, schedule, per-event settings and templates. A pass works
@@ -205,6 +207,7 @@ impl Engine {
                 reloads: 0,
                 loaded_at: crate::store::timestamp(Utc::now()),
                 last_error: None,
+                refused: 0,
             }),
         })
     }
@@ -238,7 +241,10 @@ impl Engine {
                     status.loaded_at = crate::store::timestamp(Utc::now());
                     status.last_error = None;
                 }
-                Some(e) => status.last_error = Some(e),
+                Some(e) => {
+                    status.refused += 1;
+                    status.last_error = Some(e);
+                }
             }
         }
     }
