@@ -464,6 +464,7 @@ pub fn warnings(config: &Config) -> Vec<String> {
             ));
         }
     }
+    warnings.extend(send_rule_warnings(config));
     for step in &config.reminders {
         for file in templates::FILES {
             let path = config.templates.dir.join(&step.template).join(file);
@@ -475,6 +476,54 @@ pub fn warnings(config: &Config) -> Vec<String> {
                     path.display()
                 ));
             }
+        }
+    }
+    warnings
+}
+
+/// Send windows that are probably not what the organiser wants: holidays that change nothing, and,
+/// in South Africa, hours the Consumer Protection Act forbids for direct marketing.
+fn send_rule_warnings(config: &Config) -> Vec<String> {
+    let s = &config.schedule;
+    let mut warnings = Vec::new();
+    let rule = s.send_rule();
+    let own_windows = config.reminders.iter().any(|r| !r.send_window.is_unset());
+    if rule.is_any_hour() && !own_windows && !s.holidays.holidays().is_empty() {
+        warnings.push(
+            "schedule.holidays changes nothing: send_window = \"\" sends at any hour of any day"
+                .to_string(),
+        );
+    }
+    if s.timezone != chrono_tz::Africa::Johannesburg {
+        return warnings;
+    }
+    let act = crate::send_rules::SendRule::new(
+        &crate::config::SendWindow::ZaCpa,
+        s.timezone,
+        crate::send_rules::Holidays::none(),
+        "za-cpa",
+    );
+    let mut windows = vec![("schedule.send_window".to_string(), rule)];
+    for step in config
+        .reminders
+        .iter()
+        .filter(|r| !r.send_window.is_unset())
+    {
+        windows.push((
+            format!("reminders.{}.send_window", step.name),
+            s.step_send_rule(step),
+        ));
+    }
+    for (key, rule) in windows {
+        let example = if rule.is_any_hour() {
+            Some("Sunday 10:00".to_string())
+        } else {
+            rule.allows_beyond(&act, s.timezone)
+        };
+        if let Some(example) = example {
+            warnings.push(format!(
+                "{key} allows emails when South Africa's Consumer Protection Act forbids direct marketing (e.g. {example}); abandoned-checkout reminders are direct marketing (\"za-cpa\" keeps to the Act)"
+            ));
         }
     }
     warnings

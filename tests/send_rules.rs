@@ -258,6 +258,50 @@ fn check_prints_each_window_in_words() {
         ),
         "{out}"
     );
+    // The step's window is wider than the Act: check says so (the schedule's is not).
+    let all = format!("{out}{err}");
+    assert!(
+        all.contains("reminders.eft-1.send_window allows emails when South Africa's Consumer Protection Act forbids direct marketing (e.g. Monday 07:00)"),
+        "{all}"
+    );
+    assert!(!all.contains("schedule.send_window allows"), "{all}");
+}
+
+#[test]
+fn check_warns_about_windows_wider_than_the_act_in_south_africa() {
+    for (extra, warned) in [
+        (
+            "[schedule]\nsend_window = \"\"\n",
+            Some(
+                "schedule.send_window allows emails when South Africa's Consumer Protection Act forbids direct marketing (e.g. Sunday 10:00)",
+            ),
+        ),
+        (
+            "[schedule]\nsend_window = \"08:00-20:00\"\n",
+            Some("(e.g. Day of Reconciliation, 2026-12-16 08:00)"),
+        ),
+        ("[schedule]\nsend_window = \"za-cpa\"\n", None),
+        ("", None),
+        // Elsewhere the Act does not apply.
+        (
+            "[schedule]\ntimezone = \"Europe/London\"\nsend_window = \"\"\n",
+            None,
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = common::write_config(dir.path(), extra);
+        let (code, out, err) =
+            common::run_cli(&["--config", config.to_str().unwrap(), "check"], &[]);
+        assert_eq!(code, 0, "{extra}: {out}{err}");
+        let all = format!("{out}{err}");
+        match warned {
+            Some(text) => assert!(all.contains(text), "{extra}: {all}"),
+            None => assert!(
+                !all.contains("Consumer Protection Act forbids"),
+                "{extra}: {all}"
+            ),
+        }
+    }
 }
 
 #[test]

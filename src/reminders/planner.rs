@@ -220,14 +220,11 @@ fn wait_for_window(
     now: DateTime<Utc>,
     horizon: DateTime<Utc>,
 ) -> Option<Decision> {
-    let window = rules.window_for(step);
     let tz = rules.timezone;
-    if window.allows(now, tz) {
-        return None;
-    }
-    let why = window.closed_reason(now, tz);
+    let closed = rules.window_for(step).closed_at(now, tz)?;
+    let why = closed.reason;
     let when = |t: DateTime<Utc>| t.with_timezone(&tz).format("%A %Y-%m-%d %H:%M %Z");
-    Some(match window.next_open(now, tz) {
+    Some(match closed.opens {
         Some(opens) if opens <= horizon => Decision::Defer {
             until: opens,
             reason: format!("{why}; {step} waits until {}", when(opens)),

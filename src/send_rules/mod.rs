@@ -18,7 +18,7 @@ const LOOK_AHEAD_DAYS: i64 = 400;
 
 /// A send window in force: the hours of each day, the public holidays (which take Sunday's
 /// hours), and where it was configured (named in the record of what allowed an email).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SendRule {
     /// `None`: any hour.
     week: Option<Week>,
@@ -27,6 +27,30 @@ pub struct SendRule {
     cpa: bool,
     /// The key it came from, e.g. `schedule.send_window`.
     source: String,
+    /// The last answer of [`SendRule::closed_at`]: a pass asks about the same moment for every
+    /// buyer-event it defers. Only a cache: the answer depends on nothing but the arguments.
+    last_closed: std::sync::Arc<std::sync::Mutex<Option<LastClosed>>>,
+}
+
+/// The moment and zone [`SendRule::closed_at`] answered for last, and its answer.
+type LastClosed = (DateTime<Utc>, Tz, Closed);
+
+impl PartialEq for SendRule {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.week, &self.holidays, self.cpa, &self.source)
+            == (&other.week, &other.holidays, other.cpa, &other.source)
+    }
+}
+
+impl Eq for SendRule {}
+
+/// Why an email may not leave at a moment, and when it next may.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closed {
+    /// The next allowed moment (`None`: not within a year and more).
+    pub opens: Option<DateTime<Utc>>,
+    /// Why not now, in the rule's words.
+    pub reason: String,
 }
 
 impl SendRule {
@@ -37,6 +61,7 @@ impl SendRule {
             holidays: Holidays::none(),
             cpa: false,
             source: source.into(),
+            last_closed: Default::default(),
         }
     }
 
@@ -82,6 +107,7 @@ impl SendRule {
             week,
             cpa,
             source,
+            last_closed: Default::default(),
         }
     }
 
@@ -181,6 +207,28 @@ impl SendRule {
             }
         }
         best
+    }
+
+    /// `None` when an email may leave at `now`; else why not and when it next may.
+    pub fn closed_at(&self, now: DateTime<Utc>, tz: Tz) -> Option<Closed> {
+        if self.allows(now, tz) {
+            return None;
+        }
+        if let Ok(last) = self.last_closed.lock()
+            && let Some((at, zone, closed)) = last.as_ref()
+            && *at == now
+            && *zone == tz
+        {
+            return Some(closed.clone());
+        }
+        let closed = Closed {
+            opens: self.next_open(now, tz),
+            reason: self.closed_reason(now, tz),
+        };
+        if let Ok(mut last) = self.last_closed.lock() {
+            *last = Some((now, tz, closed.clone()));
+        }
+        Some(closed)
     }
 
     /// Why an email may not leave at `at` (for `run-once` and the record), in the Act's words
@@ -288,6 +336,27 @@ impl SendRule {
             }
         }
         text
+    }
+}
+
+impl SendRule {
+    /// A moment this rule allows and `limit` forbids, in words ("Sunday 10:00"), found by
+    /// looking at every quarter hour of a reference fortnight (14 to 27 December 2026: every
+    /// day of the week, and three public holidays); `None` when there is none.
+    pub fn allows_beyond(&self, limit: &SendRule, tz: Tz) -> Option<String> {
+        let first = NaiveDate::from_ymd_opt(2026, 12, 14)?.and_time(chrono::NaiveTime::MIN);
+        (0..14 * 96)
+            .map(|quarter| first + chrono::TimeDelta::minutes(15 * quarter))
+            .flat_map(|local| instants_at_or_after(tz, local))
+            .find(|t| self.allows(*t, tz) && !limit.allows(*t, tz))
+            .map(|t| {
+                let local = t.with_timezone(&tz).naive_local();
+                let day = match limit.holidays.name(local.date()) {
+                    Some(holiday) => format!("{holiday}, {}", local.date()),
+                    None => day_name(local.date().weekday()).to_string(),
+                };
+                format!("{day} {}", local.format("%H:%M"))
+            })
     }
 }
 

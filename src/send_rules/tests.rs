@@ -437,3 +437,60 @@ fn bad_windows_are_refused_with_a_reason() {
     assert!(list.za);
     assert_eq!(list.dates, [NaiveDate::from_ymd_opt(2029, 5, 29).unwrap()]);
 }
+
+#[test]
+fn a_window_wider_than_the_act_is_found_with_an_example() {
+    let tz = Johannesburg;
+    let act = cpa();
+    assert_eq!(cpa().allows_beyond(&act, tz), None);
+    assert_eq!(
+        daily("08:00-20:00", tz).allows_beyond(&act, tz).as_deref(),
+        Some("Day of Reconciliation, 2026-12-16 08:00")
+    );
+    let late_saturday = SendRule::new(
+        &by_day(&[("mon-fri", "08:00-20:00"), ("sat", "09:00-14:00")]),
+        tz,
+        Holidays::new(true, []),
+        "w",
+    );
+    assert_eq!(
+        late_saturday.allows_beyond(&act, tz).as_deref(),
+        Some("Saturday 13:00")
+    );
+    let narrower = SendRule::new(
+        &by_day(&[("tue-thu", "10:00-12:00")]),
+        tz,
+        Holidays::new(true, []),
+        "w",
+    );
+    assert_eq!(narrower.allows_beyond(&act, tz), None);
+}
+
+#[test]
+fn closed_at_answers_as_next_open_and_closed_reason_do_whatever_was_asked_before() {
+    let rule = cpa();
+    let tz = Johannesburg;
+    let moments = [
+        "2026-12-13 09:00",
+        "2026-12-13 09:00",
+        "2026-12-12 14:00",
+        "2026-12-14 10:00",
+        "2026-12-13 09:00",
+    ];
+    for at in moments {
+        let at = sa(at);
+        let expected = (!rule.allows(at, tz)).then(|| Closed {
+            opens: rule.next_open(at, tz),
+            reason: rule.closed_reason(at, tz),
+        });
+        assert_eq!(rule.closed_at(at, tz), expected, "{at}");
+        // A copy of the rule (shared cache) asked in another zone answers for that zone.
+        let london = chrono_tz::Europe::London;
+        let copy = rule.clone();
+        let other = (!copy.allows(at, london)).then(|| Closed {
+            opens: copy.next_open(at, london),
+            reason: copy.closed_reason(at, london),
+        });
+        assert_eq!(copy.closed_at(at, london), other, "{at} in London");
+    }
+}
