@@ -729,7 +729,8 @@ impl Engine {
             Ok(at) => *at,
             Err(poisoned) => *poisoned.into_inner(),
         };
-        now + chrono::TimeDelta::from_std(started.elapsed()).unwrap_or_default()
+        now.checked_add_signed(chrono::TimeDelta::from_std(started.elapsed()).unwrap_or_default())
+            .unwrap_or(now)
     }
 
     /// A line saying the job waits, when its step's window no longer allows it at the moment

@@ -425,13 +425,11 @@ fn instants_at_or_after(tz: Tz, local: NaiveDateTime) -> Vec<DateTime<Utc>> {
             // The first instant whose local reading is at or past `local`.
             let guess = local.and_utc();
             let reached = |t: DateTime<Utc>| t.with_timezone(&tz).naive_local() >= local;
-            first_where(
-                guess - chrono::TimeDelta::hours(26),
-                guess + chrono::TimeDelta::hours(26),
-                reached,
-            )
-            .into_iter()
-            .collect()
+            let day = chrono::TimeDelta::hours(26);
+            match (guess.checked_sub_signed(day), guess.checked_add_signed(day)) {
+                (Some(low), Some(high)) => first_where(low, high, reached).into_iter().collect(),
+                _ => Vec::new(),
+            }
         }
     }
 }
@@ -439,7 +437,7 @@ fn instants_at_or_after(tz: Tz, local: NaiveDateTime) -> Vec<DateTime<Utc>> {
 /// The moment of a daylight-saving change during `date`, if there is one.
 fn clock_change(tz: Tz, date: NaiveDate) -> Option<DateTime<Utc>> {
     let start = *instants_at_or_after(tz, date.and_time(chrono::NaiveTime::MIN)).first()?;
-    let end = start + chrono::TimeDelta::hours(25);
+    let end = start.checked_add_signed(chrono::TimeDelta::hours(25))?;
     let offset = |t: DateTime<Utc>| t.with_timezone(&tz).naive_local() - t.naive_utc();
     let first = offset(start);
     if offset(end) == first {

@@ -494,3 +494,24 @@ fn closed_at_answers_as_next_open_and_closed_reason_do_whatever_was_asked_before
         assert_eq!(copy.closed_at(at, london), other, "{at} in London");
     }
 }
+
+#[test]
+fn the_ends_of_time_do_not_panic() {
+    for tz in [Johannesburg, chrono_tz::Europe::London] {
+        for window in [SendWindow::ZaCpa, SendWindow::parse("01:30-02:30").unwrap()] {
+            let rule = SendRule::new(&window, tz, Holidays::new(true, []), "w");
+            // The ends of what `run-once --now` accepts (RFC 3339 has four-digit years).
+            for at in [
+                "9999-12-31T23:59:59Z",
+                "0000-01-01T00:00:00Z",
+                "9999-12-31T12:00:00+14:00",
+            ] {
+                let at = DateTime::parse_from_rfc3339(at)
+                    .unwrap()
+                    .with_timezone(&Utc);
+                let _ = rule.closed_at(at, tz);
+                let _ = rule.allowed_by(at, tz);
+            }
+        }
+    }
+}
