@@ -248,12 +248,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Forget { email } => {
+            let key = crate::domain::email_key(&email);
             let removed = with_store(&config, |store| async move {
                 store.forget(&email).await.map_err(anyhow::Error::from)
             })
             .await?;
+            // The outbox transport kept a copy of every email sent to them.
+            let emails = crate::email::forget_in_outbox(&config.email.outbox_dir, &key)?;
             println!(
-                "forgotten: {} orders, {} buyer-events, {} deliveries (the suppression entry, if any, is kept)",
+                "forgotten: {} orders, {} buyer-events, {} deliveries, {emails} outbox emails (the suppression entry, if any, is kept)",
                 removed.orders, removed.buyer_events, removed.deliveries
             );
             Ok(())

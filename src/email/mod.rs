@@ -77,6 +77,34 @@ pub fn message_id(email_key: &str, event_id: &str, step: &str, from: &str) -> St
     format!("<{hex}.reminder@{domain}>")
 }
 
+/// Deletes every `.eml` file in the outbox `dir` addressed to `email_key` (a missing directory
+/// holds none). Returns how many.
+pub fn forget_in_outbox(dir: &std::path::Path, email_key: &str) -> anyhow::Result<usize> {
+    use anyhow::Context as _;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read the outbox {}", dir.display()));
+        }
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "eml") {
+            continue;
+        }
+        let text =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        if crate::domain::email_key(&String::from_utf8_lossy(&text)).contains(email_key) {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot delete {}", path.display()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// The display name of the From address ("Tickets" in `Tickets <tickets@x>`).
 pub fn organiser_name(from: &str) -> String {
     from.parse::<Mailbox>()

@@ -1,11 +1,11 @@
-//! `backup FILE`: a consistent copy of the live database with SQLite's online backup API, safe
-//! while `serve` writes.
+//! `backup FILE`: a consistent copy of the live database with `VACUUM INTO`, safe while `serve`
+//! writes. The copy is built afresh from the live rows, so it holds nothing deleted before it was
+//! taken (no free pages, no old versions: what `forget` removed is not in it).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use rusqlite::Connection;
-use rusqlite::backup::{Backup, StepResult};
 
 use super::{Store, StoreError};
 
@@ -20,8 +20,8 @@ pub struct BackupReport {
 
 impl Store {
     /// Copies the database to `target` (replacing it atomically), then checks the copy's
-    /// integrity. The copy is taken in one step inside one read transaction, so it is one
-    /// consistent moment of the database: every write committed before it started is in it.
+    /// integrity. The copy is made inside one read transaction, so it is one consistent moment
+    /// of the database: every write committed before it started is in it, and nothing deleted.
     pub async fn backup(&self, target: &Path) -> Result<BackupReport, StoreError> {
         let target = target.to_path_buf();
         self.read(move |conn| backup(conn, &target)).await
@@ -38,22 +38,15 @@ fn backup(source: &Connection, target: &Path) -> anyhow::Result<BackupReport> {
     let partial = PathBuf::from(partial);
     let _ = std::fs::remove_file(&partial);
     let result = (|| -> anyhow::Result<i64> {
-        let mut copy = Connection::open(&partial)
-            .with_context(|| format!("cannot create {}", partial.display()))?;
-        {
-            let backup = Backup::new(source, &mut copy)?;
-            // All pages in one step: the copy is a single snapshot, never a mix of two moments.
-            loop {
-                match backup.step(-1)? {
-                    StepResult::Done => break,
-                    // Another connection holds a lock for a moment; try again.
-                    StepResult::Busy | StepResult::Locked | StepResult::More => {
-                        std::thread::sleep(std::time::Duration::from_millis(50));
-                    }
-                    _ => std::thread::sleep(std::time::Duration::from_millis(50)),
-                }
-            }
-        }
+        let name = partial
+            .to_str()
+            .with_context(|| format!("{} is not a UTF-8 path", partial.display()))?;
+        // One read transaction: the copy is a single moment of the database.
+        source
+            .execute("VACUUM INTO ?1", [name])
+            .with_context(|| format!("cannot write {}", partial.display()))?;
+        let copy = Connection::open(&partial)
+            .with_context(|| format!("cannot open {}", partial.display()))?;
         // A backup is a single file: no WAL next to it.
         copy.execute_batch("PRAGMA journal_mode = DELETE")?;
         let check: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;

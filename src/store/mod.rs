@@ -4,6 +4,7 @@
 
 mod backup;
 mod buyer_events;
+mod erase;
 pub mod event_info;
 mod hooks;
 pub mod link_tokens;
@@ -218,6 +219,33 @@ impl Store {
         .await
     }
 
+    /// Moves every committed change into the database file and empties the write-ahead log, so
+    /// that no earlier version of a deleted row stays in `-wal` (after `forget` and retention).
+    /// Waits for readers of older snapshots, a few times the busy timeout at most.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        let path = self.inner.path.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+            let conn =
+                open_connection(&path).map_err(|e| StoreError::Unavailable(format!("{e:#}")))?;
+            for _ in 0..4 {
+                let busy: i64 = conn
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                if busy == 0 {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(StoreError::Unavailable(
+                "the write-ahead log could not be emptied while another program kept reading \
+                 the database; run the command again"
+                    .into(),
+            ))
+        })
+        .await
+        .map_err(|e| StoreError::Failed(anyhow::anyhow!("the checkpoint panicked: {e}")))?
+    }
+
     /// Whether the database answers a trivial query, and its schema version.
     pub async fn health(&self) -> Result<i64, StoreError> {
         self.read(|conn| {
@@ -276,7 +304,11 @@ fn open_connection(path: &Path) -> anyhow::Result<Connection> {
             path.display()
         );
     }
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    // secure_delete: what forget and retention delete is overwritten in the file, not just
+    // unlinked (every connection may delete, so every connection has it).
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
+    )?;
     Ok(conn)
 }
 

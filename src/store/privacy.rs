@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
+use super::erase::{self, Person};
 use super::{Store, StoreError, timestamp};
 use crate::domain::email_key;
-use crate::quicket::Ticket;
 
 /// Where a suppression came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,14 +213,23 @@ impl Store {
             return Ok(Removed::default());
         }
         let cutoff = now - chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
-        self.write(move |conn| retention_pass(conn, cutoff, now, timezone))
-            .await
+        let removed = self
+            .write(move |conn| retention_pass(conn, cutoff, now, timezone))
+            .await?;
+        if removed != Removed::default() {
+            self.checkpoint().await?;
+        }
+        Ok(removed)
     }
 
-    /// Removes everything about one address except its suppression entry.
+    /// Removes everything about one address except its suppression entry, then empties the
+    /// write-ahead log, so that once this returns the address and the names are in no database
+    /// file (deleted content is overwritten: `secure_delete`).
     pub async fn forget(&self, email: &str) -> Result<Removed, StoreError> {
         let key = email_key(email);
-        self.write(move |conn| forget(conn, &key)).await
+        let removed = self.write(move |conn| forget(conn, &key)).await?;
+        self.checkpoint().await?;
+        Ok(removed)
     }
 }
 
@@ -248,6 +257,10 @@ fn retention_pass(
         })?
         .collect::<Result<_, _>>()?;
     let mut removed = Removed::default();
+    let person = Person {
+        keys: due.iter().map(|(k, _)| k.clone()).collect(),
+        names: Vec::new(),
+    };
     // Links past their life do nothing; their rows need not stay.
     conn.execute(
         "DELETE FROM link_tokens WHERE expires_at <= ?1",
@@ -291,7 +304,59 @@ fn retention_pass(
             params![key, event, pseudonym, timestamp(now)],
         )?;
     }
+    if !person.keys.is_empty() {
+        erase::scrub_texts(conn, &person)?;
+    }
+    removed.orders += uncovered_orders(conn, &local_cutoff, cutoff, &mut removed)?;
+    // Bodies tied to no order (refused, ignored) have no event to wait for: dropped once they
+    // are as old as the retention, and at once when they name a buyer just pseudonymised.
+    let unlinked = "(reference IS NULL OR NOT EXISTS (SELECT 1 FROM orders o WHERE o.reference = deliveries.reference))";
+    removed.deliveries += conn.execute(
+        &format!("UPDATE deliveries SET body = NULL WHERE body IS NOT NULL AND received_at < ?1 AND {unlinked}"),
+        [timestamp(cutoff)],
+    )? as u64;
+    if !person.keys.is_empty() {
+        removed.deliveries += erase::drop_bodies(conn, &person, unlinked)?;
+    }
     Ok(removed)
+}
+
+/// Orders that no buyer-event covers (no address, or no event id), once their event (or, with no
+/// date, their last change) is past the cutoff: cleared like the others.
+fn uncovered_orders(
+    conn: &Connection,
+    local_cutoff: &str,
+    cutoff: DateTime<Utc>,
+    removed: &mut Removed,
+) -> anyhow::Result<u64> {
+    let references: Vec<String> = conn
+        .prepare(
+            "SELECT reference FROM orders
+             WHERE (email_key = '' OR event_id IS NULL)
+               AND ((event_date IS NOT NULL AND event_date < ?1) OR (event_date IS NULL AND changed_at < ?2))
+               AND (email <> '' OR buyer_name <> '' OR (email_key <> '' AND email_key NOT LIKE 'anon-%')
+                    OR EXISTS (SELECT 1 FROM json_each(orders.tickets) t
+                               WHERE json_extract(t.value, '$.attendee_name') <> ''
+                                  OR json_extract(t.value, '$.attendee_email') <> ''))",
+        )?
+        .query_map(params![local_cutoff, timestamp(cutoff)], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    removed.deliveries += scrub_deliveries(conn, &references)?;
+    let mut stmt = conn.prepare(
+        "UPDATE orders SET email = '', buyer_name = '',
+            email_key = CASE WHEN email_key = '' THEN '' ELSE ?2 END,
+            tickets = (SELECT coalesce(json_group_array(json_object(
+                'type', json_extract(t.value, '$.type'),
+                'price', json_extract(t.value, '$.price'),
+                'attendee_name', '', 'attendee_email', '')), '[]')
+                FROM json_each(orders.tickets) t)
+         WHERE reference = ?1",
+    )?;
+    for reference in &references {
+        let pseudonym = format!("anon-{}", crate::server::random_token());
+        stmt.execute(params![reference, pseudonym])?;
+    }
+    Ok(references.len() as u64)
 }
 
 fn references_of(conn: &Connection, key: &str, event: &str) -> anyhow::Result<Vec<String>> {
@@ -317,6 +382,10 @@ fn scrub_deliveries(conn: &Connection, references: &[String]) -> anyhow::Result<
 
 fn forget(conn: &Connection, key: &str) -> anyhow::Result<Removed> {
     let mut removed = Removed::default();
+    let person = Person {
+        keys: vec![key.to_string()],
+        names: erase::names_of(conn, key)?,
+    };
     let mut stmt = conn.prepare("SELECT reference FROM orders WHERE email_key = ?1")?;
     let references: Vec<String> = stmt
         .query_map([key], |r| r.get(0))?
@@ -331,33 +400,12 @@ fn forget(conn: &Connection, key: &str) -> anyhow::Result<Removed> {
         removed.orders +=
             conn.execute("DELETE FROM orders WHERE reference = ?1", [reference])? as u64;
     }
-    // Any other body that mentions the address (a rejected delivery, someone else's order with
-    // this address on a ticket) loses its raw body, which is the only place it could remain.
-    removed.deliveries += conn.execute(
-        "UPDATE deliveries SET body = NULL
-         WHERE body IS NOT NULL AND instr(lower(CAST(body AS TEXT)), ?1) > 0",
-        [key],
-    )? as u64;
-    // Other people's orders naming this address on a ticket keep the ticket, without its attendee.
-    let mut stmt =
-        conn.prepare("SELECT reference, tickets FROM orders WHERE instr(lower(tickets), ?1) > 0")?;
-    let others: Vec<(String, String)> = stmt
-        .query_map([key], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    for (reference, tickets) in others {
-        let mut tickets: Vec<Ticket> = serde_json::from_str(&tickets)?;
-        for t in tickets
-            .iter_mut()
-            .filter(|t| email_key(&t.attendee_email) == key)
-        {
-            t.attendee_email.clear();
-            t.attendee_name.clear();
-        }
-        conn.execute(
-            "UPDATE orders SET tickets = ?2 WHERE reference = ?1",
-            params![reference, serde_json::to_string(&tickets)?],
-        )?;
-    }
+    // Any other body that mentions the address or the name (a refused or ignored hook, someone
+    // else's order with them on a ticket) loses its raw body.
+    removed.deliveries += erase::drop_bodies(conn, &person, "1")?;
+    // Other people's orders keep their tickets, without this person on them.
+    erase::clear_from_orders(conn, &person)?;
+    erase::scrub_texts(conn, &person)?;
     removed.buyer_events +=
         conn.execute("DELETE FROM buyer_events WHERE email_key = ?1", [key])? as u64;
     conn.execute("DELETE FROM reminders WHERE email_key = ?1", [key])?;

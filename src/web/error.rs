@@ -60,9 +60,24 @@ impl Reply for ApiError {
             tracing::error!(%status, "{self}");
         }
         json_status(
-            &json!({"status": "error", "error": self.to_string()}),
+            &json!({"status": "error", "error": self.public_message()}),
             status,
         )
+    }
+}
+
+impl ApiError {
+    /// What the answer's body says: the whole reason for the client's own mistakes, and for the
+    /// service's failures only what to do (their detail, which may name files, SQL or settings,
+    /// goes to the log).
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Unavailable(_) => {
+                "not stored, try again later: the database is unavailable".into()
+            }
+            ApiError::Internal(_) => "internal error: the service's log says more".into(),
+            other => other.to_string(),
+        }
     }
 }
 
@@ -86,7 +101,12 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     } else if let Some(e) = rejection.find::<warp::reject::PayloadTooLarge>() {
         (StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
     } else {
-        (StatusCode::BAD_REQUEST, format!("{rejection:?}"))
+        // warp's own wording of a rejection names internals; the client needs only this.
+        tracing::debug!("request refused: {rejection:?}");
+        (
+            StatusCode::BAD_REQUEST,
+            "the request could not be read".to_string(),
+        )
     };
     Ok(json_status(
         &json!({"status": "error", "error": message}),

@@ -73,7 +73,7 @@ async fn health(state: &HealthState) -> Response {
                 &json!({
                     "status": "error",
                     "version": version,
-                    "database": {"ok": false, "error": e.to_string()},
+                    "database": {"ok": false, "error": unavailable(&e)},
                 }),
                 StatusCode::SERVICE_UNAVAILABLE,
             );
@@ -88,20 +88,22 @@ async fn health(state: &HealthState) -> Response {
         .and_then(|p| parse_timestamp(&p.started_at).ok())
         .map_or(state.started_at, |t| t.max(state.started_at));
     let schedule = &settings.config.schedule;
+    // Public (the proxy passes it): no setting's value and no file's path in it.
+    let mut reload = state.engine.reload_status();
+    reload.last_error = reload.last_error.as_deref().map(without_paths);
+    let mut api = state.engine.events().status().await;
+    api.last_error = api.last_error.as_deref().map(without_paths);
     let overdue = state.scheduled && pass_overdue(&schedule.scan, schedule.timezone, since, now);
     let body = json!({
         "status": if overdue { "overdue" } else { "ok" },
         "version": version,
         "database": {"ok": true, "schema": schema},
         "last_pass": last_pass,
-        "passes": {"scheduled": state.scheduled, "scan": schedule.scan, "overdue": overdue},
-        "email": {
-            "transport": settings.config.email.transport,
-            "sends_waiting_to_retry": waiting,
-        },
-        "settings": state.engine.reload_status(),
+        "passes": {"scheduled": state.scheduled, "overdue": overdue},
+        "email": {"sends_waiting_to_retry": waiting},
+        "settings": reload,
         // Lookups failing never makes the service unhealthy: emails fall back to the config.
-        "quicket_api": state.engine.events().status().await,
+        "quicket_api": api,
     });
     let status = if overdue {
         StatusCode::SERVICE_UNAVAILABLE
@@ -109,6 +111,47 @@ async fn health(state: &HealthState) -> Response {
         StatusCode::OK
     };
     json_status(&body, status)
+}
+
+/// What /healthz says of a database that does not answer (the detail, which may name the file,
+/// goes to the log).
+fn unavailable(e: &crate::store::StoreError) -> &'static str {
+    tracing::warn!("/healthz: the database does not answer: {e}");
+    "the database does not answer; the service's log says why"
+}
+
+/// `text` with every file path shortened to its last two parts (`/etc/x/templates/emails/a/b.txt`
+/// becomes `a/b.txt`), so that an error shown on /healthz says which file without showing where
+/// the service keeps it.
+pub fn without_paths(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let core = word.trim_start_matches(|c: char| "\"'`(<".contains(c));
+        let lead = word.len() - core.len();
+        let core = core.trim_end_matches(|c: char| "\"'`)>,;:.".contains(c));
+        let (head, tail) = (&word[..lead], &word[lead + core.len()..]);
+        if core.contains('/') && !core.contains("://") {
+            let parts: Vec<&str> = core.split('/').filter(|p| !p.is_empty()).collect();
+            let keep = parts.len().saturating_sub(2);
+            out.push_str(head);
+            out.push_str(&parts[keep..].join("/"));
+            out.push_str(tail);
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace() {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
 }
 
 async fn metrics(state: &HealthState) -> Response {
@@ -123,4 +166,26 @@ async fn metrics(state: &HealthState) -> Response {
         "text/plain; version=0.0.4; charset=utf-8",
     )
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn paths_are_cut_to_their_last_two_parts_and_urls_kept() {
+        assert_eq!(
+            super::without_paths(
+                "template abandoned: /etc/qf/templates/emails/abandoned/subject.txt:1: \"nmae\""
+            ),
+            "template abandoned: abandoned/subject.txt:1: \"nmae\""
+        );
+        assert_eq!(
+            super::without_paths("cannot read config file \"/etc/qf/x.toml\": No such file"),
+            "cannot read config file \"qf/x.toml\": No such file"
+        );
+        assert_eq!(
+            super::without_paths("cannot reach https://api.quicket.co.za/api: refused"),
+            "cannot reach https://api.quicket.co.za/api: refused"
+        );
+        assert_eq!(super::without_paths("no path here"), "no path here");
+    }
 }
