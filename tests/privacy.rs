@@ -304,8 +304,17 @@ async fn healthz_shows_no_file_path_and_no_setting() {
         .text()
         .await
         .unwrap();
-    for secret in [dir.as_str(), common::TOKEN, "0 * * * * *", "outbox", "followup.sqlite"] {
+    for secret in [
+        dir.as_str(),
+        common::TOKEN,
+        "0 * * * * *",
+        "outbox",
+        "followup.sqlite",
+    ] {
         assert!(!body.contains(secret), "/healthz shows {secret:?}: {body}");
     }
-    assert!(body.contains("quicket-followup.toml"), "it still says which file: {body}");
+    assert!(
+        body.contains("quicket-followup.toml"),
+        "it still says which file: {body}"
+    );
 }

@@ -39,6 +39,10 @@ impl Person {
         if self.named_in(&text) {
             return true;
         }
+        // Without a backslash there is no escape: the decoded strings are the text itself.
+        if !body.contains(&b'\\') {
+            return false;
+        }
         match serde_json::from_slice::<Value>(body) {
             Ok(value) => self.in_json(&value),
             Err(_) => self.named_in(&unescape(&text)),
