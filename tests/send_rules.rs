@@ -19,10 +19,13 @@ use smtp::SmtpServer;
 
 const BUYER: &str = "lerato@mail.co.za";
 
-/// A Johannesburg wall-clock time.
+/// A Johannesburg wall-clock time (`YYYY-MM-DD HH:MM`, seconds optional).
 fn sa(text: &str) -> DateTime<Utc> {
+    let local = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M"))
+        .unwrap();
     Johannesburg
-        .from_local_datetime(&NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap())
+        .from_local_datetime(&local)
         .unwrap()
         .with_timezone(&Utc)
 }
@@ -205,6 +208,58 @@ async fn a_claim_left_by_a_killed_pass_is_not_sent_outside_the_window() {
     assert!(smtp.received().is_empty());
     assert_eq!(pass(&app, "2026-12-14 08:00").await.counts.sent, 1);
     assert_eq!(smtp.received().len(), 1);
+}
+
+/// Stores a `checkout_started` hook for `email` as if it arrived at `at` (local time).
+async fn started_by(app: &TestApp, reference: &str, email: &str, at: &str) {
+    let raw = json!({
+        "reference": reference, "event_id": 456, "event_name": "Jazz on the Lawn",
+        "amount": "450.00", "email": email, "event_date": "2027-03-06 18:30",
+        "action": "checkout_started"
+    })
+    .to_string()
+    .into_bytes();
+    let parsed = parse_hook(&raw);
+    app.store().ingest(raw, parsed, sa(at)).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_email_held_up_past_the_windows_end_waits_instead_of_leaving_late() {
+    let smtp = SmtpServer::start();
+    let app = app(&smtp, |_| {}).await;
+    // One more due buyer than emails in flight at once, and a mail server that takes 8 s per
+    // message: the last email could leave only after 20:00, so it must not.
+    let buyers = quicket_followup::email::POOL_SIZE as usize + 1;
+    for i in 0..buyers {
+        started_by(
+            &app,
+            &format!("REF{i}"),
+            &format!("buyer{i}@mail.co.za"),
+            "2026-12-14 18:00",
+        )
+        .await;
+    }
+    smtp.delay_each_message(std::time::Duration::from_secs(8));
+    let evening = pass(&app, "2026-12-14 19:59:55").await;
+    assert_eq!(
+        evening.counts.sent as usize,
+        buyers - 1,
+        "{:?}",
+        lines(&evening)
+    );
+    assert_eq!(evening.counts.deferred, 1, "{:?}", lines(&evening));
+    assert!(
+        lines(&evening).contains(
+            &"deferred Monday 20:00: direct marketing on weekdays only 08:00-20:00; waits for the next pass".to_string()
+        ),
+        "{:?}",
+        lines(&evening)
+    );
+    assert_eq!(smtp.received().len(), buyers - 1);
+    smtp.delay_each_message(std::time::Duration::ZERO);
+    // Nothing was claimed for it: the next pass in the window sends it.
+    assert_eq!(pass(&app, "2026-12-15 08:00").await.counts.sent, 1);
+    assert_eq!(smtp.received().len(), buyers);
 }
 
 #[tokio::test]

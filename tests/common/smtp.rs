@@ -63,6 +63,8 @@ struct Shared {
     /// A recipient to refuse and how.
     refuse: Option<(String, u16, String)>,
     hang: bool,
+    /// How long to wait before accepting each message (a slow server).
+    delay: Duration,
 }
 
 /// A running SMTP server.
@@ -109,6 +111,8 @@ impl Handler for Session {
     }
 
     fn data_end(&mut self) -> Response {
+        let delay = self.shared.lock().unwrap().delay;
+        std::thread::sleep(delay);
         self.shared.lock().unwrap().received.push(Received {
             to: std::mem::take(&mut self.to),
             data: String::from_utf8_lossy(&self.data).into_owned(),
@@ -164,6 +168,11 @@ impl SmtpServer {
     /// Accept connections but never answer.
     pub fn hang(&self) {
         self.shared.lock().unwrap().hang = true;
+    }
+
+    /// Wait this long before accepting each message from now on.
+    pub fn delay_each_message(&self, delay: Duration) {
+        self.shared.lock().unwrap().delay = delay;
     }
 
     /// Answer again (new connections).
