@@ -74,11 +74,18 @@ async fn check_with_store(
         .map(|s| s.template.as_str())
         .collect();
     names.dedup();
-    report.ok.push(format!(
-        "templates in {}: {} render with sample data",
-        config.templates.dir.display(),
-        names.join(", ")
-    ));
+    report.ok.push(match settings.templates.source() {
+        crate::config::TemplateSource::BuiltIn => format!(
+            "templates: the built-in ones (templates.dir is unset and there is no {}; `quicket-followup init` writes them out to edit): {} render with sample data",
+            crate::config::DEFAULT_TEMPLATES_DIR,
+            names.join(", ")
+        ),
+        crate::config::TemplateSource::Dir(dir) => format!(
+            "templates in {}: {} render with sample data",
+            dir.display(),
+            names.join(", ")
+        ),
+    });
     let newest = store.newest_order().await?;
     if let Some(order) = &newest {
         for step in &config.reminders {
@@ -465,9 +472,14 @@ pub fn warnings(config: &Config) -> Vec<String> {
         }
     }
     warnings.extend(send_rule_warnings(config));
-    for step in &config.reminders {
+    let dir = match config.templates.source() {
+        Ok(crate::config::TemplateSource::Dir(dir)) => Some(dir),
+        _ => None,
+    };
+    for step in config.reminders.iter().filter(|_| dir.is_some()) {
         for file in templates::FILES {
-            let path = config.templates.dir.join(&step.template).join(file);
+            let Some(dir) = &dir else { break };
+            let path = dir.join(&step.template).join(file);
             if !path.exists() {
                 warnings.push(format!(
                     "step {} names template {:?}, but {} is missing",

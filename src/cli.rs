@@ -88,6 +88,12 @@ pub enum Command {
         /// Where to write the copy (replaced if it exists).
         file: PathBuf,
     },
+    /// Write a commented quicket-followup.toml (every key with its default) and the shipped
+    /// email templates (templates/emails/) into DIR, to edit; never overwrites a file.
+    Init {
+        /// Where to write them (default: the current directory).
+        dir: Option<PathBuf>,
+    },
     /// Everything stored, one record a line.
     Export {
         /// orders or deliveries.
@@ -146,11 +152,29 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // init needs no configuration (it writes one), nor a database.
+    if let Some(Command::Init { dir }) = &cli.command {
+        let dir = dir.clone().unwrap_or_else(|| PathBuf::from("."));
+        let written = crate::init::init(&dir)?;
+        let mut out = std::io::stdout().lock();
+        for path in &written {
+            writeln!(out, "wrote {}", path.display())?;
+        }
+        writeln!(
+            out,
+            "\nEdit the emails in {}, then run `quicket-followup check` in {} (it reads {} and the templates there).",
+            dir.join(crate::init::TEMPLATES_DIR).display(),
+            dir.display(),
+            crate::config::DEFAULT_CONFIG_FILE
+        )?;
+        return Ok(());
+    }
     let file = Config::locate(cli.config.as_deref());
     let config = Config::load(file.as_deref())?;
     init_logging(config.server.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => crate::server::run(config, file).await,
+        Command::Init { .. } => Ok(()),
         Command::Check { send_test } => {
             let report = crate::check::check(config, file.as_deref(), send_test.as_deref()).await?;
             let mut out = std::io::stdout().lock();
@@ -278,8 +302,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Replay => {
+            let timezone = config.schedule.timezone;
             let report = with_store(&config, |store| async move {
-                store.replay().await.map_err(anyhow::Error::from)
+                store.replay(timezone).await.map_err(anyhow::Error::from)
             })
             .await?;
             println!(

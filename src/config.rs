@@ -87,6 +87,18 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// Proxies whose `X-Forwarded-For` names the real client (CIDR blocks or addresses).
     pub trusted_proxies: Vec<ProxyNet>,
+    /// A connection whose request headers have not all arrived within this is closed (also an
+    /// idle keep-alive connection waiting this long for its next request).
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A request body must all arrive within this, counted from its headers; else 408.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// A connection on which nothing is read or written for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's backlog until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -98,6 +110,10 @@ impl Default for ServerConfig {
             admin_password: String::new(),
             log_format: LogFormat::Text,
             trusted_proxies: crate::proxies::loopback(),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 512,
         }
     }
 }
@@ -338,17 +354,54 @@ fn default_reminders() -> Vec<ReminderStep> {
 }
 
 /// `[templates]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TemplatesConfig {
-    /// Directory holding one sub-directory per email template.
-    pub dir: PathBuf,
+    /// Directory holding one sub-directory per email template; unset: [`DEFAULT_TEMPLATES_DIR`]
+    /// when it exists, else the templates built into the binary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
 }
 
-impl Default for TemplatesConfig {
-    fn default() -> Self {
-        Self {
-            dir: PathBuf::from("templates/emails"),
+/// The templates directory read when `templates.dir` is unset and it exists (relative to the
+/// working directory; `init` writes it).
+pub const DEFAULT_TEMPLATES_DIR: &str = "templates/emails";
+
+/// Where the email templates come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateSource {
+    /// The shipped templates, built into the binary.
+    BuiltIn,
+    /// A directory of the organiser's files.
+    Dir(PathBuf),
+}
+
+impl std::fmt::Display for TemplateSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TemplateSource::BuiltIn => f.write_str("built-in"),
+            TemplateSource::Dir(dir) => write!(f, "{}", dir.display()),
+        }
+    }
+}
+
+impl TemplatesConfig {
+    /// `dir` when set (an error naming it when it is not a directory), else
+    /// [`DEFAULT_TEMPLATES_DIR`] when it exists, else the built-in templates.
+    pub fn source(&self) -> Result<TemplateSource, ConfigError> {
+        match &self.dir {
+            Some(dir) if dir.is_dir() => Ok(TemplateSource::Dir(dir.clone())),
+            Some(dir) => Err(invalid(
+                "templates.dir",
+                format!(
+                    "{} is not a directory; create it (quicket-followup init writes the shipped templates), or leave templates.dir unset to use the built-in templates",
+                    dir.display()
+                ),
+            )),
+            None if Path::new(DEFAULT_TEMPLATES_DIR).is_dir() => {
+                Ok(TemplateSource::Dir(PathBuf::from(DEFAULT_TEMPLATES_DIR)))
+            }
+            None => Ok(TemplateSource::BuiltIn),
         }
     }
 }
@@ -631,6 +684,19 @@ impl Config {
                 "quicket.refresh",
                 "must be at least 1m, so that the API is not asked before every pass",
             ));
+        }
+        self.templates.source()?;
+        for (key, value) in [
+            ("server.header_timeout", self.server.header_timeout),
+            ("server.body_timeout", self.server.body_timeout),
+            ("server.idle_timeout", self.server.idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(key, "must be more than zero (e.g. \"10s\")"));
+            }
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
         }
         for (id, event) in &self.events {
             if let Some(url) = &event.url

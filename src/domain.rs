@@ -81,60 +81,7 @@ impl rusqlite::types::FromSql for OrderState {
     }
 }
 
-/// An amount of money in cents (Quicket sends rands with cents).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Cents(pub i64);
-
-impl Cents {
-    /// Parses a decimal amount such as `150`, `150.5`, `"1250.00"`, `"1,250.00"` or `"R150.00"`.
-    /// Returns `None` for anything that is not a plain non-negative decimal number.
-    pub fn parse_decimal(text: &str) -> Option<Self> {
-        let text = text.trim();
-        let text = text
-            .strip_prefix('R')
-            .or_else(|| text.strip_prefix("ZAR"))
-            .unwrap_or(text)
-            .trim();
-        let cleaned: String = text.chars().filter(|c| *c != ',' && *c != ' ').collect();
-        let (whole, frac) = match cleaned.split_once('.') {
-            Some((w, f)) => (w, f),
-            None => (cleaned.as_str(), ""),
-        };
-        if whole.is_empty() && frac.is_empty() {
-            return None;
-        }
-        if !whole.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        let whole: i64 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().ok()?
-        };
-        // Round half up on the third decimal; amounts are never finer than cents in practice.
-        let mut digits = frac.chars().map(|c| i64::from(c as u8 - b'0'));
-        let tens = digits.next().unwrap_or(0);
-        let ones = digits.next().unwrap_or(0);
-        let round = i64::from(digits.next().unwrap_or(0) >= 5);
-        whole
-            .checked_mul(100)?
-            .checked_add(tens * 10 + ones + round)
-            .map(Cents)
-    }
-
-    /// The amount in rands, for JSON output.
-    pub fn to_rands(self) -> f64 {
-        self.0 as f64 / 100.0
-    }
-
-    /// The amount as a plain decimal, `150.00`.
-    pub fn to_decimal(self) -> String {
-        let sign = if self.0 < 0 { "-" } else { "" };
-        let abs = self.0.unsigned_abs();
-        format!("{sign}{}.{:02}", abs / 100, abs % 100)
-    }
-}
+pub use crate::money::Cents;
 
 /// A duration as people say it: "3 days", "1 hour 30 minutes", "45 minutes".
 pub fn duration_for_people(d: std::time::Duration) -> String {
@@ -171,11 +118,16 @@ impl OrderState {
 }
 
 /// Cleans a free-text value from a hook: control characters (CR, LF, tabs ...) become spaces,
-/// runs of spaces collapse and the ends are trimmed, so a name can never break a line or header.
+/// runs of spaces collapse and the ends are trimmed, so a name can never break a line or header;
+/// invisible formatting characters (bidi overrides and isolates, zero-width spaces, the BOM) are
+/// removed, so a name cannot reorder or hide the text around it in an email or a page.
 pub fn clean_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut space = false;
     for c in text.chars() {
+        if is_invisible_format(c) {
+            continue;
+        }
         if c.is_control() || c.is_whitespace() {
             space = !out.is_empty();
         } else {
@@ -187,6 +139,28 @@ pub fn clean_text(text: &str) -> String {
         }
     }
     out
+}
+
+/// Bidi controls and other invisible formatting characters. The zero-width joiner and non-joiner
+/// stay: emoji sequences and several scripts need them.
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}' | '\u{200e}' | '\u{200f}'
+        | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}'
+        | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
+}
+
+/// A count for people: 1048576 -> "1,048,576".
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
 }
 
 /// The key a buyer's address is compared by: trimmed and lower-cased.
@@ -265,23 +239,6 @@ mod tests {
     }
 
     #[test]
-    fn cents_parse_the_shapes_quicket_sends() {
-        assert_eq!(Cents::parse_decimal("150.00"), Some(Cents(15000)));
-        assert_eq!(Cents::parse_decimal("150"), Some(Cents(15000)));
-        assert_eq!(Cents::parse_decimal("150.5"), Some(Cents(15050)));
-        assert_eq!(Cents::parse_decimal("R1,250.00"), Some(Cents(125000)));
-        assert_eq!(Cents::parse_decimal("0.00"), Some(Cents(0)));
-        assert_eq!(Cents::parse_decimal(".5"), Some(Cents(50)));
-        assert_eq!(Cents::parse_decimal("19.999"), Some(Cents(2000)));
-        assert_eq!(Cents::parse_decimal("abc"), None);
-        assert_eq!(Cents::parse_decimal("-5"), None);
-        assert_eq!(Cents::parse_decimal(""), None);
-        assert_eq!(Cents::parse_decimal("1e3"), None);
-        assert_eq!(Cents::parse_decimal("99999999999999999999"), None);
-        assert_eq!(Cents(125000).to_decimal(), "1250.00");
-    }
-
-    #[test]
     fn clean_text_removes_line_breaks_and_collapses_space() {
         assert_eq!(
             clean_text("  Thandi\r\nBcc: x@y.z \t Mokoena "),
@@ -289,6 +246,13 @@ mod tests {
         );
         assert_eq!(clean_text("\r\n"), "");
         assert_eq!(clean_text("<b>Ann</b>"), "<b>Ann</b>");
+        // A right-to-left override would show "Ann\u{202e}gpj.exe" as "Annexe.jpg".
+        assert_eq!(clean_text("Ann\u{202e}gpj.exe\u{202c}"), "Anngpj.exe");
+        assert_eq!(
+            clean_text("\u{feff}Zo\u{200b}\u{2066}\u{00e9}\u{2069}"),
+            "Zo\u{e9}"
+        );
+        assert_eq!(clean_text("👩\u{200d}👩"), "👩\u{200d}👩");
     }
 
     #[test]

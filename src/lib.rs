@@ -1,15 +1,19 @@
 //! quicket-followup: keeps every Quicket checkout hook and emails buyers whose purchase never
 //! completed. `main.rs` only calls [`cli::main`]; everything else lives here, one module per concept.
 
+pub mod builtin_templates;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod domain;
 pub mod email;
 pub mod events;
 pub mod export;
+pub mod init;
 pub mod links;
 pub mod metrics;
+pub mod money;
 pub mod proxies;
 pub mod quicket;
 pub mod quicket_api;

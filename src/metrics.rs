@@ -17,6 +17,9 @@ pub const PASS_DURATION: &str = "quicket_followup_pass_duration_seconds";
 pub const LAST_PASS: &str = "quicket_followup_last_pass_timestamp_seconds";
 /// Buyer-events a pass would look at now (read from the database at scrape time).
 pub const DUE: &str = "quicket_followup_reminders_due";
+/// Hooks kept with a problem, by kind (`event_date` unreadable, `amount` unknown, `caps` applied,
+/// `any`), read from the database at scrape time.
+pub const PROBLEMS: &str = "quicket_followup_hooks_with_problems";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -52,4 +55,8 @@ fn describe() {
     metrics::describe_histogram!(PASS_DURATION, "Duration of reminder passes in seconds");
     metrics::describe_gauge!(LAST_PASS, "When the last reminder pass finished, Unix time");
     metrics::describe_gauge!(DUE, "Buyer-events due to be looked at by a pass now");
+    metrics::describe_gauge!(
+        PROBLEMS,
+        "Hooks kept with a problem (see /admin/problems), by kind"
+    );
 }

@@ -6,14 +6,26 @@
 //! body that is not a JSON object with a `reference` is refused.
 
 use chrono::NaiveDateTime;
+use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::domain::{Cents, OrderState, clean_text};
+use crate::money::{AmountError, parse_amount};
 
 /// Longest reference we accept; Quicket's are about a dozen characters.
 const MAX_REFERENCE_LEN: usize = 100;
+/// Tickets kept from one hook (the raw body is kept whole); more is not an order anyone places.
+pub const MAX_TICKETS: usize = 100;
+/// Names (the event's, ticket types, attendees) are cut to this many characters.
+pub const MAX_NAME: usize = 200;
+/// The longest email address there can be (RFC 5321); a longer one is not kept.
+pub const MAX_EMAIL: usize = 254;
+/// Notes kept about one hook's unreadable fields (the rest are counted).
+const MAX_PROBLEMS: usize = 10;
+/// How much of an unreadable value a note quotes.
+const QUOTED: usize = 60;
 
 /// One parsed hook.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,8 +93,17 @@ pub enum HookError {
     MissingReference(&'static str),
 }
 
-/// Parses a hook body.
+/// Parses a hook body, reading an `event_date` with an offset in Johannesburg's time (see
+/// [`parse_hook_in`]).
 pub fn parse_hook(body: &[u8]) -> Result<Hook, HookError> {
+    parse_hook_in(body, chrono_tz::Africa::Johannesburg)
+}
+
+/// Parses a hook body; an `event_date` that carries an offset is turned into `timezone`'s wall
+/// clock (the zone the offset-less ones are read in). Caps apply: at most [`MAX_TICKETS`]
+/// tickets, names of at most [`MAX_NAME`] characters, emails of at most [`MAX_EMAIL`]; a hook
+/// over a cap is kept within them, with a note in `problems`.
+pub fn parse_hook_in(body: &[u8], timezone: Tz) -> Result<Hook, HookError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| HookError::NotJson(e.to_string()))?;
     let object = match &value {
@@ -116,20 +137,33 @@ pub fn parse_hook(body: &[u8]) -> Result<Hook, HookError> {
     let event_id = object
         .get("event_id")
         .and_then(|v| read_event_id(v, &mut problems));
-    let event_name = text_field(object, "event_name");
+    let event_name = capped_name(
+        "event_name",
+        text_field(object, "event_name"),
+        &mut problems,
+    );
     let event_date = object
         .get("event_date")
-        .and_then(|v| read_date(v, &mut problems));
+        .and_then(|v| read_date(v, timezone, &mut problems));
     let amount = object
         .get("amount")
         .and_then(|v| read_cents("amount", v, &mut problems));
-    let email = text_field(object, "email");
+    let email = capped_email("email", text_field(object, "email"), &mut problems);
     let tickets: Vec<Ticket> = match object.get("tickets") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, t)| read_ticket(i, t, &mut problems))
-            .collect(),
+        Some(Value::Array(items)) => {
+            if items.len() > MAX_TICKETS {
+                problems.push(format!(
+                    "tickets: {} tickets; only the first {MAX_TICKETS} are kept",
+                    items.len()
+                ));
+            }
+            items
+                .iter()
+                .take(MAX_TICKETS)
+                .enumerate()
+                .filter_map(|(i, t)| read_ticket(i, t, &mut problems))
+                .collect()
+        }
         None | Some(Value::Null) => Vec::new(),
         Some(other) => {
             problems.push(format!("tickets: expected a list, found {}", kind(other)));
@@ -137,6 +171,11 @@ pub fn parse_hook(body: &[u8]) -> Result<Hook, HookError> {
         }
     };
     let buyer_name = buyer_name(&email, &tickets);
+    if problems.len() > MAX_PROBLEMS {
+        let more = problems.len() - MAX_PROBLEMS;
+        problems.truncate(MAX_PROBLEMS);
+        problems.push(format!("and {more} more like these"));
+    }
     Ok(Hook {
         reference,
         action,
@@ -179,6 +218,47 @@ fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
+/// At most [`QUOTED`] characters of a value, for a note.
+fn quoted(value: &str) -> String {
+    if value.chars().count() <= QUOTED {
+        format!("{value:?}")
+    } else {
+        let start: String = value.chars().take(QUOTED).collect();
+        format!("{start:?}... ({} characters)", value.chars().count())
+    }
+}
+
+/// A name cut to [`MAX_NAME`] characters, with a note when it was longer (one note per field:
+/// `tickets[].attendee_name`, not one per ticket).
+fn capped_name(field: &str, name: String, problems: &mut Vec<String>) -> String {
+    let length = name.chars().count();
+    if length <= MAX_NAME {
+        return name;
+    }
+    let note = format!("{field}: longer than {MAX_NAME} characters; cut to {MAX_NAME}");
+    if !problems.contains(&note) {
+        problems.push(note);
+    }
+    name.chars()
+        .take(MAX_NAME)
+        .collect::<String>()
+        .trim_end()
+        .to_string()
+}
+
+/// An address longer than [`MAX_EMAIL`] cannot be one: it is not kept (never cut: a cut address
+/// would be someone else's).
+fn capped_email(field: &str, email: String, problems: &mut Vec<String>) -> String {
+    if email.chars().count() <= MAX_EMAIL {
+        return email;
+    }
+    let note = format!("{field}: longer than {MAX_EMAIL} characters, so not an address; not kept");
+    if !problems.contains(&note) {
+        problems.push(note);
+    }
+    String::new()
+}
+
 fn text_field(object: &Map<String, Value>, key: &str) -> String {
     object
         .get(key)
@@ -209,7 +289,7 @@ fn read_event_id(value: &Value, problems: &mut Vec<String>) -> Option<String> {
         return None;
     }
     if text.len() > 64 || text.chars().any(|c| c.is_whitespace()) {
-        problems.push(format!("event_id: {text:?} is not an event id"));
+        problems.push(format!("event_id: {} is not an event id", quoted(&text)));
         return None;
     }
     // Leading zeros would make "0123" and "123" two events.
@@ -225,13 +305,21 @@ fn read_cents(field: &str, value: &Value, problems: &mut Vec<String>) -> Option<
         Value::String(s) if s.trim().is_empty() => return None,
         other => scalar_text(other),
     };
-    let parsed = text.as_deref().and_then(Cents::parse_decimal);
-    if parsed.is_none() {
-        problems.push(format!("{field}: {value} is not an amount"));
+    let Some(text) = text else {
+        problems.push(format!("{field}: {} is not an amount", kind(value)));
+        return None;
+    };
+    match parse_amount(&text) {
+        Ok(cents) => Some(cents),
+        Err(e @ (AmountError::Unreadable | AmountError::Ambiguous)) => {
+            // Unknown, never guessed: a wrong amount would skew what the reminders recovered.
+            problems.push(format!("{field}: {} {e}", quoted(&text)));
+            None
+        }
     }
-    parsed
 }
 
+/// Wall-clock forms: the sample's (`2015-02-18 17:15`), ISO's with `T`, seconds and fractions.
 const DATE_FORMATS: &[&str] = &[
     "%Y-%m-%d %H:%M",
     "%Y-%m-%d %H:%M:%S",
@@ -243,7 +331,41 @@ const DATE_FORMATS: &[&str] = &[
     "%Y/%m/%d %H:%M:%S",
 ];
 
-fn read_date(value: &Value, problems: &mut Vec<String>) -> Option<NaiveDateTime> {
+/// The same with an offset (`+02:00`, `+0200`, `+02`; `Z` is read as `+00:00`).
+const OFFSET_FORMATS: &[&str] = &[
+    "%Y-%m-%dT%H:%M%#z",
+    "%Y-%m-%d %H:%M%#z",
+    "%Y-%m-%dT%H:%M:%S%#z",
+    "%Y-%m-%d %H:%M:%S%#z",
+    "%Y-%m-%dT%H:%M:%S%.f%#z",
+    "%Y-%m-%d %H:%M:%S%.f%#z",
+];
+
+/// Reads an event date as written; one with an offset is turned into `timezone`'s wall clock.
+pub fn parse_event_date(text: &str, timezone: Tz) -> Option<NaiveDateTime> {
+    let text = text.trim();
+    if let Some(local) = DATE_FORMATS
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+    {
+        return Some(local);
+    }
+    // A date alone: the event starts that day; midnight is the safe reading for "too close".
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return day.and_hms_opt(0, 0, 0);
+    }
+    let zulu = text
+        .strip_suffix(['Z', 'z'])
+        .map(|t| format!("{}+00:00", t.trim_end()));
+    let with_offset = zulu.as_deref().unwrap_or(text);
+    OFFSET_FORMATS
+        .iter()
+        .find_map(|f| chrono::DateTime::parse_from_str(with_offset, f).ok())
+        .or_else(|| chrono::DateTime::parse_from_rfc3339(text).ok())
+        .map(|d| d.with_timezone(&timezone).naive_local())
+}
+
+fn read_date(value: &Value, timezone: Tz, problems: &mut Vec<String>) -> Option<NaiveDateTime> {
     let text = match value {
         Value::Null => return None,
         Value::String(s) => s.trim().to_string(),
@@ -255,24 +377,11 @@ fn read_date(value: &Value, problems: &mut Vec<String>) -> Option<NaiveDateTime>
     if text.is_empty() {
         return None;
     }
-    let parsed = DATE_FORMATS
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(&text, f).ok())
-        .or_else(|| {
-            // A date alone: the event starts that day; midnight is the safe reading for "too close".
-            chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-        })
-        .or_else(|| {
-            // An offset we were not promised: keep the wall-clock time it states.
-            chrono::DateTime::parse_from_rfc3339(&text)
-                .ok()
-                .map(|d| d.naive_local())
-        });
+    let parsed = parse_event_date(&text, timezone);
     if parsed.is_none() {
         problems.push(format!(
-            "event_date: {text:?} is not a date like \"2026-12-12 18:30\""
+            "event_date: {} is not a date like \"2026-12-12 18:30\"; no reminder can be held back before this event",
+            quoted(&text)
         ));
     }
     parsed
@@ -287,12 +396,24 @@ fn read_ticket(index: usize, value: &Value, problems: &mut Vec<String>) -> Optio
         return None;
     };
     Some(Ticket {
-        ticket_type: text_field(t, "ticket_type"),
+        ticket_type: capped_name(
+            "tickets[].ticket_type",
+            text_field(t, "ticket_type"),
+            problems,
+        ),
         price: t
             .get("price")
             .and_then(|v| read_cents(&format!("tickets[{index}].price"), v, problems)),
-        attendee_name: text_field(t, "attendee_name"),
-        attendee_email: text_field(t, "attendee_email"),
+        attendee_name: capped_name(
+            "tickets[].attendee_name",
+            text_field(t, "attendee_name"),
+            problems,
+        ),
+        attendee_email: capped_email(
+            "tickets[].attendee_email",
+            text_field(t, "attendee_email"),
+            problems,
+        ),
     })
 }
 
@@ -380,5 +501,116 @@ mod tests {
         let c = parse_hook(br#"{"reference":"R","action":"checkout_cancelled"}"#).unwrap();
         assert_eq!(a.fingerprint, b.fingerprint);
         assert_ne!(a.fingerprint, c.fingerprint);
+    }
+
+    #[test]
+    fn event_dates_in_the_forms_they_come_in() {
+        let tz = chrono_tz::Africa::Johannesburg;
+        let table: &[(&str, Option<&str>)] = &[
+            ("2015-02-18 17:15", Some("2015-02-18 17:15:00")),
+            ("2015-02-18 17:15:30", Some("2015-02-18 17:15:30")),
+            ("2015-02-18T17:15", Some("2015-02-18 17:15:00")),
+            ("2015-02-18T17:15:30", Some("2015-02-18 17:15:30")),
+            ("2015-02-18T17:15:30.250", Some("2015-02-18 17:15:30.250")),
+            (" 2015-02-18 17:15 ", Some("2015-02-18 17:15:00")),
+            ("2015/02/18 17:15", Some("2015-02-18 17:15:00")),
+            ("2015-02-18", Some("2015-02-18 00:00:00")),
+            // With an offset: the same instant on Johannesburg's clock.
+            ("2015-02-18T17:15:30+02:00", Some("2015-02-18 17:15:30")),
+            ("2015-02-18T15:15:30Z", Some("2015-02-18 17:15:30")),
+            ("2015-02-18T15:15:30.5Z", Some("2015-02-18 17:15:30.500")),
+            ("2015-02-18T15:15Z", Some("2015-02-18 17:15:00")),
+            ("2015-02-18T17:15+02:00", Some("2015-02-18 17:15:00")),
+            ("2015-02-18 17:15:00+0200", Some("2015-02-18 17:15:00")),
+            ("2015-02-18 19:15+04", Some("2015-02-18 17:15:00")),
+            ("2015-02-18T19:15:30+04:00", Some("2015-02-18 17:15:30")),
+            // Unreadable: a problem, never a guess.
+            ("soon", None),
+            ("18/02/2015 17:15", None),
+            ("2015-02-30 10:00", None),
+            ("2015-02-18 25:00", None),
+            ("17:15", None),
+        ];
+        for (text, expected) in table {
+            assert_eq!(
+                parse_event_date(text, tz).map(|d| d.to_string()).as_deref(),
+                *expected,
+                "{text:?}"
+            );
+        }
+        let hook = parse_hook(br#"{"reference":"R","event_date":"next Friday"}"#).unwrap();
+        assert_eq!(hook.event_date, None);
+        assert!(
+            hook.problems[0].starts_with("event_date:"),
+            "{:?}",
+            hook.problems
+        );
+    }
+
+    #[test]
+    fn an_ambiguous_amount_is_unknown_with_a_note_never_a_guess() {
+        let hook =
+            parse_hook(br#"{"reference":"R","amount":"R350,00","tickets":[{"price":"1,5"}]}"#)
+                .unwrap();
+        assert_eq!(hook.amount, Some(Cents(35_000)));
+        assert_eq!(hook.tickets[0].price, None);
+        assert_eq!(hook.problems.len(), 1, "{:?}", hook.problems);
+        assert!(
+            hook.problems[0].contains("tickets[0].price")
+                && hook.problems[0].contains("more than one"),
+            "{:?}",
+            hook.problems
+        );
+    }
+
+    #[test]
+    fn caps_keep_a_huge_hook_small_and_say_so() {
+        let long = "x".repeat(50_000);
+        // Long names on the first tickets, price notes on all: one note per field, not per ticket.
+        let tickets: Vec<serde_json::Value> = (0..10_000)
+            .map(|i| {
+                let name = if i < 3 { long.clone() } else { format!("A{i}") };
+                serde_json::json!({"ticket_type": name, "attendee_name": name,
+                                   "attendee_email": format!("{name}@mail.co.za"), "price": "x"})
+            })
+            .collect();
+        let body = serde_json::json!({"reference": "R", "action": "checkout_started",
+            "event_name": long, "email": format!("{long}@mail.co.za"), "tickets": tickets});
+        let hook = parse_hook(body.to_string().as_bytes()).unwrap();
+        assert_eq!(hook.tickets.len(), MAX_TICKETS);
+        assert_eq!(hook.event_name.chars().count(), MAX_NAME);
+        assert_eq!(hook.email, "");
+        assert!(
+            hook.tickets
+                .iter()
+                .all(|t| t.attendee_name.chars().count() <= MAX_NAME
+                    && t.ticket_type.chars().count() <= MAX_NAME)
+        );
+        assert!(
+            hook.tickets[..3]
+                .iter()
+                .all(|t| t.attendee_email.is_empty())
+        );
+        assert_eq!(hook.tickets[3].attendee_email, "A3@mail.co.za");
+        assert!(hook.buyer_name.chars().count() <= MAX_NAME);
+        let notes = hook.problems.join("; ");
+        assert!(
+            notes.contains("10000 tickets; only the first 100"),
+            "{notes}"
+        );
+        assert!(notes.contains("event_name: longer than 200"), "{notes}");
+        assert!(
+            notes.len() < 2_000,
+            "the notes stay short: {} bytes",
+            notes.len()
+        );
+    }
+
+    #[test]
+    fn invisible_formatting_characters_are_removed_from_names() {
+        let body = "{\"reference\":\"R\",\"event_name\":\"Jazz \u{202e}nwaL\u{202c}\",\"tickets\":[{\"attendee_name\":\"\u{2067}Ann\u{2069}\u{200b}\"}]}";
+        let hook = parse_hook(body.as_bytes()).unwrap();
+        assert_eq!(hook.event_name, "Jazz nwaL");
+        assert_eq!(hook.tickets[0].attendee_name, "Ann");
     }
 }

@@ -66,12 +66,14 @@ impl Service {
             store: store.clone(),
             token: token.clone(),
             events: engine.events().clone(),
+            timezone: config.schedule.timezone,
         })
         .or(web::health_routes(web::HealthState {
             store: store.clone(),
             engine: engine.clone(),
             scheduled,
             started_at: chrono::Utc::now(),
+            cache: web::HealthCache::default(),
         }))
         .unify()
         .or(web::link_routes(web::LinkState {
@@ -97,16 +99,24 @@ impl Service {
                 elapsed_ms = info.elapsed().as_secs_f64() * 1000.0,
                 "http request"
             );
-        }));
+        }))
+        .map(warp::Reply::into_response)
+        .boxed();
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(
-            warp::serve(routes)
-                .incoming(listener)
-                .graceful(async move {
-                    let _ = stopped.await;
-                })
-                .run(),
-        );
+        let limits = crate::connections::Limits {
+            header_timeout: config.server.header_timeout,
+            body_timeout: config.server.body_timeout,
+            idle_timeout: config.server.idle_timeout,
+            max_connections: config.server.max_connections,
+        };
+        let server = tokio::spawn(crate::connections::serve(
+            listener,
+            routes,
+            limits,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         let schedule = if scheduled {
             Some(
                 Schedule::start(

@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
-use crate::config::ReminderStep;
+use crate::config::{ReminderStep, TemplateSource};
 use crate::domain::Cents;
 
 /// The directory under `templates.dir` whose files every template may extend or include.
@@ -128,12 +128,16 @@ pub struct Rendered {
 /// The loaded templates.
 pub struct Templates {
     env: Environment<'static>,
+    source: TemplateSource,
+    /// What file names in errors start with: the directory, or `(built-in)`.
     dir: PathBuf,
 }
 
 impl std::fmt::Debug for Templates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Templates").field("dir", &self.dir).finish()
+        f.debug_struct("Templates")
+            .field("source", &self.source)
+            .finish()
     }
 }
 
@@ -147,17 +151,36 @@ const FUEL: u64 = 2_000_000;
 impl Templates {
     /// Reads and compiles every template a step names, then renders each with sample data so that
     /// a misspelt name is an error now rather than at the first send.
-    pub fn load(dir: &Path, steps: &[ReminderStep], timezone: Tz) -> anyhow::Result<Templates> {
-        guarded("loading the templates", || {
-            Self::load_unguarded(dir, steps, timezone)
-        })
-    }
-
-    fn load_unguarded(
-        dir: &Path,
+    pub fn load(
+        source: &TemplateSource,
         steps: &[ReminderStep],
         timezone: Tz,
     ) -> anyhow::Result<Templates> {
+        guarded("loading the templates", || {
+            Self::load_unguarded(source, steps, timezone)
+        })
+    }
+
+    /// Loads the templates in a directory (see [`Templates::load`]).
+    pub fn load_dir(dir: &Path, steps: &[ReminderStep], timezone: Tz) -> anyhow::Result<Templates> {
+        Self::load(&TemplateSource::Dir(dir.to_path_buf()), steps, timezone)
+    }
+
+    /// Where these templates were read from.
+    pub fn source(&self) -> &TemplateSource {
+        &self.source
+    }
+
+    fn load_unguarded(
+        source: &TemplateSource,
+        steps: &[ReminderStep],
+        timezone: Tz,
+    ) -> anyhow::Result<Templates> {
+        let dir = match source {
+            TemplateSource::Dir(dir) => dir.clone(),
+            TemplateSource::BuiltIn => PathBuf::from("(built-in)"),
+        };
+        let dir = dir.as_path();
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Debug info lets an error name the undefined value (`order.refrence`), not only its line.
@@ -178,20 +201,38 @@ impl Templates {
         for name in &names {
             for file in FILES {
                 let path = dir.join(name).join(file);
-                let source = std::fs::read_to_string(&path).with_context(|| {
-                    format!(
-                        "template {name:?} (used by a [[reminders]] step) needs {}",
-                        path.display()
-                    )
-                })?;
-                env.add_template_owned(format!("{name}/{file}"), source)
+                let text = match source {
+                    TemplateSource::Dir(_) => std::fs::read_to_string(&path).with_context(|| {
+                        format!(
+                            "template {name:?} (used by a [[reminders]] step) needs {}",
+                            path.display()
+                        )
+                    })?,
+                    TemplateSource::BuiltIn => crate::builtin_templates::get(&format!("{name}/{file}"))
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "template {name:?} (used by a [[reminders]] step) is not built in (those are {}); run `quicket-followup init` and add templates/emails/{name}/, or set templates.dir",
+                                crate::builtin_templates::names().join(", ")
+                            )
+                        })?
+                        .to_string(),
+                };
+                env.add_template_owned(format!("{name}/{file}"), text)
                     .map_err(|e| template_error(dir, &e))?;
+            }
+        }
+        if *source == TemplateSource::BuiltIn {
+            for (path, text) in crate::builtin_templates::FILES {
+                if path.starts_with(&format!("{SHARED}/")) {
+                    env.add_template_owned(path.to_string(), text.to_string())
+                        .map_err(|e| template_error(dir, &e))?;
+                }
             }
         }
         // Shared pieces (a layout to `{% extends %}`, partials to `{% include %}`) live in
         // `_shared/`, so the look of every email is edited in one place.
         let shared = dir.join(SHARED);
-        if shared.is_dir() {
+        if matches!(source, TemplateSource::Dir(_)) && shared.is_dir() {
             let entries = std::fs::read_dir(&shared)
                 .with_context(|| format!("cannot read {}", shared.display()))?;
             for entry in entries {
@@ -210,6 +251,7 @@ impl Templates {
         }
         let templates = Templates {
             env,
+            source: source.clone(),
             dir: dir.to_path_buf(),
         };
         for name in names {
@@ -517,7 +559,7 @@ mod tests {
     fn the_shipped_templates_load_and_render() {
         let steps = crate::config::Config::default().reminders;
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/emails");
-        let templates = Templates::load(&dir, &steps, chrono_tz::Africa::Johannesburg).unwrap();
+        let templates = Templates::load_dir(&dir, &steps, chrono_tz::Africa::Johannesburg).unwrap();
         let mut context = sample_context();
         context.buyer.first_name = "<b>Ann</b>".into();
         let rendered = templates.render("abandoned", &context).unwrap();
@@ -569,7 +611,7 @@ mod tests {
         let mut steps = crate::config::Config::default().reminders;
         steps.truncate(1);
         steps[0].template = "t".into();
-        let error = Templates::load(dir.path(), &steps, chrono_tz::Africa::Johannesburg)
+        let error = Templates::load_dir(dir.path(), &steps, chrono_tz::Africa::Johannesburg)
             .unwrap_err()
             .to_string();
         assert!(
@@ -605,7 +647,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, edit(text)).unwrap();
         let steps = crate::config::Config::default().reminders;
-        Templates::load(dir.path(), &steps, chrono_tz::Africa::Johannesburg)
+        Templates::load_dir(dir.path(), &steps, chrono_tz::Africa::Johannesburg)
     }
 
     #[test]
@@ -696,6 +738,31 @@ mod tests {
         .to_string();
         assert!(
             e.contains("a filter bug") && e.contains("abandoned/body.txt"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_built_in_templates_are_the_shipped_ones() {
+        let steps = crate::config::Config::default().reminders;
+        let tz = chrono_tz::Africa::Johannesburg;
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/emails");
+        let built_in = Templates::load(&TemplateSource::BuiltIn, &steps, tz).unwrap();
+        let files = Templates::load_dir(&dir, &steps, tz).unwrap();
+        for name in ["abandoned", "eft_pending", "last_chance"] {
+            let context = sample_context();
+            assert_eq!(
+                built_in.render(name, &context).unwrap(),
+                files.render(name, &context).unwrap()
+            );
+        }
+        let mut steps = steps;
+        steps[0].template = "mine".into();
+        let e = Templates::load(&TemplateSource::BuiltIn, &steps, tz)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"mine\"") && e.contains("not built in") && e.contains("init"),
             "{e}"
         );
     }

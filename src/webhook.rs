@@ -30,6 +30,8 @@ pub struct WebhookState {
     pub token: String,
     /// Looks new events up in Quicket's API (in the background).
     pub events: std::sync::Arc<crate::events::EventDirectory>,
+    /// The zone an `event_date` with an offset is turned into (`schedule.timezone` at start).
+    pub timezone: chrono_tz::Tz,
 }
 
 /// The webhook route.
@@ -77,7 +79,7 @@ where
         Err(ApiError::PayloadTooLarge(_)) => return Err(too_large()),
         other => other?,
     };
-    let parsed = quicket::parse_hook(&body);
+    let parsed = quicket::parse_hook_in(&body, state.timezone);
     let action = match &parsed {
         Ok(hook) => match &hook.action {
             HookAction::Known(state) => state.as_str(),

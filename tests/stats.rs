@@ -159,13 +159,21 @@ async fn replay_reprocesses_what_an_older_version_could_not_read_and_is_idempote
         })
         .await
         .unwrap();
-    let first = app.store().replay().await.unwrap();
+    let first = app
+        .store()
+        .replay(chrono_tz::Africa::Johannesburg)
+        .await
+        .unwrap();
     assert_eq!((first.examined, first.recorded, first.duplicate), (2, 1, 1));
     assert_eq!(
         app.store().order("R2").await.unwrap().unwrap().status,
         OrderState::EftPending
     );
-    let second = app.store().replay().await.unwrap();
+    let second = app
+        .store()
+        .replay(chrono_tz::Africa::Johannesburg)
+        .await
+        .unwrap();
     assert_eq!(second.examined, 0, "nothing left to replay");
     assert_eq!(app.store().order_count().await.unwrap(), 2);
 }

@@ -14,7 +14,7 @@ use quicket_followup::config::Config;
 use quicket_followup::templates::{Templates, sample_context};
 
 fn shipped() -> Templates {
-    Templates::load(
+    Templates::load_dir(
         &templates_dir(),
         &Config::default().reminders,
         chrono_tz::Africa::Johannesburg,
@@ -177,7 +177,7 @@ fn check_warns_about_setups_that_look_wrong() {
     let mut config = Config::default();
     config.email.transport = quicket_followup::config::Transport::Smtp;
     config.email.smtp_url = "smtp://user:secret@mail.shop.co.za:25".into();
-    config.templates.dir = templates_dir();
+    config.templates.dir = Some(templates_dir());
     let warnings = quicket_followup::check::warnings(&config);
     assert!(
         warnings

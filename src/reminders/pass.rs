@@ -167,7 +167,7 @@ impl Settings {
     /// Loads the templates a configuration's steps name (rendering each with sample data).
     pub fn load(config: Arc<Config>) -> anyhow::Result<Settings> {
         let templates = Templates::load(
-            &config.templates.dir,
+            &config.templates.source()?,
             &config.reminders,
             config.schedule.timezone,
         )?;

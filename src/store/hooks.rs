@@ -195,19 +195,29 @@ pub struct ReplayReport {
 
 /// Reprocesses every delivery that was not recorded (rejected, ignored or failed) with the
 /// current parser, as if it had just arrived at its original time. Running it again changes
-/// nothing more: recorded hooks are recognised by their fingerprint.
-fn replay(conn: &Connection) -> anyhow::Result<ReplayReport> {
-    let mut stmt = conn.prepare(
+/// nothing more: recorded hooks are recognised by their fingerprint. Bodies are read one at a
+/// time (each up to 1 MiB), never all at once.
+fn replay(conn: &Connection, timezone: chrono_tz::Tz) -> anyhow::Result<ReplayReport> {
+    let mut next = conn.prepare(
         "SELECT id, received_at, body FROM deliveries
-         WHERE outcome IN ('rejected', 'ignored', 'failed') AND body IS NOT NULL ORDER BY id",
+         WHERE outcome IN ('rejected', 'ignored', 'failed') AND body IS NOT NULL AND id > ?1
+         ORDER BY id LIMIT 1",
     )?;
-    let pending: Vec<(i64, String, Vec<u8>)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<_, _>>()?;
     let mut report = ReplayReport::default();
-    for (id, received_at, body) in pending {
+    let mut after = 0_i64;
+    while let Some((id, received_at, body)) = next
+        .query_row([after], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })
+        .optional_row()?
+    {
+        after = id;
         report.examined += 1;
-        let parsed = crate::quicket::parse_hook(&body);
+        let parsed = crate::quicket::parse_hook_in(&body, timezone);
         let c = classify(&parsed);
         conn.execute(
             "UPDATE deliveries SET outcome = ?2, error = ?3, reference = ?4, action = ?5 WHERE id = ?1",
@@ -223,9 +233,10 @@ fn replay(conn: &Connection) -> anyhow::Result<ReplayReport> {
 }
 
 impl Store {
-    /// Reprocesses stored deliveries that were not recorded (see `replay`), in one transaction.
-    pub async fn replay(&self) -> Result<ReplayReport, StoreError> {
-        self.write(replay).await
+    /// Reprocesses stored deliveries that were not recorded (see `replay`), in one transaction;
+    /// an `event_date` with an offset is read into `timezone`.
+    pub async fn replay(&self, timezone: chrono_tz::Tz) -> Result<ReplayReport, StoreError> {
+        self.write(move |conn| replay(conn, timezone)).await
     }
 }
 

@@ -10,6 +10,7 @@ mod hooks;
 pub mod link_tokens;
 mod orders;
 pub mod privacy;
+pub mod problems;
 pub mod reminders;
 pub mod stats;
 pub mod timeline;
@@ -38,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_event_info.sql"),
     include_str!("../../migrations/0006_link_tokens.sql"),
     include_str!("../../migrations/0007_send_proof.sql"),
+    include_str!("../../migrations/0008_delivery_problems.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside `serve`).
@@ -46,6 +48,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_BATCH: usize = 1024;
 /// Jobs that may wait for the writer before senders are made to wait too.
 const QUEUE_DEPTH: usize = 8192;
+/// Reads running at once (each on its own connection and blocking thread); more wait their turn,
+/// so a flood of page views or health checks never opens an unbounded number of connections.
+pub const READERS: usize = 8;
 
 /// Errors a caller of the store must tell apart.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +101,10 @@ struct Inner {
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
+    /// One permit per read running: at most [`READERS`] connections are ever open for reading.
+    reading: tokio::sync::Semaphore,
+    /// Reading connections opened since the store was opened.
+    opened: std::sync::atomic::AtomicUsize,
 }
 
 impl Store {
@@ -119,6 +128,8 @@ impl Store {
                 sender: Mutex::new(Some(sender)),
                 writer: Mutex::new(Some(writer)),
                 readers: Mutex::new(Vec::new()),
+                reading: tokio::sync::Semaphore::new(READERS),
+                opened: std::sync::atomic::AtomicUsize::new(0),
             }),
         })
     }
@@ -167,22 +178,40 @@ impl Store {
         F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
     {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
+        let permit = self
+            .inner
+            .reading
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let result = tokio::task::spawn_blocking(move || {
             let conn = match inner.readers.lock().ok().and_then(|mut pool| pool.pop()) {
                 Some(conn) => conn,
-                None => open_connection(&inner.path)
-                    .map_err(|e| StoreError::Unavailable(format!("{e:#}")))?,
+                None => {
+                    let conn = open_connection(&inner.path)
+                        .map_err(|e| StoreError::Unavailable(format!("{e:#}")))?;
+                    inner
+                        .opened
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    conn
+                }
             };
             let result = work(&conn);
-            if let Ok(mut pool) = inner.readers.lock()
-                && pool.len() < 4
-            {
+            // Every permit's connection is kept, so the pool never opens more than READERS.
+            if let Ok(mut pool) = inner.readers.lock() {
                 pool.push(conn);
             }
             result.map_err(StoreError::Failed)
         })
         .await
-        .map_err(|e| StoreError::Failed(anyhow::anyhow!("a database read panicked: {e}")))?
+        .map_err(|e| StoreError::Failed(anyhow::anyhow!("a database read panicked: {e}")));
+        drop(permit);
+        result?
+    }
+
+    /// Reading connections opened so far: never more than [`READERS`] while no read panics.
+    pub fn reader_connections_opened(&self) -> usize {
+        self.inner.opened.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops accepting writes, lets the writer commit what is queued, and waits for it.

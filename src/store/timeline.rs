@@ -91,12 +91,14 @@ pub struct Problem {
     pub id: i64,
     /// When it arrived.
     pub received_at: String,
-    /// rejected, ignored or failed.
+    /// rejected, ignored or failed, or recorded (or duplicate) with a note.
     pub outcome: String,
     /// Why.
     pub error: Option<String>,
-    /// The raw body.
+    /// The start of the raw body (at most [`super::problems::BODY_SHOWN`] bytes).
     pub body: Option<String>,
+    /// The whole body's size in bytes (`None` once retention removed it).
+    pub size: Option<i64>,
 }
 
 /// A raw body for reading, exactly as received (invalid UTF-8 replaced): re-formatting it would
@@ -290,21 +292,25 @@ impl Store {
         self.read(move |conn| timeline(conn, &key, &event)).await
     }
 
-    /// Deliveries that could not be used, newest first.
+    /// Deliveries that could not be used, or were used with a field unreadable or cut to its cap,
+    /// newest first; only the start of each body is read.
     pub async fn problems(&self, limit: usize) -> Result<Vec<Problem>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare(
-                "SELECT id, received_at, outcome, error, body FROM deliveries
-                 WHERE outcome IN ('rejected', 'failed', 'ignored') ORDER BY id DESC LIMIT ?1",
+                "SELECT id, received_at, outcome, error, substr(body, 1, ?2), length(body)
+                 FROM deliveries INDEXED BY deliveries_with_problems
+                 WHERE error IS NOT NULL ORDER BY id DESC LIMIT ?1",
             )?;
+            let shown = super::problems::BODY_SHOWN as i64;
             let rows = stmt
-                .query_map([limit as i64], |r| {
+                .query_map(rusqlite::params![limit as i64, shown], |r| {
                     Ok(Problem {
                         id: r.get(0)?,
                         received_at: r.get(1)?,
                         outcome: r.get(2)?,
                         error: r.get(3)?,
                         body: r.get::<_, Option<Vec<u8>>>(4)?.map(|b| readable_body(&b)),
+                        size: r.get(5)?,
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;

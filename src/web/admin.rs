@@ -142,7 +142,8 @@ fn check_door(state: &AdminState, door: &Door) -> Result<(), AdminRefused> {
 /// The guard in front of every `/admin` route; runs once per request.
 fn guard(state: AdminState) -> BoxedFilter<(AdminState,)> {
     let door = warp::method()
-        .and(warp::addr::remote())
+        // The connection layer's address (warp's own addr::remote() is set only by warp::serve).
+        .and(crate::connections::remote())
         .and(warp::header::optional::<String>("x-forwarded-for"))
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::header::optional::<String>("host"))
@@ -237,6 +238,7 @@ enum Page {
     Suppress(Query),
     Unsuppress(Query),
     Problems(Query),
+    ProblemBody(i64),
     Replay,
 }
 
@@ -278,6 +280,10 @@ pub fn routes(mut state: AdminState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(get(warp::path!("problems").boxed(), Page::Problems))
         .unify()
+        .or(warp::path!("problems" / i64 / "body")
+            .and(warp::get())
+            .map(Page::ProblemBody))
+        .unify()
         .or(warp::path!("replay").and(warp::post()).map(|| Page::Replay))
         .unify();
     guard(state)
@@ -299,6 +305,7 @@ async fn show(s: &AdminState, page: Page) -> Result<Response, ApiError> {
         Page::Suppress(f) => change_suppression(s, &f, true).await,
         Page::Unsuppress(f) => change_suppression(s, &f, false).await,
         Page::Problems(q) => problems(s, &q).await,
+        Page::ProblemBody(id) => problem_body(s, id).await,
         Page::Replay => replay(s).await,
     }
 }
@@ -761,6 +768,8 @@ struct EmailsPage {
     subject: String,
     frame: String,
     error: String,
+    /// Which templates are in use: the built-in ones or a directory.
+    source: String,
 }
 
 async fn rendered(
@@ -829,6 +838,15 @@ async fn emails(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
         subject,
         frame,
         error,
+        source: match state.engine.settings().templates.source() {
+            crate::config::TemplateSource::BuiltIn => format!(
+                "The built-in templates are in use (templates.dir is unset and there is no {}): run `quicket-followup init` to write them out for editing.",
+                crate::config::DEFAULT_TEMPLATES_DIR
+            ),
+            crate::config::TemplateSource::Dir(dir) => {
+                format!("The templates in {} are in use.", dir.display())
+            }
+        },
     })
 }
 
@@ -1038,6 +1056,8 @@ struct ProblemRow {
     outcome: String,
     error: String,
     body: String,
+    /// "" when the whole body is shown, else e.g. "the first 4 KiB of 1,048,576 bytes".
+    cut: String,
 }
 
 #[derive(Template)]
@@ -1055,19 +1075,58 @@ async fn problems(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
         notice: notice(q),
         rows: rows
             .into_iter()
-            .map(|p| ProblemRow {
-                id: p.id,
-                at: local(state, &p.received_at),
-                outcome: p.outcome,
-                error: p.error.unwrap_or_default(),
-                body: p.body.unwrap_or_else(|| "(removed by retention)".into()),
+            .map(|p| {
+                let shown = crate::store::problems::BODY_SHOWN;
+                let cut = match p.size {
+                    Some(size) if size > shown as i64 => format!(
+                        "the first {} KiB of {} bytes",
+                        shown / 1024,
+                        crate::domain::thousands(size)
+                    ),
+                    _ => String::new(),
+                };
+                ProblemRow {
+                    id: p.id,
+                    at: local(state, &p.received_at),
+                    outcome: match p.outcome.as_str() {
+                        "recorded" | "duplicate" => format!("{} with problems", p.outcome),
+                        _ => p.outcome,
+                    },
+                    error: p.error.unwrap_or_default(),
+                    body: p.body.unwrap_or_else(|| "(removed by retention)".into()),
+                    cut,
+                }
             })
             .collect(),
     })
 }
 
+/// A delivery's whole raw body, as a download (never shown as a page: it is what a stranger sent).
+async fn problem_body(state: &AdminState, id: i64) -> Result<Response, ApiError> {
+    let body = state
+        .store
+        .delivery_body(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("delivery {id} has no body (any more)")))?;
+    let mut response = warp::reply::Response::new(body.into());
+    let headers = response.headers_mut();
+    let value = |v: &str| {
+        warp::http::HeaderValue::from_str(v)
+            .unwrap_or_else(|_| warp::http::HeaderValue::from_static("attachment"))
+    };
+    headers.insert(header::CONTENT_TYPE, value("application/octet-stream"));
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        value(&format!("attachment; filename=\"delivery-{id}.json\"")),
+    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, value("nosniff"));
+    headers.insert(header::CACHE_CONTROL, value("no-store"));
+    Ok(response)
+}
+
 async fn replay(state: &AdminState) -> Result<Response, ApiError> {
-    let r = state.store.replay().await?;
+    let timezone = state.engine.settings().config.schedule.timezone;
+    let r = state.store.replay(timezone).await?;
     let message = format!(
         "Replayed {} deliveries: {} recorded, {} repeats, {} still not usable.",
         r.examined, r.recorded, r.duplicate, r.unchanged

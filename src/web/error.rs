@@ -22,6 +22,12 @@ pub enum ApiError {
     /// The request is malformed; the text says how.
     #[error("{0}")]
     BadRequest(String),
+    /// The body did not all arrive within `server.body_timeout`.
+    #[error("the body did not arrive within {0:?}")]
+    RequestTimeout(std::time::Duration),
+    /// Nothing is there (e.g. a delivery whose body retention removed).
+    #[error("{0}")]
+    NotFound(String),
     /// The database could not store the request (disk full, locked): try again later.
     #[error("not stored, try again later: {0}")]
     Unavailable(String),
@@ -37,6 +43,8 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

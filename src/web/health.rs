@@ -14,6 +14,23 @@ use crate::config::parse_cron;
 use crate::reminders::Engine;
 use crate::store::{Store, parse_timestamp};
 
+/// How long `/healthz` answers from what it last read from the database, so that a flood of
+/// health checks costs one round of reads a second.
+const CACHE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What `/healthz` reads from the database, kept for [`CACHE_FOR`].
+#[derive(Clone)]
+struct DbFacts {
+    schema: Result<i64, &'static str>,
+    last_pass: Option<crate::store::reminders::PassRecord>,
+    waiting: i64,
+    problems: crate::store::problems::ProblemCounts,
+}
+
+/// The last [`DbFacts`] and when they were read.
+#[derive(Clone, Default)]
+pub struct HealthCache(Arc<tokio::sync::Mutex<Option<(std::time::Instant, DbFacts)>>>);
+
 /// What the health and metrics routes need.
 #[derive(Clone)]
 pub struct HealthState {
@@ -25,6 +42,8 @@ pub struct HealthState {
     pub scheduled: bool,
     /// When this process started serving.
     pub started_at: DateTime<Utc>,
+    /// The database reads of the last second.
+    pub cache: HealthCache,
 }
 
 /// `GET /healthz` and `GET /metrics`.
@@ -64,24 +83,44 @@ pub fn pass_overdue(
     now > t.with_timezone(&Utc)
 }
 
+/// The database's facts, read at most once per [`CACHE_FOR`] (callers in the same second wait for
+/// one read and share it).
+async fn db_facts(state: &HealthState) -> DbFacts {
+    let mut cached = state.cache.0.lock().await;
+    if let Some((at, facts)) = cached.as_ref()
+        && at.elapsed() < CACHE_FOR
+    {
+        return facts.clone();
+    }
+    let schema = state.store.health().await.map_err(|e| unavailable(&e));
+    let facts = DbFacts {
+        last_pass: state.store.last_pass().await.ok().flatten(),
+        waiting: state.store.failing_claims().await.unwrap_or_default(),
+        problems: state.store.problem_counts().await.unwrap_or_default(),
+        schema,
+    };
+    *cached = Some((std::time::Instant::now(), facts.clone()));
+    facts
+}
+
 async fn health(state: &HealthState) -> Response {
     let version = env!("CARGO_PKG_VERSION");
-    let schema = match state.store.health().await {
+    let facts = db_facts(state).await;
+    let schema = match facts.schema {
         Ok(schema) => schema,
         Err(e) => {
             return json_status(
                 &json!({
                     "status": "error",
                     "version": version,
-                    "database": {"ok": false, "error": unavailable(&e)},
+                    "database": {"ok": false, "error": e},
                 }),
                 StatusCode::SERVICE_UNAVAILABLE,
             );
         }
     };
     let settings = state.engine.settings();
-    let last_pass = state.store.last_pass().await.ok().flatten();
-    let waiting = state.store.failing_claims().await.unwrap_or_default();
+    let (last_pass, waiting) = (facts.last_pass, facts.waiting);
     let now = Utc::now();
     let since = last_pass
         .as_ref()
@@ -102,6 +141,11 @@ async fn health(state: &HealthState) -> Response {
         "passes": {"scheduled": state.scheduled, "overdue": overdue},
         "email": {"sends_waiting_to_retry": waiting},
         "settings": reload,
+        // Which templates are in use: "built-in", or the directory (its last two parts).
+        "templates": without_paths(&settings.templates.source().to_string()),
+        // Hooks kept with a field unreadable (an event date: no reminder can be held back before
+        // that event) or cut to a cap: listed on /admin/problems.
+        "problems": facts.problems,
         // Lookups failing never makes the service unhealthy: emails fall back to the config.
         "quicket_api": api,
     });
@@ -159,6 +203,16 @@ async fn metrics(state: &HealthState) -> Response {
     let now = Utc::now();
     if let Ok(due) = state.store.due_count(now).await {
         metrics::gauge!(crate::metrics::DUE).set(due as f64);
+    }
+    if let Ok(p) = state.store.problem_counts().await {
+        for (kind, n) in [
+            ("event_date", p.unreadable_event_dates),
+            ("amount", p.unknown_amounts),
+            ("caps", p.over_caps),
+            ("any", p.deliveries),
+        ] {
+            metrics::gauge!(crate::metrics::PROBLEMS, "kind" => kind).set(n as f64);
+        }
     }
     warp::reply::with_header(
         handle.render(),

@@ -10,12 +10,24 @@ mod throttle;
 pub use admin::{AdminRefused, AdminState, routes as admin_routes};
 pub use error::{ApiError, json_status, recover};
 pub use headers::security_headers;
-pub use health::{HealthState, pass_overdue, routes as health_routes};
+pub use health::{HealthCache, HealthState, pass_overdue, routes as health_routes};
 pub use links::{LinkState, routes as link_routes};
 pub use throttle::LoginThrottle;
 
 use bytes::Buf;
 use futures_util::{Stream, StreamExt};
+
+/// How long the body had to arrive, when reading it failed because it did not in time.
+fn body_timeout(e: &warp::Error) -> Option<std::time::Duration> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(e) = cause {
+        if let Some(timeout) = e.downcast_ref::<crate::connections::BodyTimeout>() {
+            return Some(timeout.0);
+        }
+        cause = e.source();
+    }
+    None
+}
 
 /// Reads a body of at most `limit` bytes, also when it is sent without a Content-Length.
 pub async fn read_limited<S, B>(body: S, limit: usize) -> Result<Vec<u8>, ApiError>
@@ -26,8 +38,10 @@ where
     let mut body = std::pin::pin!(body);
     let mut out = Vec::new();
     while let Some(chunk) = body.next().await {
-        let mut chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
+        let mut chunk = chunk.map_err(|e| match body_timeout(&e) {
+            Some(after) => ApiError::RequestTimeout(after),
+            None => ApiError::BadRequest(format!("the body could not be read: {e}")),
+        })?;
         if out.len() + chunk.remaining() > limit {
             return Err(ApiError::PayloadTooLarge(limit));
         }

@@ -27,7 +27,7 @@ pub fn test_config(dir: &Path) -> Config {
     config.server.webhook_token = TOKEN.into();
     config.database.path = dir.join("data/followup.sqlite");
     config.email.outbox_dir = dir.join("data/outbox");
-    config.templates.dir = templates_dir();
+    config.templates.dir = Some(templates_dir());
     config
 }
 
