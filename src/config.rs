@@ -31,6 +31,10 @@ const SECRET_ENV: &[(&str, &str)] = &[
     ("QUICKET_FOLLOWUP_ADMIN_PASSWORD", "server.admin_password"),
     ("QUICKET_FOLLOWUP_SMTP_URL", "email.smtp_url"),
     ("QUICKET_FOLLOWUP_QUICKET_API_KEY", "quicket.api_key"),
+    (
+        "QUICKET_FOLLOWUP_MAILGUN_SIGNING_KEY",
+        "email.mailgun_signing_key",
+    ),
 ];
 
 /// The whole configuration (contract section 2). Every key is optional.
@@ -169,6 +173,13 @@ pub struct EmailConfig {
     pub smtp_timeout: Duration,
     /// Event page pattern used when `[events."ID"].url` is unset; `{event_id}` is replaced.
     pub event_url: String,
+    /// Mailgun's HTTP webhook signing key, for `/webhooks/email-events/mailgun` (a secret).
+    pub mailgun_signing_key: String,
+    /// SendGrid's Event Webhook verification key (base64), for `/webhooks/email-events/sendgrid`.
+    pub sendgrid_public_key: String,
+    /// Tests only (never read from the file): trust `http://127.0.0.1` as SNS, to stand in for it.
+    #[serde(skip)]
+    pub sns_trust_localhost: bool,
 }
 
 impl Default for EmailConfig {
@@ -182,6 +193,9 @@ impl Default for EmailConfig {
             max_per_minute: 120,
             smtp_timeout: Duration::from_secs(30),
             event_url: "https://www.quicket.co.za/events/{event_id}/".into(),
+            mailgun_signing_key: String::new(),
+            sendgrid_public_key: String::new(),
+            sns_trust_localhost: false,
         }
     }
 }

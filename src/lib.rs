@@ -8,6 +8,8 @@ pub mod config;
 pub mod connections;
 pub mod domain;
 pub mod email;
+pub mod email_events;
+pub mod email_webhook;
 pub mod events;
 pub mod export;
 pub mod init;

@@ -21,6 +21,9 @@ pub const DUE: &str = "quicket_followup_reminders_due";
 /// `any`), read from the database at scrape time.
 pub const PROBLEMS: &str = "quicket_followup_hooks_with_problems";
 
+/// Bounces and complaints reported by the email provider, by provider and kind.
+pub const EMAIL_EVENTS: &str = "quicket_followup_email_events_total";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// The process's recorder, installed on first use. Tests start several services in one process;
@@ -54,6 +57,10 @@ fn describe() {
     metrics::describe_counter!(SMTP_ERRORS, "Sends refused or failed, by kind");
     metrics::describe_histogram!(PASS_DURATION, "Duration of reminder passes in seconds");
     metrics::describe_gauge!(LAST_PASS, "When the last reminder pass finished, Unix time");
+    metrics::describe_counter!(
+        EMAIL_EVENTS,
+        "Bounces and complaints reported by the email provider, by provider and kind"
+    );
     metrics::describe_gauge!(DUE, "Buyer-events due to be looked at by a pass now");
     metrics::describe_gauge!(
         PROBLEMS,

@@ -62,12 +62,19 @@ impl Service {
         let token = webhook_token(&config, &store).await?;
         let engine = Arc::new(Engine::new(config.clone(), store.clone()).await?);
         crate::metrics::handle();
+        let email_events = crate::email_webhook::EmailEventsState::new(
+            &config.email,
+            store.clone(),
+            token.clone(),
+        )?;
         let routes = webhook::route(WebhookState {
             store: store.clone(),
             token: token.clone(),
             events: engine.events().clone(),
             timezone: config.schedule.timezone,
         })
+        .or(crate::email_webhook::route(email_events))
+        .unify()
         .or(web::health_routes(web::HealthState {
             store: store.clone(),
             engine: engine.clone(),

@@ -5,6 +5,7 @@
 mod backup;
 mod buyer_events;
 mod erase;
+pub mod email_events;
 pub mod event_info;
 mod hooks;
 pub mod link_tokens;
@@ -40,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_link_tokens.sql"),
     include_str!("../../migrations/0007_send_proof.sql"),
     include_str!("../../migrations/0008_delivery_problems.sql"),
+    include_str!("../../migrations/0009_email_events.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside `serve`).

@@ -18,8 +18,10 @@ pub enum SuppressionSource {
     Cli,
     /// The operator, through /admin.
     Admin,
-    /// The mail server said the mailbox does not exist.
+    /// The mail server said the mailbox does not exist, or the provider reported a hard bounce.
     Bounce,
+    /// The buyer marked an email as spam (reported by the provider).
+    Complaint,
 }
 
 impl SuppressionSource {
@@ -29,6 +31,7 @@ impl SuppressionSource {
             SuppressionSource::Cli => "cli",
             SuppressionSource::Admin => "admin",
             SuppressionSource::Bounce => "bounce",
+            SuppressionSource::Complaint => "complaint",
         }
     }
 }
@@ -51,7 +54,7 @@ pub struct Suppression {
     pub email: String,
     /// When.
     pub added_at: String,
-    /// unsubscribe, cli, admin or bounce.
+    /// unsubscribe, cli, admin, bounce or complaint.
     pub source: String,
     /// The event and step of the email it came from, when it came from one.
     pub event_id: Option<String>,
@@ -266,6 +269,7 @@ fn retention_pass(
         "DELETE FROM link_tokens WHERE expires_at <= ?1",
         [timestamp(now)],
     )?;
+    removed.deliveries += super::email_events::expire(conn, cutoff)?;
     for (key, event) in due {
         let pseudonym = format!("anon-{}", crate::server::random_token());
         removed.buyer_events += 1;
@@ -411,5 +415,6 @@ fn forget(conn: &Connection, key: &str) -> anyhow::Result<Removed> {
     conn.execute("DELETE FROM reminders WHERE email_key = ?1", [key])?;
     conn.execute("DELETE FROM clicks WHERE email_key = ?1", [key])?;
     conn.execute("DELETE FROM link_tokens WHERE email_key = ?1", [key])?;
+    super::email_events::forget(conn, key)?;
     Ok(removed)
 }

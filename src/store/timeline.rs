@@ -61,7 +61,7 @@ const COLUMNS: &str = "be.email_key, be.event_id, o.event_name, be.state, be.cha
 pub struct Entry {
     /// When (UTC, RFC 3339).
     pub at: String,
-    /// hook, reminder, decision, click, unsubscribe, paid.
+    /// hook, reminder, decision, click, unsubscribe, bounce, complaint, paid.
     pub kind: &'static str,
     /// One line.
     pub title: String,
@@ -229,6 +229,19 @@ fn timeline(conn: &Connection, key: &str, event: &str) -> anyhow::Result<Option<
             kind: "unsubscribe",
             title: format!("suppressed ({source}){from}"),
             detail: None,
+            body: None,
+        });
+    }
+    for e in super::email_events::for_timeline(conn, key, event)? {
+        entries.push(Entry {
+            at: e.at,
+            kind: if e.title.starts_with("complaint") {
+                "complaint"
+            } else {
+                "bounce"
+            },
+            title: format!("{} (reported by {})", e.title, e.provider),
+            detail: e.detail,
             body: None,
         });
     }

@@ -16,6 +16,9 @@ pub enum ApiError {
     /// The token in the path is wrong.
     #[error("wrong token: check the URL pasted into Quicket")]
     Unauthorized,
+    /// A signed request whose signature is missing or wrong (an email provider's webhook).
+    #[error("{0}")]
+    BadSignature(String),
     /// The body is larger than we accept.
     #[error("the body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -40,7 +43,7 @@ impl ApiError {
     /// The HTTP status for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,

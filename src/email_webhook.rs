@@ -1,0 +1,325 @@
+//! `POST /webhooks/email-events/{provider}/{token}`: bounces and complaints from the email
+//! provider. The token is Quicket's webhook token; each provider's signature is checked where it
+//! has one; a request that passes is kept raw and answered 200 once stored; a hard bounce or a
+//! complaint puts the address on the suppression list.
+
+use std::sync::Arc;
+
+use bytes::Buf;
+use chrono::Utc;
+use futures_util::Stream;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use warp::Filter;
+use warp::http::{HeaderMap, StatusCode};
+use warp::reply::{Reply, Response};
+
+use crate::email_events::signature::{self, SignatureError};
+use crate::email_events::sns::{Envelope, MessageType, Sns, SnsError};
+use crate::email_events::{self, EmailEvent, EventKind, Parsed, Provider};
+use crate::store::Store;
+use crate::store::email_events::DeliveryOutcome;
+use crate::store::privacy::SuppressionSource;
+use crate::web::{ApiError, json_status, read_limited};
+
+/// Largest body accepted; providers batch, SendGrid up to a few hundred events.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// What the route needs.
+#[derive(Clone)]
+pub struct EmailEventsState {
+    /// Where requests and events are kept.
+    pub store: Store,
+    /// The webhook token (the same as Quicket's).
+    pub token: String,
+    /// `email.mailgun_signing_key`.
+    pub mailgun_key: String,
+    /// `email.sendgrid_public_key`, decoded (DER), when set.
+    pub sendgrid_key: Option<Vec<u8>>,
+    /// Fetches SNS certificates and confirms subscriptions.
+    pub sns: Arc<Sns>,
+}
+
+impl EmailEventsState {
+    /// The state for `config`; a SendGrid key that cannot be read is an error naming the key.
+    pub fn new(
+        config: &crate::config::EmailConfig,
+        store: Store,
+        token: String,
+    ) -> anyhow::Result<EmailEventsState> {
+        let sendgrid = config.sendgrid_public_key.trim();
+        let sendgrid_key = if sendgrid.is_empty() {
+            None
+        } else {
+            Some(signature::sendgrid_key(sendgrid).map_err(|e| anyhow::anyhow!("{e}"))?)
+        };
+        Ok(EmailEventsState {
+            store,
+            token,
+            mailgun_key: config.mailgun_signing_key.clone(),
+            sendgrid_key,
+            sns: Arc::new(Sns::new(
+                config.sns_trust_localhost,
+                std::time::Duration::from_secs(10),
+            )?),
+        })
+    }
+}
+
+fn count(provider: &'static str, outcome: &'static str) {
+    metrics::counter!(crate::metrics::EMAIL_EVENTS, "provider" => provider, "kind" => outcome)
+        .increment(1);
+}
+
+/// The route.
+pub fn route(
+    state: EmailEventsState,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("webhooks" / "email-events" / String / String)
+        .and(warp::post())
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(
+            move |provider: String,
+                  token: String,
+                  length: Option<u64>,
+                  headers: HeaderMap,
+                  body| {
+                let state = state.clone();
+                async move {
+                    receive(&state, &provider, &token, length, &headers, body)
+                        .await
+                        .unwrap_or_else(Reply::into_response)
+                }
+            },
+        )
+}
+
+async fn receive<S, B>(
+    state: &EmailEventsState,
+    provider: &str,
+    token: &str,
+    length: Option<u64>,
+    headers: &HeaderMap,
+    body: S,
+) -> Result<Response, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    if !bool::from(token.as_bytes().ct_eq(state.token.as_bytes())) {
+        tracing::warn!("email-events webhook called with a wrong token");
+        return Err(ApiError::Unauthorized);
+    }
+    let provider = Provider::parse(provider).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "unknown provider {provider:?}: use postmark, mailgun, sendgrid or ses in the URL"
+        ))
+    })?;
+    let name = provider.as_str();
+    if length.is_some_and(|l| l > MAX_BODY as u64) {
+        return Err(ApiError::PayloadTooLarge(MAX_BODY));
+    }
+    let body = read_limited(body, MAX_BODY).await?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let refused = |e: SignatureError| {
+        count(name, "bad_signature");
+        tracing::warn!(provider = name, "email-events request refused: {e}");
+        match e {
+            SignatureError::NoKey(_) | SignatureError::BadKey(_) => {
+                ApiError::Unavailable(e.to_string())
+            }
+            _ => ApiError::BadSignature(format!("{e}: nothing was changed")),
+        }
+    };
+    let now = Utc::now();
+    let parsed = match provider {
+        Provider::Postmark => email_events::parse(provider, &body),
+        Provider::Mailgun => {
+            signature::mailgun(&state.mailgun_key, &body).map_err(refused)?;
+            email_events::parse(provider, &body)
+        }
+        Provider::Sendgrid => {
+            signature::sendgrid(
+                state.sendgrid_key.as_deref(),
+                header("x-twilio-email-event-webhook-signature"),
+                header("x-twilio-email-event-webhook-timestamp"),
+                &body,
+            )
+            .map_err(refused)?;
+            email_events::parse(provider, &body)
+        }
+        Provider::Ses => {
+            let envelope = match Envelope::parse(&body) {
+                Ok(envelope) => envelope,
+                Err(e) => return keep_rejected(state, provider, body, e.0).await,
+            };
+            match state.sns.verify(&envelope).await {
+                Ok(()) => {}
+                Err(SnsError::Signature(e)) => return Err(refused(e)),
+                Err(SnsError::Unavailable(e)) => {
+                    return Err(ApiError::Unavailable(format!(
+                        "the SNS signing certificate could not be fetched: {e}"
+                    )));
+                }
+            }
+            match envelope.kind {
+                MessageType::Notification => email_events::ses(&envelope.message),
+                MessageType::SubscriptionConfirmation => {
+                    return confirm(state, body, &envelope).await;
+                }
+                MessageType::UnsubscribeConfirmation => Ok(Parsed {
+                    events: vec![],
+                    ignored: 1,
+                }),
+            }
+        }
+    };
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => return keep_rejected(state, provider, body, e.0).await,
+    };
+    store_events(state, provider, body, parsed, now).await
+}
+
+/// A body that passed the checks but could not be read: kept with the reason, answered 400.
+async fn keep_rejected(
+    state: &EmailEventsState,
+    provider: Provider,
+    body: Vec<u8>,
+    reason: String,
+) -> Result<Response, ApiError> {
+    count(provider.as_str(), "rejected");
+    let (id, _) = state
+        .store
+        .record_email_delivery(
+            provider,
+            body,
+            DeliveryOutcome::Rejected,
+            Some(reason.clone()),
+            vec![],
+            Utc::now(),
+        )
+        .await?;
+    tracing::warn!(
+        provider = provider.as_str(),
+        delivery = id,
+        "email-events body kept but refused: {reason}"
+    );
+    Err(ApiError::BadRequest(reason))
+}
+
+async fn store_events(
+    state: &EmailEventsState,
+    provider: Provider,
+    body: Vec<u8>,
+    parsed: Parsed,
+    now: chrono::DateTime<Utc>,
+) -> Result<Response, ApiError> {
+    let outcome = if parsed.events.is_empty() {
+        DeliveryOutcome::Ignored
+    } else {
+        DeliveryOutcome::Recorded
+    };
+    let events: Vec<EmailEvent> = parsed.events;
+    let (id, stored) = state
+        .store
+        .record_email_delivery(provider, body, outcome, None, events, now)
+        .await?;
+    let (mut suppressed, mut counts) = (0, [0usize; 3]);
+    for event in &stored {
+        let (slot, source) = match event.kind {
+            EventKind::HardBounce => (0, Some(SuppressionSource::Bounce)),
+            EventKind::SoftBounce => (1, None),
+            EventKind::Complaint => (2, Some(SuppressionSource::Complaint)),
+        };
+        counts[slot] += 1;
+        if event.new {
+            count(provider.as_str(), event.kind.as_str());
+        }
+        // Through the store's suppression API (idempotent), also for a repeat whose first
+        // report was stored but not yet suppressed.
+        if let Some(source) = source
+            && state
+                .store
+                .add_suppression(
+                    &event.email,
+                    source,
+                    event.event_id.clone(),
+                    event.step.clone(),
+                    now,
+                )
+                .await?
+        {
+            suppressed += 1;
+        }
+    }
+    tracing::info!(
+        provider = provider.as_str(),
+        delivery = id,
+        hard_bounces = counts[0],
+        soft_bounces = counts[1],
+        complaints = counts[2],
+        suppressed,
+        ignored = parsed.ignored,
+        "email events recorded"
+    );
+    let status = if stored.is_empty() {
+        "ignored"
+    } else {
+        "recorded"
+    };
+    Ok(json_status(
+        &json!({
+            "status": status,
+            "hard_bounces": counts[0],
+            "soft_bounces": counts[1],
+            "complaints": counts[2],
+            "suppressed": suppressed,
+            "ignored": parsed.ignored,
+        }),
+        StatusCode::OK,
+    ))
+}
+
+/// An SNS subscription confirmation (signature already checked): kept, then confirmed by GETting
+/// its SubscribeURL. A failure is answered 503 so that SNS sends it again.
+async fn confirm(
+    state: &EmailEventsState,
+    body: Vec<u8>,
+    envelope: &Envelope,
+) -> Result<Response, ApiError> {
+    let (id, _) = state
+        .store
+        .record_email_delivery(
+            Provider::Ses,
+            body,
+            DeliveryOutcome::Unconfirmed,
+            None,
+            vec![],
+            Utc::now(),
+        )
+        .await?;
+    match state.sns.confirm(envelope).await {
+        Ok(()) => {
+            state
+                .store
+                .set_email_delivery_outcome(id, DeliveryOutcome::Confirmed, None)
+                .await?;
+            tracing::info!(delivery = id, topic = %envelope.topic_arn, "SNS subscription confirmed");
+            Ok(json_status(&json!({"status": "confirmed"}), StatusCode::OK))
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            state
+                .store
+                .set_email_delivery_outcome(id, DeliveryOutcome::Unconfirmed, Some(reason.clone()))
+                .await?;
+            tracing::warn!(delivery = id, "SNS subscription not confirmed: {reason}");
+            Err(ApiError::Unavailable(format!(
+                "the subscription could not be confirmed: {reason}"
+            )))
+        }
+    }
+}
