@@ -83,6 +83,7 @@ async fn app(smtp: &SmtpServer, sendgrid: &SendgridKeys) -> TestApp {
             when: vec![OrderState::Started, OrderState::Cancelled],
             template: "abandoned".into(),
             even_if_sold_out: false,
+            send_window: SendWindow::Unset,
         };
         c.reminders = vec![step("first", 60), step("second", 24 * 60)];
     })
