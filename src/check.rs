@@ -129,6 +129,28 @@ async fn check_with_store(
         }),
         Err(e) => report.errors.push(format!("email: {e:#}")),
     }
+    match crate::email::dkim::signer(&config.email) {
+        Ok(Some(signer)) => report.ok.push(format!(
+            "DKIM: every email is signed with a {}-bit {} key as {} (publish TXT \"{}\")",
+            signer.info().bits,
+            signer.info().algorithm,
+            signer.record_name(),
+            signer.info().txt_record()
+        )),
+        Ok(None) => {}
+        Err(e) => report.errors.push(format!("{e:#}")),
+    }
+    // The From domain's SPF, DKIM, DMARC and MX: warnings at worst, never an error.
+    let findings = crate::dns::readiness(&config.email).await;
+    for finding in &findings {
+        match finding.warning {
+            true => report.warnings.push(finding.text.clone()),
+            false => report.ok.push(finding.text.clone()),
+        }
+    }
+    if !findings.is_empty() {
+        let _ = store.set_dns_readiness(chrono::Utc::now(), findings).await;
+    }
     if let Some(address) = send_test {
         send_tests(&engine, &settings, newest.as_ref(), address, report).await;
     }

@@ -83,6 +83,18 @@ pub enum Command {
     },
     /// Reprocess stored deliveries that were not recorded (after an upgrade); idempotent.
     Replay,
+    /// Write a new DKIM private key to FILE (mode 0600; never over an existing file) and print
+    /// the DNS TXT record to publish.
+    DkimKeygen {
+        /// Where to write the key (PEM).
+        file: PathBuf,
+        /// An Ed25519 key instead of RSA 2048 (smaller; not every receiver checks Ed25519 yet).
+        #[arg(long)]
+        ed25519: bool,
+    },
+    /// Lift a pause of the circuit breaker (complaints or bounces too high): due reminders go
+    /// out from the next pass; the rates are measured afresh from now.
+    ResumeSending,
     /// A consistent copy of the live database (safe while serve runs).
     Backup {
         /// Where to write the copy (replaced if it exists).
@@ -271,6 +283,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::DkimKeygen { file, ed25519 } => {
+            let key = crate::email::dkim::keygen(&file, ed25519)?;
+            let domain = config
+                .email
+                .from
+                .parse::<lettre::message::Mailbox>()
+                .map(|m| m.email.domain().to_string())
+                .unwrap_or_else(|_| "YOUR-DOMAIN".into());
+            let selector = match config.email.dkim_selector.trim() {
+                "" => "SELECTOR",
+                s => s,
+            };
+            println!(
+                "wrote a {}-bit {} key to {}",
+                key.bits,
+                key.algorithm,
+                file.display()
+            );
+            println!("publish this DNS record, then set [email] dkim_selector and dkim_key:");
+            println!("  name {selector}._domainkey.{domain}");
+            println!("  TXT  \"{}\"", key.txt_record());
+            Ok(())
+        }
+        Command::ResumeSending => {
+            let lifted = with_store(&config, |store| async move {
+                store
+                    .resume_sending(chrono::Utc::now())
+                    .await
+                    .map_err(anyhow::Error::from)
+            })
+            .await?;
+            match lifted {
+                Some(pause) => println!(
+                    "sending resumed (it was paused since {}: {})",
+                    pause.since, pause.reason
+                ),
+                None => println!("sending was not paused; nothing changed"),
+            }
+            Ok(())
+        }
         Command::Forget { email } => {
             let key = crate::domain::email_key(&email);
             let removed = with_store(&config, |store| async move {
@@ -376,6 +428,12 @@ async fn run_once(
             .lock()
             .map_err(|_| anyhow::anyhow!("stdout is unusable"))?;
         let c = &report.counts;
+        if let Some(reason) = &report.paused {
+            writeln!(
+                out,
+                "sending is paused: {reason}; nothing was sent (resume with `quicket-followup resume-sending`)"
+            )?;
+        }
         writeln!(
             out,
             "{}pass at {}: considered {}, sent {}, deferred {}, skipped {}, failed {}",

@@ -173,6 +173,10 @@ pub struct EmailConfig {
     pub smtp_timeout: Duration,
     /// Event page pattern used when `[events."ID"].url` is unset; `{event_id}` is replaced.
     pub event_url: String,
+    /// With `dkim_key`: sign every email with DKIM under `selector._domainkey.<From domain>`.
+    pub dkim_selector: String,
+    /// A PEM private key (RSA 2048+ or Ed25519) for DKIM signing; `dkim-keygen` makes one.
+    pub dkim_key: PathBuf,
     /// Mailgun's HTTP webhook signing key, for `/webhooks/email-events/mailgun` (a secret).
     pub mailgun_signing_key: String,
     /// SendGrid's Event Webhook verification key (base64), for `/webhooks/email-events/sendgrid`.
@@ -193,6 +197,8 @@ impl Default for EmailConfig {
             max_per_minute: 120,
             smtp_timeout: Duration::from_secs(30),
             event_url: "https://www.quicket.co.za/events/{event_id}/".into(),
+            dkim_selector: String::new(),
+            dkim_key: PathBuf::new(),
             mailgun_signing_key: String::new(),
             sendgrid_public_key: String::new(),
             sns_trust_localhost: false,

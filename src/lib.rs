@@ -6,6 +6,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod connections;
+pub mod dns;
 pub mod domain;
 pub mod email;
 pub mod email_events;

@@ -24,6 +24,13 @@ pub const PROBLEMS: &str = "quicket_followup_hooks_with_problems";
 /// Bounces and complaints reported by the email provider, by provider and kind.
 pub const EMAIL_EVENTS: &str = "quicket_followup_email_events_total";
 
+/// Complaints per email sent over the breaker's window (7 days, or since sending resumed).
+pub const COMPLAINT_RATE: &str = "quicket_followup_complaint_rate";
+/// Hard bounces per email sent over the same window.
+pub const HARD_BOUNCE_RATE: &str = "quicket_followup_hard_bounce_rate";
+/// 1 while the circuit breaker has paused sending.
+pub const SENDING_PAUSED: &str = "quicket_followup_sending_paused";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// The process's recorder, installed on first use. Tests start several services in one process;
@@ -61,6 +68,15 @@ fn describe() {
         EMAIL_EVENTS,
         "Bounces and complaints reported by the email provider, by provider and kind"
     );
+    metrics::describe_gauge!(
+        COMPLAINT_RATE,
+        "Complaints per email sent, last 7 days or since sending resumed"
+    );
+    metrics::describe_gauge!(
+        HARD_BOUNCE_RATE,
+        "Hard bounces per email sent, last 7 days or since sending resumed"
+    );
+    metrics::describe_gauge!(SENDING_PAUSED, "1 while the circuit breaker pauses sending");
     metrics::describe_gauge!(DUE, "Buyer-events due to be looked at by a pass now");
     metrics::describe_gauge!(
         PROBLEMS,

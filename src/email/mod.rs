@@ -1,6 +1,7 @@
 //! Building reminder emails with lettre, and the transports that carry them: SMTP (pooled) or the
 //! outbox directory (`.eml` files, the same bytes SMTP would carry).
 
+pub mod dkim;
 mod transport;
 
 pub use transport::{Mailer, POOL_SIZE, SendError, redact as redact_url};
@@ -142,12 +143,17 @@ pub fn build(config: &EmailConfig, out: &Outgoing, date: SystemTime) -> anyhow::
             .with_context(|| format!("email.reply_to {:?} is not an address", config.reply_to))?;
         builder = builder.reply_to(reply_to);
     }
-    builder
+    let mut message = builder
         .multipart(MultiPart::alternative_plain_html(
             out.content.text.clone(),
             out.content.html.clone(),
         ))
-        .context("cannot build the email")
+        .context("cannot build the email")?;
+    // Signed last, over the finished headers and body.
+    if let Some(signer) = dkim::signer(config)? {
+        signer.sign(&mut message);
+    }
+    Ok(message)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The reminder engine: the pure planner, the pass that sends, and the schedule that runs passes.
 
+pub mod breaker;
 pub mod pass;
 pub mod planner;
 pub mod schedule;

@@ -101,6 +101,8 @@ pub struct PassReport {
     pub counts: PassCounts,
     /// Set when the pass stopped early because the service is stopping.
     pub interrupted: bool,
+    /// Why sending is paused (the circuit breaker), when it is: the pass sent nothing.
+    pub paused: Option<String>,
     sink: Option<LineSink>,
 }
 
@@ -110,6 +112,7 @@ impl std::fmt::Debug for PassReport {
             .field("lines", &self.lines)
             .field("counts", &self.counts)
             .field("interrupted", &self.interrupted)
+            .field("paused", &self.paused)
             .finish()
     }
 }
@@ -184,6 +187,8 @@ impl Engine {
     pub async fn new(config: Arc<Config>, store: Store) -> anyhow::Result<Engine> {
         let settings = Settings::load(config.clone())?;
         let mailer = Mailer::from_config(&config.email)?;
+        // A DKIM key that cannot be read or is too weak stops the start (and fails `check`).
+        crate::email::dkim::signer(&config.email)?;
         let secret = store
             .meta_or_insert(crate::links::SECRET_KEY, crate::server::random_token)
             .await?;
@@ -380,6 +385,11 @@ impl Engine {
         dry_run: bool,
         report: &mut PassReport,
     ) -> anyhow::Result<()> {
+        // The circuit breaker: while sending is paused nothing is claimed, so nothing is lost.
+        if let Some(reason) = super::breaker::paused(&self.store, now, dry_run).await? {
+            report.paused = Some(reason);
+            return Ok(());
+        }
         // Claims left by a crash, and sends waiting after a temporary failure, go first; but, like
         // any reminder, only inside the send window.
         let tz = s.rules.timezone;

@@ -12,7 +12,9 @@ pub mod link_tokens;
 mod orders;
 pub mod privacy;
 pub mod problems;
+pub mod readiness;
 pub mod reminders;
+pub mod sending;
 pub mod stats;
 pub mod timeline;
 

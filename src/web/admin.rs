@@ -240,6 +240,7 @@ enum Page {
     Problems(Query),
     ProblemBody(i64),
     Replay,
+    ResumeSending,
 }
 
 /// Every `/admin` route.
@@ -285,6 +286,10 @@ pub fn routes(mut state: AdminState) -> BoxedFilter<(Response,)> {
             .map(Page::ProblemBody))
         .unify()
         .or(warp::path!("replay").and(warp::post()).map(|| Page::Replay))
+        .unify()
+        .or(warp::path!("sending" / "resume")
+            .and(warp::post())
+            .map(|| Page::ResumeSending))
         .unify();
     guard(state)
         .and(pages)
@@ -307,6 +312,7 @@ async fn show(s: &AdminState, page: Page) -> Result<Response, ApiError> {
         Page::Problems(q) => problems(s, &q).await,
         Page::ProblemBody(id) => problem_body(s, id).await,
         Page::Replay => replay(s).await,
+        Page::ResumeSending => resume_sending(s).await,
     }
 }
 
@@ -436,6 +442,14 @@ struct ActivityRow {
 struct OverviewPage {
     active: &'static str,
     notice: String,
+    /// The circuit breaker's pause: since when and why (empty when sending).
+    paused_since: String,
+    paused_reason: String,
+    /// Complaints above Gmail's 0.1% guide, short of pausing.
+    deliverability_warning: String,
+    /// The From domain's DNS readiness (refreshed daily): when, and each line.
+    dns_checked: String,
+    dns_findings: Vec<crate::dns::Finding>,
     recovered_revenue: String,
     recovered_purchases: i64,
     clicked_revenue: String,
@@ -567,9 +581,22 @@ async fn overview(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
     let r = &stats.recovered;
     let money =
         |m: &crate::store::stats::Money| format!("{} ({})", m.purchases, rands(m.revenue_cents));
+    let (dns_checked, dns_findings) = dns_readiness(state, now).await?;
+    let pause = state.store.sending_pause().await?;
+    let rates = crate::reminders::breaker::rates(&state.store, now).await?;
     page(&OverviewPage {
         active: "overview",
         notice: notice(q),
+        paused_since: pause
+            .as_ref()
+            .map(|p| local(state, &p.since))
+            .unwrap_or_default(),
+        paused_reason: pause.map(|p| p.reason).unwrap_or_default(),
+        dns_checked,
+        dns_findings,
+        deliverability_warning: crate::reminders::breaker::assess(&rates)
+            .warning
+            .unwrap_or_default(),
         recovered_revenue: rands(r.total.revenue_cents),
         recovered_purchases: r.total.purchases,
         clicked_revenue: rands(r.clicked.revenue_cents),
@@ -1122,6 +1149,47 @@ async fn problem_body(state: &AdminState, id: i64) -> Result<Response, ApiError>
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, value("nosniff"));
     headers.insert(header::CACHE_CONTROL, value("no-store"));
     Ok(response)
+}
+
+/// The last DNS readiness verdict; one older than a day (or none) is refreshed in the background,
+/// so the page never waits on DNS.
+async fn dns_readiness(
+    state: &AdminState,
+    now: DateTime<Utc>,
+) -> Result<(String, Vec<crate::dns::Finding>), ApiError> {
+    static REFRESHING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let cached = state.store.dns_readiness().await?;
+    let stale = cached
+        .as_ref()
+        .is_none_or(|(at, _)| now - *at > chrono::Duration::days(1));
+    if stale && !REFRESHING.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        let store = state.store.clone();
+        let email = state.engine.settings().config.email.clone();
+        tokio::spawn(async move {
+            let findings = crate::dns::readiness(&email).await;
+            if let Err(e) = store.set_dns_readiness(Utc::now(), findings).await {
+                tracing::warn!("cannot keep the DNS readiness verdict: {e}");
+            }
+            REFRESHING.store(false, std::sync::atomic::Ordering::SeqCst);
+        });
+    }
+    Ok(match cached {
+        Some((at, findings)) => (local(state, &crate::store::timestamp(at)), findings),
+        None => (
+            "being checked now; reload the page in a few seconds".into(),
+            vec![],
+        ),
+    })
+}
+
+/// The circuit breaker's Resume button.
+async fn resume_sending(state: &AdminState) -> Result<Response, ApiError> {
+    let message = match state.store.resume_sending(Utc::now()).await? {
+        Some(_) => "Sending resumed: the reminders that waited go out from the next pass.",
+        None => "Sending was not paused.",
+    };
+    let query = serde_urlencoded::to_string([("notice", message)]).unwrap_or_default();
+    Ok(see_other(&format!("/admin?{query}")))
 }
 
 async fn replay(state: &AdminState) -> Result<Response, ApiError> {

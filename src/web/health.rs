@@ -140,6 +140,7 @@ async fn health(state: &HealthState) -> Response {
         "last_pass": last_pass,
         "passes": {"scheduled": state.scheduled, "overdue": overdue},
         "email": {"sends_waiting_to_retry": waiting},
+        "sending": sending(&state.store, now).await,
         "settings": reload,
         // Which templates are in use: "built-in", or the directory (its last two parts).
         "templates": without_paths(&settings.templates.source().to_string()),
@@ -198,9 +199,43 @@ pub fn without_paths(text: &str) -> String {
     out
 }
 
+/// The circuit breaker's state: `active` or `paused` (with why and since when), and the rates.
+async fn sending(store: &Store, now: DateTime<Utc>) -> serde_json::Value {
+    let pause = store.sending_pause().await.ok().flatten();
+    let rates = crate::reminders::breaker::rates(store, now)
+        .await
+        .unwrap_or_default();
+    let assessment = crate::reminders::breaker::assess(&rates);
+    json!({
+        "state": if pause.is_some() { "paused" } else { "active" },
+        "since": pause.as_ref().map(|p| p.since.clone()),
+        "reason": pause.map(|p| p.reason),
+        "warning": assessment.warning,
+        "last_7_days": {
+            "sent": rates.sent,
+            "hard_bounces": rates.hard_bounces,
+            "soft_bounces": rates.soft_bounces,
+            "complaints": rates.complaints,
+            "complaint_rate": rates.complaint_rate(),
+            "hard_bounce_rate": rates.hard_bounce_rate(),
+        },
+    })
+}
+
 async fn metrics(state: &HealthState) -> Response {
     let handle = crate::metrics::handle();
     let now = Utc::now();
+    if let Ok(rates) = crate::reminders::breaker::rates(&state.store, now).await {
+        metrics::gauge!(crate::metrics::COMPLAINT_RATE).set(rates.complaint_rate());
+        metrics::gauge!(crate::metrics::HARD_BOUNCE_RATE).set(rates.hard_bounce_rate());
+    }
+    if let Ok(pause) = state.store.sending_pause().await {
+        metrics::gauge!(crate::metrics::SENDING_PAUSED).set(if pause.is_some() {
+            1.0
+        } else {
+            0.0
+        });
+    }
     if let Ok(due) = state.store.due_count(now).await {
         metrics::gauge!(crate::metrics::DUE).set(due as f64);
     }
