@@ -4,8 +4,8 @@
 
 mod backup;
 mod buyer_events;
-mod erase;
 pub mod email_events;
+mod erase;
 pub mod event_info;
 mod hooks;
 pub mod link_tokens;
