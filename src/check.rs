@@ -658,11 +658,12 @@ pub fn rands(cents: i64) -> String {
 
 /// `stats` for people.
 pub fn stats_in_words(stats: &crate::store::stats::Stats) -> String {
-    let mut out = String::new();
+    // The honest figure first (the control group), then what is attributed to the reminders.
+    let mut out = crate::stats_text::experiment_lines(stats.experiment.as_ref(), &stats.steps);
     let r = &stats.recovered;
     let _ = writeln!(
         out,
-        "recovered: {} purchases, {} ({} after clicking the email's link); last 30 days: {} purchases, {}",
+        "attributed (any purchase after a reminder, whether or not it made the difference): {} purchases, {} ({} after clicking the email's link); last 30 days: {} purchases, {}",
         r.total.purchases,
         rands(r.total.revenue_cents),
         r.clicked.purchases,

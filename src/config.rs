@@ -57,6 +57,8 @@ pub struct Config {
     pub events: BTreeMap<String, EventConfig>,
     /// `[quicket]`: the optional lookup of events in Quicket's public API.
     pub quicket: QuicketConfig,
+    /// `[experiment]`: the control group.
+    pub experiment: ExperimentConfig,
 }
 
 impl Default for Config {
@@ -70,6 +72,7 @@ impl Default for Config {
             templates: TemplatesConfig::default(),
             events: BTreeMap::new(),
             quicket: QuicketConfig::default(),
+            experiment: ExperimentConfig::default(),
         }
     }
 }
@@ -493,6 +496,14 @@ impl QuicketConfig {
     }
 }
 
+/// `[experiment]`: the control group that measures what the reminders really add.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExperimentConfig {
+    /// This share of buyer-events (0% to 50%) is never emailed; see [`crate::experiment`].
+    pub holdout: crate::experiment::Share,
+}
+
 /// A configuration that cannot be used, with the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -758,6 +769,12 @@ impl Config {
             dormant_after: s.dormant_after,
             give_up_after: s.give_up_after,
             attribution_window: s.attribution_window,
+            holdout: self.experiment.holdout,
+            steps: self
+                .reminders
+                .iter()
+                .map(|r| (r.name.clone(), r.template.clone()))
+                .collect(),
         }
     }
 

@@ -205,6 +205,10 @@ struct World {
 
 impl World {
     async fn new(window: Window) -> World {
+        Self::with_holdout(window, "0%").await
+    }
+
+    async fn with_holdout(window: Window, share: &str) -> World {
         let dir = tempfile::tempdir().unwrap();
         let smtp = SmtpServer::start();
         let mut config = common::test_config(dir.path());
@@ -212,6 +216,7 @@ impl World {
         config.email.transport = Transport::Smtp;
         config.email.smtp_url = smtp.url();
         config.email.max_per_minute = 100_000;
+        config.experiment.holdout = quicket_followup::experiment::Share::parse(share).unwrap();
         let config = Arc::new(config);
         let store = Store::open(&config.database.path).unwrap();
         let engine = Engine::new(config.clone(), store.clone()).await.unwrap();
@@ -447,6 +452,90 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..40),
     ) {
         run_history(window, ops)?;
+    }
+}
+
+/// The groups recorded so far: (email_key, event_id) -> held out.
+async fn groups(store: &Store) -> BTreeMap<(String, String), bool> {
+    store
+        .read(|conn| {
+            let mut stmt = conn.prepare("SELECT email_key, event_id, held_out FROM experiment")?;
+            let rows = stmt
+                .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?
+                .collect::<Result<BTreeMap<(String, String), bool>, _>>()?;
+            Ok(rows)
+        })
+        .await
+        .unwrap()
+}
+
+/// With any holdout share (changed by a reload halfway) and any history, a held-out buyer-event
+/// is never sent anything, and a group once recorded never changes.
+fn run_holdout_history(ops: Vec<Op>, first: u32, second: u32) -> Result<(), TestCaseError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let mut world = World::with_holdout(Window::Default, &format!("{first}%")).await;
+        let mut seen: BTreeMap<(String, String), bool> = BTreeMap::new();
+        let tail = (0..24).map(|_| Op::Pass);
+        for (i, op) in ops.iter().cloned().chain(tail).enumerate() {
+            if i == ops.len() / 2 {
+                let mut config = (*world.config).clone();
+                config.experiment.holdout =
+                    quicket_followup::experiment::Share::parse(&format!("{second}%")).unwrap();
+                world.config = Arc::new(config);
+                let settings =
+                    quicket_followup::reminders::pass::Settings::load(world.config.clone())
+                        .unwrap();
+                world.engine.replace_settings(settings);
+            }
+            if matches!(op, Op::Pass) {
+                world.now += Duration::minutes(45);
+            }
+            world.apply(&op).await;
+            world.check_invariants().await?;
+            let groups = groups(&world.store).await;
+            for (key, held) in &seen {
+                prop_assert_eq!(
+                    groups.get(key),
+                    Some(held),
+                    "the group of {:?} changed",
+                    key
+                );
+            }
+            for (key, event, step, _, _) in world.sent().await {
+                prop_assert!(
+                    groups.get(&(key.clone(), event.clone())) == Some(&false),
+                    "{} sent to {} {} whose group is {:?}",
+                    step,
+                    key,
+                    event,
+                    groups.get(&(key.clone(), event.clone()))
+                );
+            }
+            seen = groups;
+        }
+        world.store.close().await;
+        drop(world.dir);
+        Ok(())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("QF_PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(12),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn a_held_out_buyer_event_is_never_emailed(
+        ops in proptest::collection::vec(op(), 1..40),
+        first in 0..=50u32,
+        second in 0..=50u32,
+    ) {
+        run_holdout_history(ops, first, second)?;
     }
 }
 

@@ -88,7 +88,7 @@ async fn recovery_counts_only_purchases_after_a_reminder_split_by_click() {
         .await;
 
     let mut rules = app.service.engine.settings().config.stats_rules();
-    let stats = app.store().stats(Utc::now(), rules).await.unwrap();
+    let stats = app.store().stats(Utc::now(), rules.clone()).await.unwrap();
     let r = &stats.recovered;
     assert_eq!(
         (r.total.purchases, r.total.revenue_cents),
@@ -136,7 +136,11 @@ async fn stats_are_available_to_scripts_as_json() {
     assert_eq!(stats["recovered"]["total"]["purchases"], 0);
     let (code, out, _) = common::run_cli(&["--config", config.to_str().unwrap(), "stats"], &[]);
     assert_eq!(code, 0);
-    assert!(out.starts_with("recovered: 0 purchases, R0.00"), "{out}");
+    assert!(out.starts_with("No control group yet"), "{out}");
+    assert!(
+        out.contains("attributed (any purchase after a reminder, whether or not it made the difference): 0 purchases, R0.00"),
+        "{out}"
+    );
 }
 
 #[tokio::test]

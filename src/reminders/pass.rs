@@ -14,11 +14,12 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use rand::Rng;
 
-use super::planner::{Decision, Rules, plan};
-use crate::config::Config;
+use super::planner::{Decision, Rules, StepStatus, plan};
+use crate::config::{Config, ReminderStep};
 use crate::domain::{OrderState, check_deliverable};
 use crate::email::{self, Mailer, Outgoing, SendError};
 use crate::events::{EventDirectory, EventInfo};
+use crate::experiment::{Assigner, HELD_OUT};
 use crate::links::{LinkTarget, LinkUrls, Links};
 use crate::store::event_info;
 use crate::store::reminders::{
@@ -125,6 +126,7 @@ pub struct Engine {
     settings: std::sync::RwLock<Arc<Settings>>,
     mailer: Mailer,
     links: Links,
+    assigner: Assigner,
     lock_path: PathBuf,
     running: tokio::sync::Mutex<()>,
     stopping: AtomicBool,
@@ -193,6 +195,7 @@ impl Engine {
             .meta_or_insert(crate::links::SECRET_KEY, crate::server::random_token)
             .await?;
         let links = Links::new(&secret, &config.public_url());
+        let assigner = Assigner::new(&secret);
         let events = EventDirectory::new(&config, store.clone()).await?;
         let mut lock_path = store.path().as_os_str().to_owned();
         lock_path.push(".pass-lock");
@@ -204,6 +207,7 @@ impl Engine {
             settings: std::sync::RwLock::new(Arc::new(settings)),
             mailer,
             links,
+            assigner,
             lock_path: PathBuf::from(lock_path),
             running: tokio::sync::Mutex::new(()),
             stopping: AtomicBool::new(false),
@@ -279,6 +283,36 @@ impl Engine {
     /// The link builder (and the old format's verifier, for the routes that check tokens).
     pub fn links(&self) -> &Links {
         &self.links
+    }
+
+    /// Decides the control group and the variants (keyed by the link secret).
+    pub fn assigner(&self) -> &Assigner {
+        &self.assigner
+    }
+
+    /// Whether a buyer-event is in the control group: as recorded when its first step fell due;
+    /// else emailed if anything was ever sent or claimed for it (before the control group was
+    /// turned on); else as the keyed hash says for the share in force.
+    fn held_out(&self, s: &Settings, due: &sql::DueBuyerEvent) -> bool {
+        if let Some(recorded) = due.held_out {
+            return recorded;
+        }
+        let c = &due.candidate;
+        let emailed = c.history.iter().any(|r| {
+            matches!(
+                r.status,
+                StepStatus::Sent | StepStatus::Claimed | StepStatus::Failed
+            )
+        });
+        !emailed
+            && self
+                .assigner
+                .held_out(&c.email_key, &c.event_id, s.config.experiment.holdout)
+    }
+
+    /// The template a step is rendered from for a buyer-event.
+    pub fn template_for(&self, step: &ReminderStep, _email_key: &str, _event_id: &str) -> String {
+        step.template.clone()
     }
 
     /// What is known about events beyond the hooks (Quicket's API).
@@ -448,6 +482,7 @@ impl Engine {
             let mut decided = Vec::with_capacity(page.len());
             for mut due in page {
                 report.counts.considered += 1;
+                due.candidate.held_out = self.held_out(s, &due);
                 let info = infos.get(&due.candidate.event_id);
                 due.candidate.event_date =
                     crate::events::event_start(due.candidate.event_date, info);
@@ -458,11 +493,38 @@ impl Engine {
                 .await?;
             let mut quiet = Vec::new();
             let mut step_skips = Vec::new();
+            let mut held = Vec::new();
             let mut sends = Vec::new();
             for (due, decision) in decided {
                 let c = &due.candidate;
                 match decision {
                     Decision::Send { step, skip } => sends.push((due, step, skip)),
+                    Decision::HoldOut { step, skip } => {
+                        report.counts.skipped += 1;
+                        report.push(line(
+                            "skipped",
+                            &c.email,
+                            &c.event_id,
+                            &due.reference,
+                            Some(&step),
+                            HELD_OUT.into(),
+                        ));
+                        quiet.push(DecisionRecord {
+                            email_key: c.email_key.clone(),
+                            event_id: c.event_id.clone(),
+                            decision: "skipped",
+                            reason: format!("{step}: {HELD_OUT}"),
+                            next_check_at: Some(now),
+                        });
+                        held.push(sql::HoldOut {
+                            email_key: c.email_key.clone(),
+                            event_id: c.event_id.clone(),
+                            reference: due.reference.clone(),
+                            step,
+                            skip,
+                            share: s.config.experiment.holdout,
+                        });
+                    }
                     other => {
                         let reason = match &other {
                             Decision::Defer { reason, until } => format!(
@@ -477,7 +539,7 @@ impl Engine {
                                 .map(|(step, why)| format!("{step}: {why}"))
                                 .collect::<Vec<_>>()
                                 .join("; "),
-                            Decision::Send { .. } => String::new(),
+                            Decision::Send { .. } | Decision::HoldOut { .. } => String::new(),
                         };
                         match other {
                             Decision::Defer { .. } => report.counts.deferred += 1,
@@ -519,6 +581,7 @@ impl Engine {
                 self.store
                     .write(move |conn| {
                         sql::skip_steps(conn, &step_skips, now)?;
+                        sql::hold_out(conn, &held, now)?;
                         sql::record_decisions(conn, &quiet, now)
                     })
                     .await?;
@@ -572,11 +635,10 @@ impl Engine {
         if !self.events.enabled() {
             return Ok(());
         }
-        let sending = || {
-            decided
-                .iter()
-                .filter(|(_, d)| matches!(d, Decision::Send { .. }))
-        };
+        // The control group is checked like the emailed group, so that both skip alike.
+        let would_send =
+            |d: &Decision| matches!(d, Decision::Send { .. } | Decision::HoldOut { .. });
+        let sending = || decided.iter().filter(|(_, d)| would_send(d));
         if sending().next().is_none() {
             return Ok(());
         }
@@ -596,7 +658,7 @@ impl Engine {
             .iter()
             .enumerate()
             .filter(|(_, (due, d))| {
-                matches!(d, Decision::Send { .. })
+                would_send(d)
                     && infos.get(&due.candidate.event_id).is_some_and(|info| {
                         info.may_be_sold_out() && !info.nothing_on_sale(local_now)
                     })
@@ -614,7 +676,7 @@ impl Engine {
             .await?;
         let mut chosen = chosen.into_iter().peekable();
         for (i, (due, decision)) in decided.iter_mut().enumerate() {
-            if !matches!(decision, Decision::Send { .. }) {
+            if !would_send(decision) {
                 continue;
             }
             let Some(info) = infos.get(&due.candidate.event_id) else {
@@ -686,6 +748,13 @@ impl Engine {
                 let c = due.candidate;
                 let message_id =
                     email::message_id(&c.email_key, &c.event_id, &step, &s.config.email.from);
+                let template = s
+                    .config
+                    .reminders
+                    .iter()
+                    .find(|r| r.name == step)
+                    .map(|r| self.template_for(r, &c.email_key, &c.event_id))
+                    .unwrap_or_default();
                 let claim = Claim {
                     email_key: c.email_key.clone(),
                     event_id: c.event_id.clone(),
@@ -697,6 +766,8 @@ impl Engine {
                     now,
                     min_gap: chrono::TimeDelta::from_std(s.rules.min_gap)
                         .unwrap_or(chrono::TimeDelta::MAX),
+                    template: template.clone(),
+                    share: s.config.experiment.holdout,
                 };
                 let claimed = self
                     .store
@@ -727,6 +798,7 @@ impl Engine {
                     message_id,
                     attempts: 0,
                     decided_at: now,
+                    template: Some(template),
                 }
             }
         };
@@ -943,10 +1015,16 @@ impl Engine {
             check.sent + 1,
             info.as_ref(),
         );
+        // A claim keeps the variant it was given; one from before variants takes the step's.
+        let template = claim
+            .template
+            .clone()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| self.template_for(step, &claim.email_key, &claim.event_id));
         let content = s
             .templates
-            .render(&step.template, &context)
-            .with_context(|| format!("template {:?} failed", step.template))?;
+            .render(&template, &context)
+            .with_context(|| format!("template {template:?} failed"))?;
         let outgoing = Outgoing {
             to_email: claim.email.clone(),
             to_name: order.buyer_name.clone(),

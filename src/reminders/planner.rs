@@ -91,6 +91,9 @@ pub enum StepStatus {
     Skipped,
     /// The mail server refused it for good.
     Failed,
+    /// Not sent because the buyer-event is in the control group: counts as an email for every
+    /// rule (min_gap), so the two groups are timed alike.
+    HeldOut,
 }
 
 impl StepStatus {
@@ -101,14 +104,21 @@ impl StepStatus {
             StepStatus::Sent => "sent",
             StepStatus::Skipped => "skipped",
             StepStatus::Failed => "failed",
+            StepStatus::HeldOut => "held_out",
         }
     }
 
     /// The status for a stored name.
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Claimed, Self::Sent, Self::Skipped, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+        [
+            Self::Claimed,
+            Self::Sent,
+            Self::Skipped,
+            Self::Failed,
+            Self::HeldOut,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
 }
 
@@ -133,6 +143,8 @@ pub struct Candidate {
     pub suppressed: bool,
     /// Whether Quicket's API says the buyer's tickets can no longer be bought.
     pub sold_out: bool,
+    /// Whether the buyer-event is in the control group: never emailed.
+    pub held_out: bool,
 }
 
 /// The planner's answer for one buyer-event.
@@ -162,6 +174,14 @@ pub enum Decision {
         /// Why.
         reason: String,
     },
+    /// The step would be sent now, but the buyer-event is in the control group: record it (and
+    /// `skip`) as held out instead, and plan again.
+    HoldOut {
+        /// The step that would have been sent.
+        step: String,
+        /// Steps to record as skipped, with the reason.
+        skip: Vec<(String, String)>,
+    },
     /// Record these due steps as skipped (the tickets are sold out) and plan again.
     SkipSteps {
         /// The steps, and why.
@@ -175,7 +195,9 @@ impl Decision {
         match self {
             Decision::Send { .. } => "sent",
             Decision::Defer { .. } => "deferred",
-            Decision::Skip { .. } | Decision::SkipSteps { .. } => "skipped",
+            Decision::Skip { .. } | Decision::SkipSteps { .. } | Decision::HoldOut { .. } => {
+                "skipped"
+            }
             Decision::Done { .. } => "done",
         }
     }
@@ -184,7 +206,9 @@ impl Decision {
     pub fn next_check(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
             // After a send or a skip, the next pass plans the remaining steps.
-            Decision::Send { .. } | Decision::SkipSteps { .. } => Some(now),
+            Decision::Send { .. } | Decision::SkipSteps { .. } | Decision::HoldOut { .. } => {
+                Some(now)
+            }
             Decision::Defer { until, .. } => Some(*until),
             Decision::Skip { .. } | Decision::Done { .. } => None,
         }
@@ -334,7 +358,7 @@ pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
         .iter()
         .filter_map(|r| match r.status {
             StepStatus::Sent => Some(r.sent_at.unwrap_or(r.decided_at)),
-            StepStatus::Claimed => Some(r.decided_at),
+            StepStatus::Claimed | StepStatus::HeldOut => Some(r.decided_at),
             _ => None,
         })
         .max();
@@ -383,6 +407,14 @@ pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
         })
         .chain(sold_out)
         .collect();
+    // The control group goes through every rule above exactly like the emailed group; only here,
+    // where the email would leave, do they part.
+    if c.held_out {
+        return Decision::HoldOut {
+            step: chosen.name.clone(),
+            skip,
+        };
+    }
     Decision::Send {
         step: chosen.name.clone(),
         skip,
@@ -427,6 +459,7 @@ mod tests {
             history: Vec::new(),
             suppressed: false,
             sold_out: false,
+            held_out: false,
         }
     }
 
@@ -725,6 +758,81 @@ mod tests {
                 )],
             }
         );
+    }
+
+    #[test]
+    fn a_held_out_buyer_event_is_held_out_where_it_would_be_sent() {
+        let mut c = candidate(Started, "2026-12-01 10:00");
+        c.held_out = true;
+        // Before the step is due, exactly like an emailed one.
+        let emailed = candidate(Started, "2026-12-01 10:00");
+        let early = at("2026-12-01 10:59");
+        assert_eq!(plan(&c, &rules(), early), plan(&emailed, &rules(), early));
+        let d = plan(&c, &rules(), at("2026-12-01 11:00"));
+        assert_eq!(
+            d,
+            Decision::HoldOut {
+                step: "abandoned-1".into(),
+                skip: vec![]
+            }
+        );
+        assert_eq!(d.label(), "skipped");
+        // A held-out step counts as an email for min_gap: the next step waits as it would.
+        c.changed_at = at("2026-12-16 08:00");
+        c.history.push(StepRecord {
+            step: "abandoned-1".into(),
+            status: StepStatus::HeldOut,
+            decided_at: at("2026-12-17 12:00"),
+            sent_at: None,
+        });
+        let d = plan(&c, &rules(), at("2026-12-17 18:30"));
+        assert!(
+            matches!(d, Decision::Defer { until, .. } if until == at("2026-12-18 00:00")),
+            "{d:?}"
+        );
+        assert!(matches!(
+            plan(&c, &rules(), at("2026-12-18 08:00")),
+            Decision::HoldOut { step, .. } if step == "last-chance"
+        ));
+    }
+
+    proptest::proptest! {
+        /// Whatever the history, the state and the time, a held-out buyer-event is never sent
+        /// anything, and an emailed one decides exactly as if there were no control group.
+        #[test]
+        fn a_held_out_buyer_event_is_never_sent(
+            state in 0..4usize,
+            changed in 0..(30 * 24 * 60i64),
+            event_in in proptest::option::of(0..(40 * 24 * 60i64)),
+            history in proptest::collection::vec((0..3usize, 0..5usize, 0..(30 * 24 * 60i64)), 0..4),
+            now in 0..(45 * 24 * 60i64),
+            sold_out in proptest::bool::ANY,
+        ) {
+            let base = at("2026-12-01 00:00");
+            let minutes = chrono::TimeDelta::minutes;
+            let states = [Started, Cancelled, EftPending, Completed];
+            let statuses = [StepStatus::Claimed, StepStatus::Sent, StepStatus::Skipped, StepStatus::Failed, StepStatus::HeldOut];
+            let names = ["abandoned-1", "eft-1", "last-chance"];
+            let mut c = candidate(states[state], "2026-12-01 00:00");
+            c.changed_at = base + minutes(changed);
+            c.event_date = event_in.map(|m| (base + minutes(m)).with_timezone(&chrono_tz::Africa::Johannesburg).naive_local());
+            c.sold_out = sold_out;
+            c.history = history.iter().map(|(n, st, m)| StepRecord {
+                step: names[*n].into(),
+                status: statuses[*st],
+                decided_at: base + minutes(*m),
+                sent_at: None,
+            }).collect();
+            let now = base + minutes(now);
+            let emailed = plan(&c, &rules(), now);
+            c.held_out = true;
+            let held = plan(&c, &rules(), now);
+            proptest::prop_assert!(!matches!(held, Decision::Send { .. }), "{:?}", held);
+            match emailed {
+                Decision::Send { step, skip } => proptest::prop_assert_eq!(held, Decision::HoldOut { step, skip }),
+                other => proptest::prop_assert_eq!(held, other),
+            }
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod buyer_events;
 pub mod email_events;
 mod erase;
 pub mod event_info;
+pub mod experiment;
 mod hooks;
 pub mod link_tokens;
 mod orders;
@@ -44,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0007_send_proof.sql"),
     include_str!("../../migrations/0008_delivery_problems.sql"),
     include_str!("../../migrations/0009_email_events.sql"),
+    include_str!("../../migrations/0010_experiment.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside `serve`).

@@ -285,7 +285,7 @@ fn retention_pass(
              WHERE email_key = ?1 AND event_id = ?2",
             params![key, event, pseudonym],
         )? as u64;
-        for table in ["reminders", "clicks"] {
+        for table in ["reminders", "clicks", "experiment"] {
             conn.execute(
                 &format!(
                     "UPDATE {table} SET email_key = ?3 WHERE email_key = ?1 AND event_id = ?2"
@@ -416,5 +416,6 @@ fn forget(conn: &Connection, key: &str) -> anyhow::Result<Removed> {
     conn.execute("DELETE FROM clicks WHERE email_key = ?1", [key])?;
     conn.execute("DELETE FROM link_tokens WHERE email_key = ?1", [key])?;
     super::email_events::forget(conn, key)?;
+    conn.execute("DELETE FROM experiment WHERE email_key = ?1", [key])?;
     Ok(removed)
 }

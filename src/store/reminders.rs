@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::{OptionalRow, Store, StoreError, parse_timestamp, timestamp};
 use crate::domain::OrderState;
+use crate::experiment::{HELD_OUT, Share};
 use crate::reminders::planner::{Candidate, StepRecord, StepStatus};
 
 /// A due buyer-event with what the planner needs, and the order a reminder would be about.
@@ -20,6 +21,8 @@ pub struct DueBuyerEvent {
     pub reference: String,
     /// The stored next_check_at (for paging).
     pub next_check_at: String,
+    /// The group recorded when its first step fell due (`Some(true)`: held out); `None` before.
+    pub held_out: Option<bool>,
 }
 
 /// The suppression list, read once per pass (it is short; a lookup per buyer-event is not).
@@ -47,9 +50,11 @@ pub fn load_due(
     let mut stmt = conn.prepare_cached(
         "SELECT be.email_key, be.event_id, be.state, be.changed_at, be.reference, be.next_check_at,
                 be.email, be.event_date,
-                (SELECT group_concat(r.step || char(31) || r.status || char(31) || r.decided_at
-                                     || char(31) || coalesce(r.sent_at, ''), char(30))
-                 FROM reminders r WHERE r.email_key = be.email_key AND r.event_id = be.event_id)
+                (SELECT group_concat(r.step || char(31)
+                                     || CASE WHEN r.status = 'skipped' AND r.reason = ?6 THEN 'held_out' ELSE r.status END
+                                     || char(31) || r.decided_at || char(31) || coalesce(r.sent_at, ''), char(30))
+                 FROM reminders r WHERE r.email_key = be.email_key AND r.event_id = be.event_id),
+                (SELECT x.held_out FROM experiment x WHERE x.email_key = be.email_key AND x.event_id = be.event_id)
          FROM buyer_events be INDEXED BY buyer_events_due
          WHERE be.next_check_at IS NOT NULL AND be.next_check_at <= ?1
            AND (be.next_check_at, be.email_key, be.event_id) > (?2, ?3, ?4)
@@ -61,7 +66,8 @@ pub fn load_due(
         after_at,
         after_key,
         after_event,
-        limit as i64
+        limit as i64,
+        HELD_OUT
     ])?;
     let mut due = Vec::new();
     while let Some(row) = rows.next()? {
@@ -82,9 +88,11 @@ pub fn load_due(
                 history: parse_history(history.as_deref())?,
                 suppressed: suppressed.contains(&email_key),
                 sold_out: false,
+                held_out: false,
             },
             reference: row.get(4)?,
             next_check_at: row.get(5)?,
+            held_out: row.get(9)?,
         });
     }
     Ok(due)
@@ -167,6 +175,8 @@ pub enum ClaimRefused {
     AlreadyDecided,
     /// Another email went out within min_gap.
     TooSoon,
+    /// The buyer-event is in the control group.
+    HeldOut,
 }
 
 impl ClaimRefused {
@@ -177,6 +187,7 @@ impl ClaimRefused {
             ClaimRefused::Suppressed => "the address is unsubscribed",
             ClaimRefused::AlreadyDecided => "already decided by another pass",
             ClaimRefused::TooSoon => "another email went out within min_gap",
+            ClaimRefused::HeldOut => HELD_OUT,
         }
     }
 }
@@ -202,6 +213,10 @@ pub struct Claim {
     pub now: DateTime<Utc>,
     /// min_gap, checked again inside the claim.
     pub min_gap: chrono::TimeDelta,
+    /// The template (the step's variant) the email is rendered from.
+    pub template: String,
+    /// `[experiment] holdout` in force, recorded with the buyer-event's group on its first step.
+    pub share: Share,
 }
 
 /// Claims a step before sending it, re-checking inside the transaction what could have changed
@@ -239,11 +254,31 @@ pub fn claim(conn: &Connection, c: &Claim) -> anyhow::Result<Result<(), ClaimRef
     {
         return Ok(Err(ClaimRefused::TooSoon));
     }
+    // Belt and braces: whatever the pass thought, a buyer-event recorded as held out is never sent.
+    let held_out: Option<bool> = conn
+        .query_row(
+            "SELECT held_out FROM experiment WHERE email_key = ?1 AND event_id = ?2",
+            params![c.email_key, c.event_id],
+            |r| r.get(0),
+        )
+        .optional_row()?;
+    if held_out == Some(true) {
+        return Ok(Err(ClaimRefused::HeldOut));
+    }
     let at = timestamp(c.now);
     conn.execute(
-        "INSERT INTO reminders (email_key, event_id, step, status, reference, email, message_id, decided_at)
-         VALUES (?1, ?2, ?3, 'claimed', ?4, ?5, ?6, ?7)",
-        params![c.email_key, c.event_id, c.step, c.reference, c.email, c.message_id, at],
+        "INSERT INTO reminders (email_key, event_id, step, status, reference, email, message_id, decided_at, template)
+         VALUES (?1, ?2, ?3, 'claimed', ?4, ?5, ?6, ?7, ?8)",
+        params![c.email_key, c.event_id, c.step, c.reference, c.email, c.message_id, at, c.template],
+    )?;
+    record_group(
+        conn,
+        &c.email_key,
+        &c.event_id,
+        false,
+        c.share,
+        &c.step,
+        &at,
     )?;
     insert_skipped(conn, &c.email_key, &c.event_id, &c.reference, &c.skip, &at)?;
     Ok(Ok(()))
@@ -265,6 +300,60 @@ fn insert_skipped(
     )?;
     for (step, reason) in skip {
         insert.execute(params![email_key, event_id, step, reason, reference, at])?;
+    }
+    Ok(())
+}
+
+/// Records a buyer-event's group when its first step falls due; a group once recorded stays.
+fn record_group(
+    conn: &Connection,
+    email_key: &str,
+    event_id: &str,
+    held_out: bool,
+    share: Share,
+    step: &str,
+    at: &str,
+) -> anyhow::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO experiment (email_key, event_id, held_out, share, step, decided_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+    )?
+    .execute(params![
+        email_key,
+        event_id,
+        held_out,
+        share.hundredths(),
+        step,
+        at
+    ])?;
+    Ok(())
+}
+
+/// A step that would have been sent to a held-out buyer-event.
+#[derive(Debug, Clone)]
+pub struct HoldOut {
+    /// The buyer.
+    pub email_key: String,
+    /// The event.
+    pub event_id: String,
+    /// The order it was about.
+    pub reference: String,
+    /// The step that would have been sent.
+    pub step: String,
+    /// Steps skipped with it, and why.
+    pub skip: Vec<(String, String)>,
+    /// `[experiment] holdout` in force.
+    pub share: Share,
+}
+
+/// Records held-out steps (`skipped`, "held out") and, on the first, the buyer-event's group.
+pub fn hold_out(conn: &Connection, held: &[HoldOut], now: DateTime<Utc>) -> anyhow::Result<()> {
+    let at = timestamp(now);
+    for h in held {
+        let mut skip = vec![(h.step.clone(), HELD_OUT.to_string())];
+        skip.extend(h.skip.iter().cloned());
+        insert_skipped(conn, &h.email_key, &h.event_id, &h.reference, &skip, &at)?;
+        record_group(conn, &h.email_key, &h.event_id, true, h.share, &h.step, &at)?;
     }
     Ok(())
 }
@@ -425,13 +514,15 @@ pub struct OpenClaim {
     pub attempts: u32,
     /// When it was claimed.
     pub decided_at: DateTime<Utc>,
+    /// The template (variant) chosen when it was claimed; `None` for a claim older than schema 10.
+    pub template: Option<String>,
 }
 
 /// Claims whose time to (re)send has come.
 pub fn open_claims(conn: &Connection, now: DateTime<Utc>) -> anyhow::Result<Vec<OpenClaim>> {
     let mut stmt = conn.prepare_cached(
         "SELECT email_key, event_id, step, coalesce(reference, ''), coalesce(email, ''), message_id,
-                attempts, decided_at
+                attempts, decided_at, template
          FROM reminders WHERE status = 'claimed' AND (retry_at IS NULL OR retry_at <= ?1)
          ORDER BY decided_at",
     )?;
@@ -446,12 +537,13 @@ pub fn open_claims(conn: &Connection, now: DateTime<Utc>) -> anyhow::Result<Vec<
                 r.get::<_, String>(5)?,
                 r.get::<_, u32>(6)?,
                 r.get::<_, String>(7)?,
+                r.get::<_, Option<String>>(8)?,
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter()
         .map(
-            |(email_key, event_id, step, reference, email, message_id, attempts, at)| {
+            |(email_key, event_id, step, reference, email, message_id, attempts, at, template)| {
                 Ok(OpenClaim {
                     email_key,
                     event_id,
@@ -461,6 +553,7 @@ pub fn open_claims(conn: &Connection, now: DateTime<Utc>) -> anyhow::Result<Vec<
                     message_id,
                     attempts,
                     decided_at: parse_timestamp(&at)?,
+                    template,
                 })
             },
         )

@@ -8,7 +8,10 @@ use chrono_tz::Tz;
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
+use super::experiment::{Member, Sent};
 use super::{Store, StoreError, parse_timestamp, timestamp};
+use crate::experiment::Share;
+use crate::lift::{self, Group};
 
 /// Counts over one recent window.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -74,7 +77,7 @@ pub struct Day {
 }
 
 /// Everything the overview and `stats` show.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Stats {
     /// When the figures were taken.
     pub at: String,
@@ -86,10 +89,90 @@ pub struct Stats {
     pub recovered: Recovery,
     /// The last 30 days, oldest first.
     pub daily: Vec<Day>,
+    /// The control group against the emailed group (`null` while nobody was ever held out and
+    /// the share is 0 %).
+    pub experiment: Option<Experiment>,
+    /// Each step and template (variant) sent, with what followed.
+    pub steps: Vec<StepFigures>,
+}
+
+/// The control group against the emailed group.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Experiment {
+    /// `[experiment] holdout` in force now.
+    pub holdout: Share,
+    /// Buyer-events emailed (their first step sent while the share was above 0 %).
+    pub emailed: Group,
+    /// Buyer-events held out.
+    pub held_out: Group,
+    /// What the reminders added, with its 95 % interval; `null` while a group is empty.
+    pub lift: Option<LiftFigures>,
+    /// Both groups' cumulative purchase rate since their first step.
+    pub curve: Vec<CurvePoint>,
+}
+
+/// The lift as `stats --format json` gives it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LiftFigures {
+    /// Revenue the emails added, cents.
+    pub revenue_cents: i64,
+    /// 95 % interval, lower end.
+    pub low_cents: i64,
+    /// 95 % interval, upper end.
+    pub high_cents: i64,
+    /// Purchases the emails added.
+    pub purchases: f64,
+    /// 95 % interval, lower end.
+    pub low_purchases: f64,
+    /// 95 % interval, upper end.
+    pub high_purchases: f64,
+    /// Purchase rate emailed minus held out.
+    pub rate_difference: f64,
+    /// Whether the groups are large enough for the interval to say something (else the figure
+    /// is given in words as "too early to tell").
+    pub conclusive: bool,
+}
+
+/// One point of the cumulative purchase-rate chart.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CurvePoint {
+    /// Hours since the first step (sent or held out).
+    pub hours: f64,
+    /// Share of the emailed group that had bought by then.
+    pub emailed: f64,
+    /// Share of the held-out group that had bought by then.
+    pub held_out: f64,
+}
+
+/// One step and template (variant): sent, clicked (people only), purchases within the
+/// attribution window of the send, and the purchase rate with its 95 % Wilson interval.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StepFigures {
+    /// The step.
+    pub step: String,
+    /// The template (variant).
+    pub template: String,
+    /// Emails sent.
+    pub sent: u64,
+    /// Of which a person followed the event link.
+    pub clicked: u64,
+    /// Of which the buyer bought within the attribution window.
+    pub purchases: u64,
+    /// What those purchases paid, in cents.
+    pub revenue_cents: i64,
+    /// purchases / sent.
+    pub rate: f64,
+    /// Its 95 % interval, lower end.
+    pub rate_low: f64,
+    /// Upper end.
+    pub rate_high: f64,
+    /// Better than every other variant of the step: the interval of the difference lies wholly
+    /// above zero.
+    pub better: bool,
 }
 
 /// The rules the figures depend on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct StatsRules {
     /// The zone days are counted in.
     pub timezone: Tz,
@@ -99,6 +182,11 @@ pub struct StatsRules {
     pub give_up_after: std::time::Duration,
     /// A purchase this soon after a reminder counts as recovered.
     pub attribution_window: std::time::Duration,
+    /// `[experiment] holdout` in force.
+    pub holdout: Share,
+    /// The steps in order, each with its template (for emails sent before the template was
+    /// recorded).
+    pub steps: Vec<(String, String)>,
 }
 
 fn delta(d: std::time::Duration) -> chrono::TimeDelta {
@@ -129,7 +217,7 @@ fn recovered(conn: &Connection, window: chrono::TimeDelta) -> anyhow::Result<Vec
                 AND r.sent_at <= be.completed_at
               ORDER BY r.sent_at DESC LIMIT 1),
             EXISTS (SELECT 1 FROM clicks c WHERE c.email_key = be.email_key AND c.event_id = be.event_id
-                      AND c.clicked_at <= be.completed_at),
+                      AND c.link = 'event' AND c.scanner IS NULL AND c.clicked_at <= be.completed_at),
             (SELECT coalesce(sum(o.amount_cents), 0) FROM orders o
               WHERE o.email_key = be.email_key AND o.event_id = be.event_id AND o.state = 'checkout_completed')
          FROM buyer_events be WHERE be.completed_at IS NOT NULL",
@@ -161,6 +249,140 @@ fn recovered(conn: &Connection, window: chrono::TimeDelta) -> anyhow::Result<Vec
         });
     }
     Ok(out)
+}
+
+/// Points of the cumulative purchase-rate chart, across the attribution window.
+const CURVE_POINTS: u32 = 28;
+
+/// The experiment's figures from its members; `None` when there is none and the share is 0 %.
+pub fn experiment(
+    members: &[Member],
+    holdout: Share,
+    window: chrono::TimeDelta,
+) -> Option<Experiment> {
+    if members.is_empty() && holdout.is_zero() {
+        return None;
+    }
+    let bought = |m: &Member| {
+        m.completed_at
+            .filter(|done| *done - m.decided_at <= window)
+            .map(|done| (done - m.decided_at).max(chrono::TimeDelta::zero()))
+    };
+    let mut emailed = Group::default();
+    let mut held_out = Group::default();
+    for m in members {
+        let group = if m.held_out {
+            &mut held_out
+        } else {
+            &mut emailed
+        };
+        group.buyer_events += 1;
+        if bought(m).is_some() {
+            group.purchases += 1;
+            group.revenue_cents += m.revenue_cents;
+        }
+    }
+    let lift = lift::lift(&emailed, &held_out).map(|l| LiftFigures {
+        revenue_cents: l.revenue_cents,
+        low_cents: l.low_cents,
+        high_cents: l.high_cents,
+        purchases: l.purchases,
+        low_purchases: l.purchases_interval.low,
+        high_purchases: l.purchases_interval.high,
+        rate_difference: l.rate_difference,
+        conclusive: l.conclusive,
+    });
+    let rate = |held: bool, by: chrono::TimeDelta| {
+        let group: Vec<&Member> = members.iter().filter(|m| m.held_out == held).collect();
+        if group.is_empty() {
+            return 0.0;
+        }
+        let n = group
+            .iter()
+            .filter(|m| bought(m).is_some_and(|after| after <= by))
+            .count();
+        n as f64 / group.len() as f64
+    };
+    let curve = (0..=CURVE_POINTS)
+        .map(|i| {
+            let by = window * i as i32 / CURVE_POINTS as i32;
+            CurvePoint {
+                hours: by.num_seconds() as f64 / 3600.0,
+                emailed: rate(false, by),
+                held_out: rate(true, by),
+            }
+        })
+        .collect();
+    Some(Experiment {
+        holdout,
+        emailed,
+        held_out,
+        lift,
+        curve,
+    })
+}
+
+/// Each step and template's figures, in the steps' order then by template.
+pub fn step_figures(
+    sent: &[Sent],
+    templates: &BTreeMap<String, String>,
+    order: &[String],
+    window: chrono::TimeDelta,
+) -> Vec<StepFigures> {
+    let mut by: BTreeMap<(usize, String, String), StepFigures> = BTreeMap::new();
+    for s in sent {
+        let template = s
+            .template
+            .clone()
+            .filter(|t| !t.is_empty())
+            .or_else(|| templates.get(&s.step).cloned())
+            .unwrap_or_default();
+        let rank = order
+            .iter()
+            .position(|name| *name == s.step)
+            .unwrap_or(order.len());
+        let f = by
+            .entry((rank, s.step.clone(), template.clone()))
+            .or_insert_with(|| StepFigures {
+                step: s.step.clone(),
+                template,
+                sent: 0,
+                clicked: 0,
+                purchases: 0,
+                revenue_cents: 0,
+                rate: 0.0,
+                rate_low: 0.0,
+                rate_high: 0.0,
+                better: false,
+            });
+        f.sent += 1;
+        f.clicked += u64::from(s.clicked);
+        if s.completed_at
+            .is_some_and(|done| done >= s.sent_at && done - s.sent_at <= window)
+        {
+            f.purchases += 1;
+            f.revenue_cents += s.revenue_cents;
+        }
+    }
+    let mut figures: Vec<StepFigures> = by.into_values().collect();
+    for f in figures.iter_mut() {
+        f.rate = f.purchases as f64 / f.sent.max(1) as f64;
+        if let Some(i) = lift::wilson(f.purchases, f.sent) {
+            (f.rate_low, f.rate_high) = (i.low, i.high);
+        }
+    }
+    let snapshot = figures.clone();
+    for f in figures.iter_mut() {
+        let others: Vec<&StepFigures> = snapshot
+            .iter()
+            .filter(|o| o.step == f.step && o.template != f.template)
+            .collect();
+        f.better = !others.is_empty()
+            && others
+                .iter()
+                .all(|o| lift::better((f.purchases, f.sent), (o.purchases, o.sent)));
+    }
+    figures
 }
 
 fn stats(conn: &Connection, now: DateTime<Utc>, rules: StatsRules) -> anyhow::Result<Stats> {
@@ -247,6 +469,21 @@ fn stats(conn: &Connection, now: DateTime<Utc>, rules: StatsRules) -> anyhow::Re
         dormant_now,
         recovered: recovery,
         daily,
+        experiment: experiment(
+            &super::experiment::members(conn)?,
+            rules.holdout,
+            delta(rules.attribution_window),
+        ),
+        steps: step_figures(
+            &super::experiment::sent(conn)?,
+            &rules.steps.iter().cloned().collect(),
+            &rules
+                .steps
+                .iter()
+                .map(|(s, _)| s.clone())
+                .collect::<Vec<_>>(),
+            delta(rules.attribution_window),
+        ),
     })
 }
 

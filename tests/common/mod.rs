@@ -107,6 +107,8 @@ impl TestApp {
             message_id: message_id.into(),
             now: at,
             min_gap: chrono::Duration::hours(12),
+            template: String::new(),
+            share: Default::default(),
         };
         let claimed = self
             .service

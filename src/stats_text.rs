@@ -1,0 +1,166 @@
+//! The control group and the variants in words, as `stats` prints them and the overview leads
+//! with: the honest figure in a sentence, or why there is none yet.
+
+use std::fmt::Write as _;
+
+use crate::experiment::Share;
+use crate::store::stats::{Experiment, StepFigures};
+use crate::templates::format_money;
+
+/// An amount rounded for a sentence: "R4,200" (to R100 from R1,000, else to R10).
+pub fn about(cents: i64) -> String {
+    let unit = if cents.abs() >= 100_000 {
+        10_000
+    } else {
+        1_000
+    };
+    let rounded = (cents as f64 / unit as f64).round() as i64 * unit;
+    if rounded == 0 {
+        return "R0".into();
+    }
+    format_money(Some(crate::domain::Cents(rounded))).replace(".00", "")
+}
+
+/// "1 in 10" for a share.
+fn one_in(share: Share) -> String {
+    let f = share.fraction();
+    if f <= 0.0 {
+        return "none".into();
+    }
+    let n = (1.0 / f).round() as u64;
+    if (1.0 / n as f64 - f).abs() < 0.005 {
+        format!("1 in {n}")
+    } else {
+        format!("{share}")
+    }
+}
+
+fn buyers(n: u64) -> String {
+    if n == 1 {
+        "1 buyer".into()
+    } else {
+        format!("{n} buyers")
+    }
+}
+
+/// The overview's first sentence: what the reminders added, with its range, or why that is not
+/// known yet.
+pub fn experiment_sentence(experiment: Option<&Experiment>) -> String {
+    let Some(x) = experiment else {
+        return "No control group yet, so the figures below count every purchase after a reminder, \
+                including buyers who would have paid anyway. Set [experiment] holdout = \"10%\" to \
+                measure what the reminders really add: 1 in 10 dormant buyers will then not be \
+                reminded."
+            .into();
+    };
+    let (e, h) = (x.emailed.buyer_events, x.held_out.buyer_events);
+    let groups = format!("from {} emailed against {h} held out", buyers(e));
+    let Some(lift) = &x.lift else {
+        return format!(
+            "The control group ({} held out, {} of dormant buyers) has {} emailed and {h} held \
+             out so far; the first figure comes once both groups have buyers.",
+            x.holdout,
+            one_in(x.holdout),
+            buyers(e)
+        );
+    };
+    if !lift.conclusive {
+        return format!(
+            "Too early to tell what the reminders add: {} emailed against {h} held out is too few \
+             for a range that means anything. Keep the control group on; the range narrows as \
+             buyers come in.",
+            buyers(e)
+        );
+    }
+    let range = format!(
+        "between {} and {}",
+        about(lift.low_cents),
+        about(lift.high_cents)
+    );
+    if lift.low_cents > 0 {
+        format!(
+            "Reminders brought in about {} that would not have come otherwise ({range}), {groups}.",
+            about(lift.revenue_cents)
+        )
+    } else if lift.high_cents < 0 {
+        format!(
+            "Reminders seem to cost sales: about {} less than without them ({range}), {groups}.",
+            about(-lift.revenue_cents)
+        )
+    } else {
+        format!("Reminders made no clear difference ({range}), {groups}.")
+    }
+}
+
+/// `stats` lines for the control group and the steps' variants.
+pub fn experiment_lines(experiment: Option<&Experiment>, steps: &[StepFigures]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", experiment_sentence(experiment));
+    if let Some(x) = experiment {
+        for (label, g) in [("emailed", &x.emailed), ("held out", &x.held_out)] {
+            let _ = writeln!(
+                out,
+                "  {label}: {} buyer-events, {} purchases, {}",
+                g.buyer_events,
+                g.purchases,
+                format_money(Some(crate::domain::Cents(g.revenue_cents))).replace("free", "R0.00")
+            );
+        }
+        if let Some(l) = &x.lift {
+            let _ = writeln!(
+                out,
+                "  lift: {:.1} purchases ({:.1} to {:.1}), {} ({} to {}), 95% interval{}",
+                l.purchases,
+                l.low_purchases,
+                l.high_purchases,
+                about(l.revenue_cents),
+                about(l.low_cents),
+                about(l.high_cents),
+                if l.conclusive {
+                    ""
+                } else {
+                    "; too wide to rely on yet"
+                }
+            );
+        }
+    }
+    if !steps.is_empty() {
+        let _ = writeln!(out, "by step and template (people's clicks only):");
+    }
+    for f in steps {
+        let _ = writeln!(
+            out,
+            "  {} / {}: sent {}, clicked {}, purchases {} ({:.1}%, {:.1}% to {:.1}%), {}{}",
+            f.step,
+            f.template,
+            f.sent,
+            f.clicked,
+            f.purchases,
+            f.rate * 100.0,
+            f.rate_low * 100.0,
+            f.rate_high * 100.0,
+            format_money(Some(crate::domain::Cents(f.revenue_cents))).replace("free", "R0.00"),
+            if f.better {
+                "; better than the others"
+            } else {
+                ""
+            }
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_rounded_for_sentences() {
+        assert_eq!(about(419_950), "R4,200");
+        assert_eq!(about(45_040), "R450");
+        assert_eq!(about(-128_457), "-R1,300");
+        assert_eq!(about(40), "R0");
+        assert_eq!(one_in(Share::parse("10%").unwrap()), "1 in 10");
+        assert_eq!(one_in(Share::parse("30%").unwrap()), "30%");
+    }
+}
