@@ -177,6 +177,8 @@ pub enum ClaimRefused {
     TooSoon,
     /// The buyer-event is in the control group.
     HeldOut,
+    /// Another step for the buyer-event is claimed and not yet sent (waiting for a retry).
+    InFlight,
 }
 
 impl ClaimRefused {
@@ -188,6 +190,7 @@ impl ClaimRefused {
             ClaimRefused::AlreadyDecided => "already decided by another pass",
             ClaimRefused::TooSoon => "another email went out within min_gap",
             ClaimRefused::HeldOut => HELD_OUT,
+            ClaimRefused::InFlight => "another email to this buyer about this event waits for a retry",
         }
     }
 }
@@ -242,6 +245,16 @@ pub fn claim(conn: &Connection, c: &Claim) -> anyhow::Result<Result<(), ClaimRef
     )?;
     if decided {
         return Ok(Err(ClaimRefused::AlreadyDecided));
+    }
+    // One email at a time per buyer-event: a claim still waiting for its retry would otherwise go
+    // out in the same pass as this one (min_gap is counted from when an email is sent).
+    let in_flight: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM reminders WHERE email_key = ?1 AND event_id = ?2 AND status = 'claimed')",
+        params![c.email_key, c.event_id],
+        |r| r.get(0),
+    )?;
+    if in_flight {
+        return Ok(Err(ClaimRefused::InFlight));
     }
     let last: Option<String> = conn.query_row(
         "SELECT max(coalesce(sent_at, decided_at)) FROM reminders
