@@ -71,8 +71,9 @@ async fn check_with_store(
     let mut names: Vec<&str> = config
         .reminders
         .iter()
-        .map(|s| s.template.as_str())
+        .flat_map(|s| s.templates())
         .collect();
+    names.sort_unstable();
     names.dedup();
     report.ok.push(match settings.templates.source() {
         crate::config::TemplateSource::BuiltIn => format!(
@@ -101,12 +102,13 @@ async fn check_with_store(
                 1,
                 info.as_ref(),
             );
-            match settings.templates.render(&step.template, &context) {
-                Ok(_) => {}
-                Err(e) => report.errors.push(format!(
-                    "step {} with order {}: {e:#}",
-                    step.name, order.reference
-                )),
+            for template in step.templates() {
+                if let Err(e) = settings.templates.render(template, &context) {
+                    report.errors.push(format!(
+                        "step {} ({template}) with order {}: {e:#}",
+                        step.name, order.reference
+                    ));
+                }
             }
         }
         if report.errors.is_empty() {
@@ -411,7 +413,16 @@ pub async fn render_step(
             sample
         }
     };
-    settings.templates.render(&step.template, &context)
+    // A real order is shown in the variant its buyer gets; sample data in the first.
+    let template = match order {
+        Some(order) => engine.template_for(
+            step,
+            &email_key(&order.email),
+            order.event_id.as_deref().unwrap_or_default(),
+        ),
+        None => step.templates()[0].to_string(),
+    };
+    settings.templates.render(&template, &context)
 }
 
 /// `preview STEP [--reference REF] [--text]`: the subject, a blank line, then the body.
@@ -499,16 +510,17 @@ pub fn warnings(config: &Config) -> Vec<String> {
         _ => None,
     };
     for step in config.reminders.iter().filter(|_| dir.is_some()) {
-        for file in templates::FILES {
-            let Some(dir) = &dir else { break };
-            let path = dir.join(&step.template).join(file);
-            if !path.exists() {
-                warnings.push(format!(
-                    "step {} names template {:?}, but {} is missing",
-                    step.name,
-                    step.template,
-                    path.display()
-                ));
+        for template in step.templates() {
+            for file in templates::FILES {
+                let Some(dir) = &dir else { break };
+                let path = dir.join(template).join(file);
+                if !path.exists() {
+                    warnings.push(format!(
+                        "step {} names template {template:?}, but {} is missing",
+                        step.name,
+                        path.display()
+                    ));
+                }
             }
         }
     }
@@ -600,7 +612,15 @@ pub fn plan_in_words(config: &Config) -> Vec<String> {
                 );
             }
         }
-        let _ = write!(line, "; template {}", step.template);
+        if step.variants.is_empty() {
+            let _ = write!(line, "; template {}", step.template);
+        } else {
+            let _ = write!(
+                line,
+                "; A/B variants {}, one each, evenly",
+                step.variants.join(", ")
+            );
+        }
         if !step.send_window.is_unset() {
             let _ = write!(
                 line,

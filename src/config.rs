@@ -313,8 +313,12 @@ pub struct ReminderStep {
     pub before_event: Option<Duration>,
     /// The checkout states this step applies to.
     pub when: Vec<OrderState>,
-    /// Directory name under `[templates].dir`.
+    /// Directory name under `[templates].dir` (or give `variants`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub template: String,
+    /// Instead of `template`: A/B variants, each buyer-event gets one, evenly, and keeps it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<String>,
     /// Send this step even when Quicket's API says the buyer's tickets are sold out.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub even_if_sold_out: bool,
@@ -333,6 +337,15 @@ pub enum StepTiming {
 }
 
 impl ReminderStep {
+    /// The templates the step may be rendered from: its variants, or its one template.
+    pub fn templates(&self) -> Vec<&str> {
+        if self.variants.is_empty() {
+            vec![self.template.as_str()]
+        } else {
+            self.variants.iter().map(String::as_str).collect()
+        }
+    }
+
     /// The step's timing; validation guarantees exactly one of `after` and `before_event`.
     pub fn timing(&self) -> StepTiming {
         match (self.after, self.before_event) {
@@ -352,6 +365,7 @@ fn default_reminders() -> Vec<ReminderStep> {
             before_event: None,
             when: vec![Started, Cancelled],
             template: "abandoned".into(),
+            variants: Vec::new(),
             even_if_sold_out: false,
             send_window: SendWindow::Unset,
         },
@@ -361,6 +375,7 @@ fn default_reminders() -> Vec<ReminderStep> {
             before_event: None,
             when: vec![EftPending],
             template: "eft_pending".into(),
+            variants: Vec::new(),
             even_if_sold_out: false,
             send_window: SendWindow::Unset,
         },
@@ -370,6 +385,7 @@ fn default_reminders() -> Vec<ReminderStep> {
             before_event: Some(days(3)),
             when: vec![Started, Cancelled],
             template: "last_chance".into(),
+            variants: Vec::new(),
             even_if_sold_out: false,
             send_window: SendWindow::Unset,
         },
@@ -496,12 +512,41 @@ impl QuicketConfig {
     }
 }
 
-/// `[experiment]`: the control group that measures what the reminders really add.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// `[experiment]`: the control group that measures what the reminders really add, and the
+/// timing rules that tell link scanners' clicks from people's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExperimentConfig {
     /// This share of buyer-events (0% to 50%) is never emailed; see [`crate::experiment`].
     pub holdout: crate::experiment::Share,
+    /// A click this soon after the email was sent is a link scanner's.
+    #[serde(with = "humantime_serde")]
+    pub scanner_after_delivery: Duration,
+    /// Two different links of one email fetched this close together are a link scanner's.
+    #[serde(with = "humantime_serde")]
+    pub scanner_links_within: Duration,
+}
+
+impl Default for ExperimentConfig {
+    fn default() -> Self {
+        let timing = crate::scanner::Timing::default();
+        Self {
+            holdout: crate::experiment::Share::default(),
+            scanner_after_delivery: timing.after_delivery.to_std().unwrap_or_default(),
+            scanner_links_within: timing.together.to_std().unwrap_or_default(),
+        }
+    }
+}
+
+impl ExperimentConfig {
+    /// The scanner rules' timing.
+    pub fn scanner_timing(&self) -> crate::scanner::Timing {
+        let delta = |d: Duration| chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX);
+        crate::scanner::Timing {
+            after_delivery: delta(self.scanner_after_delivery),
+            together: delta(self.scanner_links_within),
+        }
+    }
 }
 
 /// A configuration that cannot be used, with the key at fault.
@@ -684,14 +729,46 @@ impl Config {
                     "checkout_completed buyers have paid and are never reminded",
                 ));
             }
-            if step.template.trim().is_empty() || step.template.contains(['/', '\\', '.']) {
-                return Err(invalid(
-                    key("template"),
-                    format!(
-                        "{:?} must be the name of a directory under templates.dir",
-                        step.template
-                    ),
-                ));
+            match (step.template.trim().is_empty(), step.variants.is_empty()) {
+                (false, false) => {
+                    return Err(invalid(
+                        key("variants"),
+                        format!(
+                            "step {:?} has both template and variants; give one",
+                            step.name
+                        ),
+                    ));
+                }
+                (true, true) => {
+                    return Err(invalid(
+                        key("template"),
+                        format!(
+                            "step {:?} needs a template (or variants = [...])",
+                            step.name
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            let field = if step.variants.is_empty() {
+                "template"
+            } else {
+                "variants"
+            };
+            let mut seen = std::collections::BTreeSet::new();
+            for name in step.templates() {
+                if name.trim().is_empty() || name.contains(['/', '\\', '.']) {
+                    return Err(invalid(
+                        key(field),
+                        format!("{name:?} must be the name of a directory under templates.dir"),
+                    ));
+                }
+                if !seen.insert(name) {
+                    return Err(invalid(
+                        key(field),
+                        format!("{name:?} is listed twice; each variant once"),
+                    ));
+                }
             }
         }
         let (key, api) = match &self.quicket.base_url {
@@ -773,7 +850,7 @@ impl Config {
             steps: self
                 .reminders
                 .iter()
-                .map(|r| (r.name.clone(), r.template.clone()))
+                .map(|r| (r.name.clone(), r.templates()[0].to_string()))
                 .collect(),
         }
     }

@@ -23,6 +23,7 @@ pub mod proxies;
 pub mod quicket;
 pub mod quicket_api;
 pub mod reminders;
+pub mod scanner;
 pub mod send_rules;
 pub mod server;
 pub mod stats_text;

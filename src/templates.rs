@@ -195,7 +195,7 @@ impl Templates {
                 minijinja::AutoEscape::None
             }
         });
-        let mut names: Vec<&str> = steps.iter().map(|s| s.template.as_str()).collect();
+        let mut names: Vec<&str> = steps.iter().flat_map(|s| s.templates()).collect();
         names.sort_unstable();
         names.dedup();
         for name in &names {
@@ -260,6 +260,13 @@ impl Templates {
             }
         }
         Ok(templates)
+    }
+
+    /// Whether template `name` is loaded (a reload may have dropped a variant).
+    pub fn has(&self, name: &str) -> bool {
+        self.env
+            .get_template(&format!("{name}/subject.txt"))
+            .is_ok()
     }
 
     /// Renders template `name` (a directory under `templates.dir`). Whatever the template does

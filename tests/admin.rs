@@ -111,7 +111,7 @@ async fn the_pages_show_the_story_and_escape_hostile_names() {
     let (status, overview) = get(&app, "/admin").await;
     assert_eq!(status, 200);
     assert!(
-        overview.contains("Recovered revenue") && overview.contains("R450.00"),
+        overview.contains("Attributed revenue") && overview.contains("R450.00"),
         "the purchase after the reminder is recovered"
     );
     assert!(overview.contains("<svg"));

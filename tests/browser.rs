@@ -232,6 +232,7 @@ async fn a_day_of_checkouts(app: &TestApp) {
     // Thandi and Nomvula follow the link in the email, then pay; Pieter and Fatima pay without
     // clicking; Aisha unsubscribes from the email.
     let no_redirects = reqwest::Client::builder()
+        .user_agent(common::BROWSER)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -473,7 +474,7 @@ async fn an_organiser_signs_in_finds_a_buyer_and_reads_the_timeline() {
     );
     let revenue = client
         .find(Locator::XPath(
-            "//div[@class='card'][div[normalize-space()='Recovered revenue']]/div[@class='big']",
+            "//div[@class='card'][div[normalize-space()='Attributed revenue']]/div[@class='big']",
         ))
         .await
         .unwrap()
@@ -483,7 +484,7 @@ async fn an_organiser_signs_in_finds_a_buyer_and_reads_the_timeline() {
     // Thandi R900 + Nomvula R1,000 (clicked) + Pieter R760 + Fatima R450.
     assert_eq!(revenue, "R3,110.00");
     let overview = body_text(&client).await;
-    assert!(overview.contains("Recovered revenue"));
+    assert!(overview.contains("Attributed revenue"));
     assert!(client.find(Locator::Css("main svg rect")).await.is_ok());
     screenshot(&client, 1280, &shots.join("admin-overview.png")).await;
     screenshot(&client, 390, &shots.join("admin-overview-phone.png")).await;
@@ -573,4 +574,95 @@ async fn an_organiser_signs_in_finds_a_buyer_and_reads_the_timeline() {
     driver.session = None;
     drop(driver);
     eprintln!("browser test took {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// The control group on the overview: 400 dormant buyers, half held out; the emailed buyers buy
+/// more often. Screenshots under `target/screenshots/admin-experiment*.png`.
+#[tokio::test]
+async fn the_overview_leads_with_what_the_reminders_added_against_the_control_group() {
+    let Some(chromedriver) = chromedriver() else {
+        eprintln!(
+            "skipped: chromedriver is not installed (apt-get install chromium chromium-driver)"
+        );
+        return;
+    };
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let app = TestApp::spawn_with(|c| {
+        organiser(c);
+        c.experiment.holdout = quicket_followup::experiment::Share::parse("50%").unwrap();
+        c.reminders[0].template.clear();
+        c.reminders[0].variants = vec!["abandoned".into(), "last_chance".into()];
+    })
+    .await;
+    let hook = |i: usize, action: &str| {
+        json!({"reference": format!("X{i}"), "event_id": JAZZ.id, "event_name": JAZZ.name,
+               "amount": "350.00", "email": format!("buyer{i}@mail.co.za"),
+               "event_date": JAZZ.date, "action": action})
+        .to_string()
+    };
+    for i in 0..400 {
+        assert_eq!(app.post_hook(hook(i, "checkout_started")).await.0, 200);
+    }
+    let report = app
+        .service
+        .engine
+        .run_pass(Utc::now(), false)
+        .await
+        .unwrap();
+    assert!(report.counts.sent > 100);
+    let groups: Vec<(String, bool)> = app
+        .store()
+        .read(|conn| {
+            let mut stmt = conn.prepare("SELECT email_key, held_out FROM experiment")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<(String, bool)>, _>>()?;
+            Ok(rows)
+        })
+        .await
+        .unwrap();
+    // Three in ten emailed buyers pay, one in ten held out.
+    let (mut e, mut h) = (0, 0);
+    for (key, held) in &groups {
+        let i: usize = key
+            .trim_start_matches("buyer")
+            .trim_end_matches("@mail.co.za")
+            .parse()
+            .unwrap();
+        let n = if *held { &mut h } else { &mut e };
+        *n += 1;
+        if (*held && *n % 10 == 0) || (!*held && *n % 10 < 3) {
+            assert_eq!(app.post_hook(hook(i, "checkout_completed")).await.0, 200);
+        }
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let mut driver = Driver::start(&chromedriver).await;
+    let client = browser(&driver, profile.path()).await;
+    driver.session = client.session_id().await.unwrap();
+    client
+        .goto(&format!(
+            "http://admin:{PASSWORD}@{}/admin",
+            app.service.addr
+        ))
+        .await
+        .unwrap();
+    wait_for(&client, Locator::Css("main h1")).await;
+    let text = body_text(&client).await;
+    assert!(
+        text.contains("Reminders brought in about")
+            && text.contains("that would not have come otherwise"),
+        "{text}"
+    );
+    assert!(text.contains("Held out"), "{text}");
+    assert!(
+        text.contains("last_chance") && text.contains("abandoned"),
+        "{text}"
+    );
+    assert!(client.find(Locator::Css("main svg polyline")).await.is_ok());
+    screenshot(&client, 1280, &shots.join("admin-experiment.png")).await;
+    screenshot(&client, 390, &shots.join("admin-experiment-phone.png")).await;
+    client.close().await.unwrap();
+    driver.session = None;
+    drop(driver);
 }

@@ -305,3 +305,284 @@ fn a_bad_holdout_is_refused_naming_the_key() {
     assert_eq!(ok.experiment.holdout.to_string(), "12.5%");
     let _ = Transport::Smtp;
 }
+
+/// One step with two variants, nobody held out.
+fn variants_config(dir: &std::path::Path, smtp: &SmtpServer) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nwebhook_token = \"{token}\"\n\n[database]\npath = {db:?}\n\n\
+         [email]\ntransport = \"smtp\"\nsmtp_url = \"{url}\"\nmax_per_minute = 100000\n\n\
+         [templates]\ndir = {templates:?}\n\n[schedule]\nsend_window = \"\"\ndormant_after = \"0s\"\n\n\
+         [[reminders]]\nname = \"first\"\nafter = \"0s\"\nwhen = [\"checkout_started\"]\n\
+         variants = [\"abandoned\", \"last_chance\"]\n",
+        token = common::TOKEN,
+        db = dir.join("data/followup.sqlite"),
+        url = smtp.url(),
+        templates = common::templates_dir(),
+    )
+}
+
+#[tokio::test]
+async fn variants_split_evenly_and_each_buyer_gets_only_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start();
+    let path = dir.path().join("quicket-followup.toml");
+    std::fs::write(&path, variants_config(dir.path(), &smtp)).unwrap();
+    let service = start(&path).await;
+    for i in 0..200 {
+        post(&service, hook(i, "checkout_started")).await;
+    }
+    pass(&service, Utc::now()).await;
+    let chosen: BTreeMap<String, String> = service
+        .store
+        .read(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT email_key, template FROM reminders WHERE status = 'sent'")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<BTreeMap<String, String>, _>>()?;
+            Ok(rows)
+        })
+        .await
+        .unwrap();
+    assert_eq!(chosen.len(), 200);
+    let short = chosen.values().filter(|t| *t == "last_chance").count();
+    // Binomial(200, 0.5): mean 100, sd 7.1; 65..=135 is five sd either way.
+    assert!(
+        (65..=135).contains(&short),
+        "{short} of 200 got last_chance"
+    );
+    // Each buyer got the subject of its own variant, and only that email.
+    let received = smtp.received();
+    assert_eq!(received.len(), 200);
+    for m in &received {
+        let to = m.to[0].trim_matches(['<', '>']).to_lowercase();
+        let subject = m.header("Subject").unwrap();
+        let expected = match chosen[&to].as_str() {
+            "abandoned" => "Your Jazz tickets are still waiting",
+            _ => "There's still time for Jazz",
+        };
+        assert_eq!(subject, expected, "{to}");
+    }
+    // The same variant on every computation (a resend after a crash would use it too).
+    for (key, template) in &chosen {
+        let step = &service.engine.settings().config.reminders[0];
+        assert_eq!(&service.engine.template_for(step, key, "456"), template);
+    }
+    // Per variant figures: sent, and purchases after it.
+    for i in 0..20 {
+        post(&service, hook(i, "checkout_completed")).await;
+    }
+    let stats = service
+        .store
+        .stats(Utc::now(), service.engine.settings().config.stats_rules())
+        .await
+        .unwrap();
+    assert_eq!(stats.steps.len(), 2, "{:?}", stats.steps);
+    assert_eq!(stats.steps.iter().map(|s| s.sent).sum::<u64>(), 200);
+    assert_eq!(stats.steps.iter().map(|s| s.purchases).sum::<u64>(), 20);
+    let last = stats
+        .steps
+        .iter()
+        .find(|s| s.template == "last_chance")
+        .unwrap();
+    assert_eq!(last.sent as usize, short);
+    assert!(!last.better || last.rate > 0.0);
+    service.stop().await;
+}
+
+#[test]
+fn a_step_with_both_template_and_variants_is_refused() {
+    let text = "[[reminders]]\nname = \"a\"\nafter = \"1h\"\nwhen = [\"checkout_started\"]\ntemplate = \"abandoned\"\nvariants = [\"abandoned\", \"last_chance\"]\n";
+    let e = Config::from_toml(Some(text), None).unwrap_err().to_string();
+    assert!(e.contains("reminders[0].variants"), "{e}");
+    let text = "[[reminders]]\nname = \"a\"\nafter = \"1h\"\nwhen = [\"checkout_started\"]\nvariants = [\"abandoned\", \"abandoned\"]\n";
+    let e = Config::from_toml(Some(text), None).unwrap_err().to_string();
+    assert!(e.contains("twice"), "{e}");
+}
+
+use common::BROWSER;
+
+/// Steps sent as soon as a pass sees a checkout, at any hour.
+fn immediate(c: &mut Config) {
+    c.schedule.send_window = quicket_followup::config::SendWindow::parse("").unwrap();
+    c.schedule.dormant_after = std::time::Duration::ZERO;
+    c.reminders.truncate(1);
+    c.reminders[0].after = Some(std::time::Duration::ZERO);
+}
+
+fn target(email: &str) -> quicket_followup::links::LinkTarget {
+    quicket_followup::links::LinkTarget {
+        email_key: email.into(),
+        event_id: "456".into(),
+        step: "abandoned-1".into(),
+    }
+}
+
+#[tokio::test]
+async fn link_scanners_are_recorded_and_redirected_but_never_counted_as_clicks() {
+    // The delivery rule is tried separately below: here the clicks come long after it.
+    let app = common::TestApp::spawn_with(|c| {
+        immediate(c);
+        c.experiment.scanner_after_delivery = std::time::Duration::ZERO;
+        c.experiment.scanner_links_within = std::time::Duration::from_secs(10);
+    })
+    .await;
+    let buyers = ["head", "mimecast", "both", "person"].map(|b| format!("{b}@mail.co.za"));
+    for (i, b) in buyers.iter().enumerate() {
+        let body = json!({"reference": format!("S{i}"), "event_id": 456, "event_name": "Jazz",
+            "amount": "100.00", "email": b, "event_date": "2030-12-12 18:30",
+            "action": "checkout_started"});
+        assert_eq!(app.post_hook(body.to_string()).await.0, 200);
+    }
+    let report = app
+        .service
+        .engine
+        .run_pass(Utc::now(), false)
+        .await
+        .unwrap();
+    assert_eq!(report.counts.sent, 4);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(BROWSER)
+        .build()
+        .unwrap();
+    let links = |b: &str| {
+        let engine = app.service.engine.clone();
+        let t = target(b);
+        async move { engine.issue_links(&t, None, Utc::now()).await.unwrap() }
+    };
+    // A HEAD request: redirected all the same.
+    let l = links(&buyers[0]).await;
+    let r = client.head(&l.event).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    assert!(r.headers().get("location").is_some());
+    // A scanner's user agent.
+    let l = links(&buyers[1]).await;
+    let r = client
+        .get(&l.event)
+        .header("user-agent", "Mimecast URL Protect (compatible)")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    // Both links of one email within a second, by what says it is a browser.
+    let l = links(&buyers[2]).await;
+    assert_eq!(
+        client.get(&l.event).send().await.unwrap().status().as_u16(),
+        302
+    );
+    assert_eq!(
+        client
+            .get(&l.unsubscribe)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    // A person.
+    let l = links(&buyers[3]).await;
+    assert_eq!(
+        client.get(&l.event).send().await.unwrap().status().as_u16(),
+        302
+    );
+
+    let marks = app
+        .store()
+        .read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT email_key, link, coalesce(scanner, 'person') FROM clicks ORDER BY id",
+            )?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(format!(
+                        "{} {} {}",
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?
+                    ))
+                })?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(rows)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        marks,
+        [
+            "head@mail.co.za event HEAD request",
+            "mimecast@mail.co.za event scanner user agent",
+            "both@mail.co.za event every link of the email within seconds",
+            "both@mail.co.za unsubscribe every link of the email within seconds",
+            "person@mail.co.za event person",
+        ],
+        "every fetch recorded, the scanners marked"
+    );
+    // Everyone pays: only the person counts as "after clicking", and as clicked for the step.
+    for (i, b) in buyers.iter().enumerate() {
+        let body = json!({"reference": format!("S{i}"), "event_id": 456, "event_name": "Jazz",
+            "amount": "100.00", "email": b, "event_date": "2030-12-12 18:30",
+            "action": "checkout_completed"});
+        assert_eq!(app.post_hook(body.to_string()).await.0, 200);
+    }
+    let stats = app
+        .store()
+        .stats(
+            Utc::now(),
+            app.service.engine.settings().config.stats_rules(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stats.recovered.total.purchases, 4);
+    assert_eq!(
+        stats.recovered.clicked.purchases, 1,
+        "only the person clicked"
+    );
+    assert_eq!(stats.steps[0].sent, 4);
+    assert_eq!(stats.steps[0].clicked, 1);
+    // The buyer's timeline says which fetch was a scanner.
+    let config = app.cli_config();
+    let (code, out, err) = common::run_cli(&["--config", config.to_str().unwrap(), "stats"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("sent 4, clicked 1"), "{out}");
+}
+
+#[tokio::test]
+async fn a_click_within_seconds_of_delivery_is_a_scanner() {
+    let app = common::TestApp::spawn_with(|c| {
+        immediate(c);
+        c.experiment.scanner_after_delivery = std::time::Duration::from_secs(20);
+    })
+    .await;
+    let body = json!({"reference": "D1", "event_id": 456, "event_name": "Jazz",
+        "amount": "100.00", "email": "fast@mail.co.za", "event_date": "2030-12-12 18:30",
+        "action": "checkout_started"});
+    assert_eq!(app.post_hook(body.to_string()).await.0, 200);
+    app.service
+        .engine
+        .run_pass(Utc::now(), false)
+        .await
+        .unwrap();
+    let l = app
+        .service
+        .engine
+        .issue_links(&target("fast@mail.co.za"), None, Utc::now())
+        .await
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(BROWSER)
+        .build()
+        .unwrap();
+    assert_eq!(
+        client.get(&l.event).send().await.unwrap().status().as_u16(),
+        302
+    );
+    let scanner: Option<String> = app
+        .store()
+        .read(|conn| Ok(conn.query_row("SELECT scanner FROM clicks", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(scanner.as_deref(), Some("within seconds of delivery"));
+}

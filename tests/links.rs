@@ -18,6 +18,7 @@ const BUYER: &str = "lerato@mail.co.za";
 
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
+        .user_agent(common::BROWSER)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
@@ -675,7 +676,15 @@ async fn forget_removes_everything_about_an_address_but_its_suppression() {
         .await
         .unwrap();
     app.store()
-        .record_click(BUYER.into(), "456".into(), "abandoned-1".into(), Utc::now())
+        .record_fetch(quicket_followup::store::clicks::Fetch {
+            email_key: BUYER.into(),
+            event_id: "456".into(),
+            step: "abandoned-1".into(),
+            link: quicket_followup::scanner::Link::Event,
+            request: quicket_followup::scanner::Request::default(),
+            at: Utc::now(),
+            timing: Default::default(),
+        })
         .await
         .unwrap();
     let links = links_for(&app, &target("456")).await;

@@ -39,6 +39,7 @@ fn step(name: &str, after_minutes: i64, when: &[OrderState], template: &str) -> 
         before_event: None,
         when: when.to_vec(),
         template: template.into(),
+        variants: Vec::new(),
         even_if_sold_out: false,
         send_window: SendWindow::Unset,
     }

@@ -18,6 +18,7 @@ fn immediate(c: &mut Config) {
         before_event: None,
         when: vec![OrderState::Started, OrderState::Cancelled],
         template: "abandoned".into(),
+        variants: Vec::new(),
         even_if_sold_out: false,
         send_window: SendWindow::Unset,
     }];
@@ -59,6 +60,7 @@ async fn recovery_counts_only_purchases_after_a_reminder_split_by_click() {
         step: "nudge".into(),
     };
     let client = reqwest::Client::builder()
+        .user_agent(common::BROWSER)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

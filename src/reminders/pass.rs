@@ -310,9 +310,14 @@ impl Engine {
                 .held_out(&c.email_key, &c.event_id, s.config.experiment.holdout)
     }
 
-    /// The template a step is rendered from for a buyer-event.
-    pub fn template_for(&self, step: &ReminderStep, _email_key: &str, _event_id: &str) -> String {
-        step.template.clone()
+    /// The template a step is rendered from for a buyer-event: its one template, or the variant
+    /// the keyed hash gives the buyer-event (evenly across the variants, and the same every time).
+    pub fn template_for(&self, step: &ReminderStep, email_key: &str, event_id: &str) -> String {
+        let templates = step.templates();
+        let i = self
+            .assigner
+            .variant(email_key, event_id, &step.name, templates.len());
+        templates.get(i).copied().unwrap_or_default().to_string()
     }
 
     /// What is known about events beyond the hooks (Quicket's API).
@@ -1019,7 +1024,7 @@ impl Engine {
         let template = claim
             .template
             .clone()
-            .filter(|t| !t.is_empty())
+            .filter(|t| !t.is_empty() && s.templates.has(t))
             .unwrap_or_else(|| self.template_for(step, &claim.email_key, &claim.event_id));
         let content = s
             .templates

@@ -5,6 +5,7 @@
 mod backup;
 mod buyer_events;
 pub mod email_events;
+pub mod clicks;
 mod erase;
 pub mod event_info;
 pub mod experiment;

@@ -36,17 +36,6 @@ impl SuppressionSource {
     }
 }
 
-/// What became of a click on an event link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Click {
-    /// The first click on the link of a reminder that was sent: counted.
-    Counted,
-    /// The link was followed before: not counted again.
-    Repeat,
-    /// No sent reminder is stored for the link (a test email, or forgotten): not kept.
-    NoReminder,
-}
-
 /// One suppressed address.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Suppression {
@@ -145,44 +134,7 @@ impl Store {
         .await
     }
 
-    /// Records a click on a reminder's event link: kept only while the link names a reminder
-    /// that was sent and is still stored under the address (not a test email, not one forgotten
-    /// or pseudonymised), and only the first click on it (one event link per buyer-event and
-    /// step, so a link followed again, or by a second device, counts once).
-    pub async fn record_click(
-        &self,
-        email_key: String,
-        event_id: String,
-        step: String,
-        now: DateTime<Utc>,
-    ) -> Result<Click, StoreError> {
-        self.write(move |conn| {
-            let live: bool = conn
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM reminders
-                     WHERE email_key = ?1 AND event_id = ?2 AND step = ?3 AND status = 'sent')",
-                )?
-                .query_row(params![email_key, event_id, step], |r| r.get(0))?;
-            if !live {
-                return Ok(Click::NoReminder);
-            }
-            let inserted = conn
-                .prepare_cached(
-                    "INSERT INTO clicks (email_key, event_id, step, clicked_at)
-                     SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM clicks
-                       WHERE email_key = ?1 AND event_id = ?2 AND step = ?3)",
-                )?
-                .execute(params![email_key, event_id, step, timestamp(now)])?;
-            Ok(if inserted > 0 {
-                Click::Counted
-            } else {
-                Click::Repeat
-            })
-        })
-        .await
-    }
-
-    /// The clicks of a buyer-event: (step, time), oldest first.
+    /// The people's clicks on the event links of a buyer-event: (step, time), oldest first.
     pub async fn clicks(
         &self,
         email: &str,
@@ -191,7 +143,7 @@ impl Store {
         let (key, event) = (email_key(email), event_id.to_string());
         self.read(move |conn| {
             let mut stmt = conn.prepare(
-                "SELECT step, clicked_at FROM clicks WHERE email_key = ?1 AND event_id = ?2 ORDER BY id",
+                "SELECT step, clicked_at FROM clicks WHERE email_key = ?1 AND event_id = ?2 AND link = 'event' AND scanner IS NULL ORDER BY id",
             )?;
             let rows = stmt
                 .query_map(params![key, event], |r| Ok((r.get(0)?, r.get(1)?)))?

@@ -190,7 +190,9 @@ impl ClaimRefused {
             ClaimRefused::AlreadyDecided => "already decided by another pass",
             ClaimRefused::TooSoon => "another email went out within min_gap",
             ClaimRefused::HeldOut => HELD_OUT,
-            ClaimRefused::InFlight => "another email to this buyer about this event waits for a retry",
+            ClaimRefused::InFlight => {
+                "another email to this buyer about this event waits for a retry"
+            }
         }
     }
 }

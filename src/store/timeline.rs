@@ -194,17 +194,28 @@ fn timeline(conn: &Connection, key: &str, event: &str) -> anyhow::Result<Option<
             body: None,
         });
     }
-    let mut stmt =
-        conn.prepare("SELECT clicked_at, step FROM clicks WHERE email_key = ?1 AND event_id = ?2")?;
+    let mut stmt = conn.prepare(
+        "SELECT clicked_at, step, link, scanner FROM clicks WHERE email_key = ?1 AND event_id = ?2",
+    )?;
     for c in stmt.query_map(params![key, event], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<String>>(3)?,
+        ))
     })? {
-        let (at, step) = c?;
+        let (at, step, link, scanner) = c?;
+        let title = if link == "unsubscribe" {
+            format!("opened the unsubscribe page of {step}")
+        } else {
+            format!("followed the link in {step}")
+        };
         entries.push(Entry {
             at,
             kind: "click",
-            title: format!("followed the link in {step}"),
-            detail: None,
+            title,
+            detail: scanner.map(|why| format!("a link scanner, not a person ({why}): not counted")),
             body: None,
         });
     }

@@ -459,6 +459,7 @@ struct OverviewPage {
     dormant_now: i64,
     attribution: String,
     chart: Chart,
+    experiment: super::experiment_view::ExperimentView,
     by_step: Vec<StepRow>,
     windows: Vec<WindowLabel>,
     activity: Vec<ActivityRow>,
@@ -606,6 +607,7 @@ async fn overview(state: &AdminState, q: &Query) -> Result<Response, ApiError> {
         dormant_now: stats.dormant_now,
         attribution: crate::domain::duration_for_people(config.schedule.attribution_window),
         chart: chart(&stats),
+        experiment: super::experiment_view::view(&stats),
         by_step: r
             .by_step
             .iter()

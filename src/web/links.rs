@@ -13,7 +13,9 @@ use super::ApiError;
 use crate::email::organiser_name;
 use crate::links::{LinkTarget, Purpose};
 use crate::reminders::Engine;
+use crate::scanner::{Link, Request};
 use crate::store::Store;
+use crate::store::clicks::Fetch;
 use crate::store::privacy::SuppressionSource;
 
 /// Largest form body accepted on the unsubscribe POST.
@@ -61,9 +63,10 @@ pub fn routes(
     let with_state = warp::any().map(move || state.clone());
     let page = warp::path!("unsubscribe" / String)
         .and(warp::get())
+        .and(request(false))
         .and(with_state.clone())
-        .then(|token: String, state: LinkState| async move {
-            respond(unsubscribe_page(&state, &token).await)
+        .then(|token: String, request, state: LinkState| async move {
+            respond(unsubscribe_page(&state, &token, request).await)
         });
     let act = warp::path!("unsubscribe" / String)
         .and(warp::post())
@@ -76,13 +79,33 @@ pub fn routes(
             };
             respond(unsubscribe(&state, &token, &body).await)
         });
+    // HEAD too: link checkers send it, and get the same immediate redirect (marked as a scanner).
     let click = warp::path!("r" / String)
-        .and(warp::get())
+        .and(
+            warp::get()
+                .and(request(false))
+                .or(warp::head().and(request(true)))
+                .unify(),
+        )
         .and(with_state)
-        .then(
-            |token: String, state: LinkState| async move { respond(click(&state, &token).await) },
-        );
+        .then(|token: String, request, state: LinkState| async move {
+            respond(click(&state, &token, request).await)
+        });
     page.or(act).unify().or(click).unify()
+}
+
+/// What a request says about itself that tells a link scanner from a person.
+fn request(head: bool) -> impl Filter<Extract = (Request,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<String>("user-agent")
+        .and(warp::header::optional::<String>("sec-purpose"))
+        .and(warp::header::optional::<String>("purpose"))
+        .map(
+            move |user_agent, sec_purpose: Option<String>, purpose| Request {
+                head,
+                user_agent,
+                purpose: sec_purpose.or(purpose),
+            },
+        )
 }
 
 fn respond(result: Result<Response, ApiError>) -> Response {
@@ -140,10 +163,16 @@ async fn resolve(
     }))
 }
 
-async fn unsubscribe_page(state: &LinkState, token: &str) -> Result<Response, ApiError> {
+async fn unsubscribe_page(
+    state: &LinkState,
+    token: &str,
+    request: Request,
+) -> Result<Response, ApiError> {
     let Some(link) = resolve(state, token, Purpose::Unsubscribe).await? else {
         return not_found(state);
     };
+    // Kept so that a scanner fetching every link of the email is recognised; changes nothing.
+    record_fetch(state, &link.target, Link::Unsubscribe, request).await;
     let already = state.store.is_suppressed(&link.target.email_key).await?;
     let settings = state.engine.settings();
     let organiser = organiser_name(&settings.config.email.from);
@@ -207,7 +236,28 @@ async fn unsubscribe(state: &LinkState, token: &str, body: &[u8]) -> Result<Resp
     )
 }
 
-async fn click(state: &LinkState, token: &str) -> Result<Response, ApiError> {
+/// Records a fetch of one of an email's links (a failure is logged: the buyer goes on anyway).
+async fn record_fetch(state: &LinkState, target: &LinkTarget, link: Link, request: Request) {
+    let fetch = Fetch {
+        email_key: target.email_key.clone(),
+        event_id: target.event_id.clone(),
+        step: target.step.clone(),
+        link,
+        request,
+        at: Utc::now(),
+        timing: state.engine.settings().config.experiment.scanner_timing(),
+    };
+    match state.store.record_fetch(fetch).await {
+        Ok(outcome) => tracing::debug!(
+            ?outcome,
+            link = link.as_str(),
+            "a link of an email was fetched"
+        ),
+        Err(e) => tracing::warn!("a click could not be recorded: {e}"),
+    }
+}
+
+async fn click(state: &LinkState, token: &str, request: Request) -> Result<Response, ApiError> {
     let Some(link) = resolve(state, token, Purpose::Event).await? else {
         return not_found(state);
     };
@@ -218,14 +268,7 @@ async fn click(state: &LinkState, token: &str) -> Result<Response, ApiError> {
         .settings()
         .event_page(&target.event_id, info.as_ref());
     // The buyer goes on to the event even if the click cannot be recorded.
-    match state
-        .store
-        .record_click(target.email_key, target.event_id, target.step, Utc::now())
-        .await
-    {
-        Ok(outcome) => tracing::debug!(?outcome, "a click on an event link"),
-        Err(e) => tracing::warn!("a click could not be recorded: {e}"),
-    }
+    record_fetch(state, &target, Link::Event, request).await;
     let reply = warp::reply::with_header(StatusCode::FOUND, header::LOCATION, page);
     Ok(warp::reply::with_header(reply, header::CACHE_CONTROL, "no-store").into_response())
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod error;
+mod experiment_view;
 mod headers;
 mod health;
 mod links;

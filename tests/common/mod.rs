@@ -28,8 +28,14 @@ pub fn test_config(dir: &Path) -> Config {
     config.database.path = dir.join("data/followup.sqlite");
     config.email.outbox_dir = dir.join("data/outbox");
     config.templates.dir = Some(templates_dir());
+    // Tests follow links the moment an email is sent, which only link scanners do in real life.
+    config.experiment.scanner_after_delivery = std::time::Duration::ZERO;
+    config.experiment.scanner_links_within = std::time::Duration::ZERO;
     config
 }
+
+/// What a person's browser says it is (a client without one is taken for a link scanner).
+pub const BROWSER: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
 /// The shipped templates.
 pub fn templates_dir() -> PathBuf {
@@ -59,7 +65,10 @@ impl TestApp {
         TestApp {
             dir,
             service,
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder()
+                .user_agent(BROWSER)
+                .build()
+                .unwrap(),
             base,
         }
     }

@@ -1,0 +1,244 @@
+//! The overview's honest part: the control group's sentence, both groups' cumulative purchase
+//! rate since their first step (an SVG chart), and each step's variants with their figures.
+
+use crate::stats_text::experiment_sentence;
+use crate::store::stats::{Experiment, Stats, StepFigures};
+
+/// One group's row.
+pub struct GroupRow {
+    /// "Emailed" or "Held out".
+    pub label: &'static str,
+    /// Buyer-events.
+    pub buyer_events: u64,
+    /// Purchases within the attribution window.
+    pub purchases: u64,
+    /// Purchase rate, for people.
+    pub rate: String,
+    /// Revenue, for people.
+    pub revenue: String,
+}
+
+/// A label on the chart.
+pub struct Label {
+    /// Position.
+    pub x: f64,
+    /// Position.
+    pub y: f64,
+    /// `start`, `middle` or `end`.
+    pub anchor: &'static str,
+    /// Text.
+    pub text: String,
+}
+
+/// Both groups' cumulative purchase rate.
+pub struct Curve {
+    /// SVG width.
+    pub width: u32,
+    /// SVG height.
+    pub height: u32,
+    /// The x axis' y.
+    pub base: f64,
+    /// `x,y x,y ...` of the emailed group.
+    pub emailed: String,
+    /// `x,y x,y ...` of the held-out group.
+    pub held_out: String,
+    /// Axis labels.
+    pub labels: Vec<Label>,
+    /// The chart in words, for screen readers.
+    pub summary: String,
+}
+
+/// One variant's row.
+pub struct VariantRow {
+    /// The template.
+    pub template: String,
+    /// Sent.
+    pub sent: u64,
+    /// People's clicks.
+    pub clicked: u64,
+    /// Purchases.
+    pub purchases: u64,
+    /// "12.0% (8.1% to 17.4%)".
+    pub rate: String,
+    /// Revenue.
+    pub revenue: String,
+    /// Better than the others by its interval.
+    pub better: bool,
+}
+
+/// A step and its variants.
+pub struct StepVariants {
+    /// The step.
+    pub step: String,
+    /// Its templates' rows.
+    pub rows: Vec<VariantRow>,
+    /// What the table says, in words.
+    pub verdict: String,
+}
+
+/// What the overview shows of the control group.
+pub struct ExperimentView {
+    /// The honest figure, or why there is none.
+    pub sentence: String,
+    /// Whether a control group exists (then the groups and the chart are shown).
+    pub on: bool,
+    /// Emailed and held out.
+    pub groups: Vec<GroupRow>,
+    /// The chart.
+    pub curve: Curve,
+    /// The steps, each with its variants.
+    pub steps: Vec<StepVariants>,
+}
+
+fn percent(rate: f64) -> String {
+    format!("{:.1}%", rate * 100.0)
+}
+
+fn rands(cents: i64) -> String {
+    crate::templates::format_money(Some(crate::domain::Cents(cents))).replace("free", "R0.00")
+}
+
+fn curve(x: Option<&Experiment>) -> Curve {
+    let (width, height) = (640u32, 220u32);
+    let (left, top, base) = (44.0, 10.0, 190.0);
+    let points = x.map(|x| x.curve.as_slice()).unwrap_or_default();
+    let hours = points.last().map_or(1.0, |p| p.hours.max(1.0));
+    let top_rate = points
+        .iter()
+        .map(|p| p.emailed.max(p.held_out))
+        .fold(0.0_f64, f64::max);
+    // The y axis ends at the next 5 % above the highest rate.
+    let y_max = ((top_rate * 20.0).ceil() / 20.0).max(0.05);
+    let r = |v: f64| (v * 10.0).round() / 10.0;
+    let at = |h: f64, rate: f64| {
+        format!(
+            "{},{}",
+            r(left + h / hours * (f64::from(width) - left - 8.0)),
+            r(base - rate / y_max * (base - top))
+        )
+    };
+    let line = |pick: &dyn Fn(&crate::store::stats::CurvePoint) -> f64| {
+        points
+            .iter()
+            .map(|p| at(p.hours, pick(p)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut labels = vec![
+        Label {
+            x: left - 4.0,
+            y: base,
+            anchor: "end",
+            text: "0%".into(),
+        },
+        Label {
+            x: left - 4.0,
+            y: top + 10.0,
+            anchor: "end",
+            text: format!("{:.0}%", y_max * 100.0),
+        },
+    ];
+    let days = (hours / 24.0).round() as i64;
+    for d in 0..=days.max(1) {
+        let h = (d as f64 * 24.0).min(hours);
+        labels.push(Label {
+            x: r(left + h / hours * (f64::from(width) - left - 8.0)),
+            y: f64::from(height) - 4.0,
+            anchor: if d == 0 { "start" } else { "middle" },
+            text: if d == 0 {
+                "first step".into()
+            } else {
+                format!("+{d}d")
+            },
+        });
+    }
+    let end = points.last();
+    Curve {
+        width,
+        height,
+        base,
+        emailed: line(&|p| p.emailed),
+        held_out: line(&|p| p.held_out),
+        labels,
+        summary: match end {
+            Some(p) => format!(
+                "After {} days, {} of the emailed buyers and {} of the held-out buyers had bought",
+                days,
+                percent(p.emailed),
+                percent(p.held_out)
+            ),
+            None => "No buyers in the control group yet".into(),
+        },
+    }
+}
+
+fn variants(steps: &[StepFigures]) -> Vec<StepVariants> {
+    let mut out: Vec<StepVariants> = Vec::new();
+    for f in steps {
+        let row = VariantRow {
+            template: f.template.clone(),
+            sent: f.sent,
+            clicked: f.clicked,
+            purchases: f.purchases,
+            rate: format!(
+                "{} ({} to {})",
+                percent(f.rate),
+                percent(f.rate_low),
+                percent(f.rate_high)
+            ),
+            revenue: rands(f.revenue_cents),
+            better: f.better,
+        };
+        match out.last_mut() {
+            Some(last) if last.step == f.step => last.rows.push(row),
+            _ => out.push(StepVariants {
+                step: f.step.clone(),
+                rows: vec![row],
+                verdict: String::new(),
+            }),
+        }
+    }
+    for s in out.iter_mut() {
+        s.verdict = if s.rows.len() < 2 {
+            "one template".into()
+        } else if let Some(best) = s.rows.iter().find(|r| r.better) {
+            format!(
+                "{} does better: its interval lies above the others'",
+                best.template
+            )
+        } else {
+            "no variant is better yet: their intervals overlap".into()
+        };
+    }
+    out
+}
+
+/// The overview's control-group part.
+pub fn view(stats: &Stats) -> ExperimentView {
+    let x = stats.experiment.as_ref();
+    let groups = x
+        .map(|x| {
+            [("Emailed", &x.emailed), ("Held out", &x.held_out)]
+                .into_iter()
+                .map(|(label, g)| GroupRow {
+                    label,
+                    buyer_events: g.buyer_events,
+                    purchases: g.purchases,
+                    rate: if g.buyer_events == 0 {
+                        "-".into()
+                    } else {
+                        percent(g.purchases as f64 / g.buyer_events as f64)
+                    },
+                    revenue: rands(g.revenue_cents),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ExperimentView {
+        sentence: experiment_sentence(x),
+        on: x.is_some(),
+        groups,
+        curve: curve(x),
+        steps: variants(&stats.steps),
+    }
+}
