@@ -156,6 +156,7 @@ async fn the_pages_show_the_story_and_escape_hostile_names() {
 async fn suppressions_can_be_added_and_removed_from_the_page_but_not_from_another_site() {
     let app = TestApp::spawn_with(setup).await;
     let client = reqwest::Client::builder()
+        .user_agent(common::BROWSER)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -218,6 +219,7 @@ async fn suppressions_can_be_added_and_removed_from_the_page_but_not_from_anothe
 async fn replay_from_the_problems_page() {
     let app = TestApp::spawn_with(setup).await;
     let client = reqwest::Client::builder()
+        .user_agent(common::BROWSER)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -233,6 +233,7 @@ async fn a_day_of_checkouts(app: &TestApp) {
     // clicking; Aisha unsubscribes from the email.
     let no_redirects = reqwest::Client::builder()
         .user_agent(common::BROWSER)
+        .user_agent(common::BROWSER)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -442,6 +442,7 @@ async fn link_scanners_are_recorded_and_redirected_but_never_counted_as_clicks()
         .unwrap();
     assert_eq!(report.counts.sent, 4);
     let client = reqwest::Client::builder()
+        .user_agent(common::BROWSER)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(BROWSER)
         .build()
@@ -571,6 +572,7 @@ async fn a_click_within_seconds_of_delivery_is_a_scanner() {
         .await
         .unwrap();
     let client = reqwest::Client::builder()
+        .user_agent(common::BROWSER)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(BROWSER)
         .build()

@@ -19,6 +19,7 @@ const BUYER: &str = "lerato@mail.co.za";
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .user_agent(common::BROWSER)
+        .user_agent(common::BROWSER)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()

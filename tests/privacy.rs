@@ -119,6 +119,7 @@ fn forget_while_serve_runs_leaves_the_address_and_name_in_no_file_nor_in_a_later
     let mut served = common::serve(&config, &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = reqwest::Client::builder()
+        .user_agent(common::BROWSER)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -243,6 +244,7 @@ async fn retention_after_the_event_leaves_the_address_and_name_in_no_file() {
         .await
         .unwrap();
     let client = reqwest::Client::builder()
+        .user_agent(common::BROWSER)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

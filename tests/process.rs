@@ -180,6 +180,7 @@ fn flood(url: String, stop: Arc<Mutex<bool>>) -> tokio::task::JoinHandle<BTreeSe
     tokio::spawn(async move {
         let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
         let client = reqwest::Client::builder()
+            .user_agent(common::BROWSER)
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap();

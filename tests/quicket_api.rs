@@ -183,6 +183,7 @@ async fn redirect_of_event_link(app: &TestApp) -> String {
         step: "abandoned-1".into(),
     };
     let client = reqwest::Client::builder()
+        .user_agent(common::BROWSER)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

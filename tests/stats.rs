@@ -61,6 +61,7 @@ async fn recovery_counts_only_purchases_after_a_reminder_split_by_click() {
     };
     let client = reqwest::Client::builder()
         .user_agent(common::BROWSER)
+        .user_agent(common::BROWSER)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
