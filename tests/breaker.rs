@@ -34,6 +34,7 @@ async fn app(smtp: &SmtpServer) -> TestApp {
             before_event: None,
             when: vec![OrderState::Started],
             template: "abandoned".into(),
+            variants: Vec::new(),
             even_if_sold_out: false,
             send_window: SendWindow::Unset,
         }];

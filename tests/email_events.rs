@@ -82,6 +82,7 @@ async fn app(smtp: &SmtpServer, sendgrid: &SendgridKeys) -> TestApp {
             before_event: None,
             when: vec![OrderState::Started, OrderState::Cancelled],
             template: "abandoned".into(),
+            variants: Vec::new(),
             even_if_sold_out: false,
             send_window: SendWindow::Unset,
         };

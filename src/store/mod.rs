@@ -4,8 +4,8 @@
 
 mod backup;
 mod buyer_events;
-pub mod email_events;
 pub mod clicks;
+pub mod email_events;
 mod erase;
 pub mod event_info;
 pub mod experiment;
