@@ -26,7 +26,7 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// The commands of contract section 1.
+/// The commands (the README's "Commands").
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// HTTP server and reminder scheduler (the default).
@@ -135,7 +135,7 @@ pub fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        // The contract: exit 1 with a one-line cause (clap's own would be 2 and several lines).
+        // Scripts rely on exit 1 with a one-line cause (clap's own would be 2 and several lines).
         Err(e) => {
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("bad command line");

@@ -37,7 +37,7 @@ const SECRET_ENV: &[(&str, &str)] = &[
     ),
 ];
 
-/// The whole configuration (contract section 2). Every key is optional.
+/// The whole configuration (`quicket-followup.example.toml` shows every key). Every key is optional.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {

@@ -1,6 +1,6 @@
 //! Quicket's webhook message on the wire, and its translation into a [`Hook`].
 //!
-//! Nothing about the format is guaranteed (see shared/quicket/README.md), so this is lenient in
+//! Nothing about the format is guaranteed (Quicket documents little of it), so this is lenient in
 //! what it accepts: numbers may be strings, unknown fields are ignored, names and emails may be
 //! empty, and a field we cannot read becomes "unknown" with a note rather than a refusal. Only a
 //! body that is not a JSON object with a `reference` is refused.

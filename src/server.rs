@@ -233,7 +233,7 @@ pub fn random_token() -> String {
 
 /// Runs the service until SIGTERM or SIGINT; SIGHUP reloads `file` (see [`Service::reload`]).
 pub async fn run(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
-    // Signal handlers go in before the server answers anything (contract section 3).
+    // Signal handlers go in before the server answers anything (so that a reload or stop sent right after start is never lost).
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())

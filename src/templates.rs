@@ -19,7 +19,7 @@ pub const SHARED: &str = "_shared";
 /// The three files of a template.
 pub const FILES: [&str; 3] = ["subject.txt", "body.html", "body.txt"];
 
-/// Everything a template may name (contract section 4, plus `organiser.name`).
+/// Everything a template may name (the README's "Editing the emails", plus `organiser.name`).
 #[derive(Debug, Clone, Serialize)]
 pub struct EmailContext {
     /// `buyer.email`, `buyer.name`, `buyer.first_name`

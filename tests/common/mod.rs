@@ -14,8 +14,7 @@ use serde_json::Value;
 /// The token tests configure.
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 
-/// The samples from shared/quicket/samples, compiled in so tests do not depend on the checkout's
-/// neighbours.
+/// Quicket's sample hooks (kept in tests/samples), compiled in.
 pub const SAMPLE_STARTED: &str = include_str!("../samples/checkout_started.json");
 pub const SAMPLE_COMPLETED: &str = include_str!("../samples/checkout_completed.json");
 pub const SAMPLE_EFT_STRINGS: &str = include_str!("../samples/eft_pending_strings.json");
