@@ -343,7 +343,7 @@ pub async fn send_tests(
                     message_id: format!(
                         "<test.{}.{}@quicket-followup.invalid>",
                         step.name,
-                        crate::server::random_token()
+                        crate::links::random_token()
                     ),
                     unsubscribe_url: links.unsubscribe.clone(),
                 };

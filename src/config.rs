@@ -839,9 +839,9 @@ impl Config {
     }
 
     /// The rules the statistics depend on.
-    pub fn stats_rules(&self) -> crate::store::stats::StatsRules {
+    pub fn stats_rules(&self) -> StatsRules {
         let s = &self.schedule;
-        crate::store::stats::StatsRules {
+        StatsRules {
             timezone: s.timezone,
             dormant_after: s.dormant_after,
             give_up_after: s.give_up_after,
@@ -943,4 +943,22 @@ fn hours(n: u64) -> Duration {
 }
 fn days(n: u64) -> Duration {
     hours(24 * n)
+}
+
+/// The rules the figures depend on.
+#[derive(Debug, Clone)]
+pub struct StatsRules {
+    /// The zone days are counted in.
+    pub timezone: chrono_tz::Tz,
+    /// A checkout is dormant after this long still.
+    pub dormant_after: std::time::Duration,
+    /// Reminders stop after this long.
+    pub give_up_after: std::time::Duration,
+    /// A purchase this soon after a reminder counts as recovered.
+    pub attribution_window: std::time::Duration,
+    /// `[experiment] holdout` in force.
+    pub holdout: crate::experiment::Share,
+    /// The steps in order, each with its template (for emails sent before the template was
+    /// recorded).
+    pub steps: Vec<(String, String)>,
 }

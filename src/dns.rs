@@ -50,14 +50,7 @@ pub struct Sending {
     pub dkim: Option<(String, String)>,
 }
 
-/// One line of the verdict.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Finding {
-    /// Whether it needs action.
-    pub warning: bool,
-    /// What to say.
-    pub text: String,
-}
+pub use crate::domain::Finding;
 
 fn ok(text: String) -> Finding {
     Finding {

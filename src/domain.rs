@@ -189,6 +189,15 @@ pub fn check_deliverable(email: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// One line of the From domain's DNS readiness (kept in the database, shown by `check` and /admin).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Finding {
+    /// Whether it needs action.
+    pub warning: bool,
+    /// What to say.
+    pub text: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,6 +59,17 @@ pub struct LinkUrls {
     pub unsubscribe: String,
 }
 
+/// 32 random characters from `[A-Za-z0-9]` (about 190 bits): secrets kept in the database (the
+/// webhook token, the link secret) and pseudonyms.
+pub fn random_token() -> String {
+    use rand::Rng as _;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
+}
+
 /// A fresh token: 128 random bits, base64url.
 pub fn new_token() -> String {
     let mut bytes = [0u8; TOKEN_BYTES];

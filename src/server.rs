@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use rand::Rng;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use warp::Filter;
@@ -219,16 +218,9 @@ async fn webhook_token(config: &Config, store: &Store) -> anyhow::Result<String>
     if !config.server.webhook_token.is_empty() {
         return Ok(config.server.webhook_token.clone());
     }
-    Ok(store.meta_or_insert(TOKEN_KEY, random_token).await?)
-}
-
-/// 32 random characters from `[A-Za-z0-9]` (about 190 bits).
-pub fn random_token() -> String {
-    rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(32)
-        .map(char::from)
-        .collect()
+    Ok(store
+        .meta_or_insert(TOKEN_KEY, crate::links::random_token)
+        .await?)
 }
 
 /// Runs the service until SIGTERM or SIGINT; SIGHUP reloads `file` (see [`Service::reload`]).

@@ -192,7 +192,7 @@ impl Engine {
         // A DKIM key that cannot be read or is too weak stops the start (and fails `check`).
         crate::email::dkim::signer(&config.email)?;
         let secret = store
-            .meta_or_insert(crate::links::SECRET_KEY, crate::server::random_token)
+            .meta_or_insert(crate::links::SECRET_KEY, crate::links::random_token)
             .await?;
         let links = Links::new(&secret, &config.public_url());
         let assigner = Assigner::new(&secret);

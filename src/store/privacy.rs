@@ -223,7 +223,7 @@ fn retention_pass(
     )?;
     removed.deliveries += super::email_events::expire(conn, cutoff)?;
     for (key, event) in due {
-        let pseudonym = format!("anon-{}", crate::server::random_token());
+        let pseudonym = format!("anon-{}", crate::links::random_token());
         removed.buyer_events += 1;
         let references = references_of(conn, &key, &event)?;
         removed.deliveries += scrub_deliveries(conn, &references)?;
@@ -309,7 +309,7 @@ fn uncovered_orders(
          WHERE reference = ?1",
     )?;
     for reference in &references {
-        let pseudonym = format!("anon-{}", crate::server::random_token());
+        let pseudonym = format!("anon-{}", crate::links::random_token());
         stmt.execute(params![reference, pseudonym])?;
     }
     Ok(references.len() as u64)

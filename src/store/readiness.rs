@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::params;
 
 use super::{OptionalRow, Store, StoreError, parse_timestamp, timestamp};
-use crate::dns::Finding;
+use crate::domain::Finding;
 
 const KEY: &str = "dns_readiness";
 

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use chrono_tz::Tz;
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
@@ -171,23 +170,7 @@ pub struct StepFigures {
     pub better: bool,
 }
 
-/// The rules the figures depend on.
-#[derive(Debug, Clone)]
-pub struct StatsRules {
-    /// The zone days are counted in.
-    pub timezone: Tz,
-    /// A checkout is dormant after this long still.
-    pub dormant_after: std::time::Duration,
-    /// Reminders stop after this long.
-    pub give_up_after: std::time::Duration,
-    /// A purchase this soon after a reminder counts as recovered.
-    pub attribution_window: std::time::Duration,
-    /// `[experiment] holdout` in force.
-    pub holdout: Share,
-    /// The steps in order, each with its template (for emails sent before the template was
-    /// recorded).
-    pub steps: Vec<(String, String)>,
-}
+pub use crate::config::StatsRules;
 
 fn delta(d: std::time::Duration) -> chrono::TimeDelta {
     chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
