@@ -1,0 +1,187 @@
+//! `/admin/emails`: each step rendered for a stored order or the sample data (the email's HTML in
+//! a sandboxed frame), and test sends.
+
+use askama::Template;
+use serde::Deserialize;
+use warp::http::header;
+use warp::reply::{Reply, Response};
+
+use super::{AdminState, page as render_page, with_notice};
+use crate::web::ApiError;
+
+/// The query of `/admin/emails`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct EmailsQuery {
+    /// The step to show (the first one when absent).
+    step: Option<String>,
+    /// A stored order's reference; empty shows the sample data.
+    reference: String,
+    notice: String,
+}
+
+/// The query of `/admin/emails/render`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RenderQuery {
+    step: String,
+    reference: String,
+}
+
+/// The form of `/admin/emails/test`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct SendTestForm {
+    /// Where the test emails go.
+    email: String,
+    /// A stored order's reference; empty uses the sample data.
+    reference: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/admin/emails.html")]
+struct EmailsPage {
+    active: &'static str,
+    notice: String,
+    steps: Vec<String>,
+    step: String,
+    reference: String,
+    subject: String,
+    frame: String,
+    error: String,
+    /// Which templates are in use: the built-in ones or a directory.
+    source: String,
+}
+
+async fn rendered(
+    state: &AdminState,
+    step: &str,
+    reference: &str,
+) -> Result<Result<crate::templates::Rendered, String>, ApiError> {
+    let settings = state.engine.settings();
+    let order = if reference.is_empty() {
+        None
+    } else {
+        match state.store.order(reference).await? {
+            Some(order) => Some(order),
+            None => {
+                return Ok(Err(format!(
+                    "No stored order has the reference {reference:?}."
+                )));
+            }
+        }
+    };
+    let address = order
+        .as_ref()
+        .map(|o| o.email.clone())
+        .unwrap_or_else(|| crate::templates::sample_context().buyer.email);
+    Ok(crate::check::render_step(
+        &state.engine,
+        &settings,
+        order.as_ref(),
+        step,
+        &address,
+        &state.engine.links().preview(),
+    )
+    .await
+    .map_err(|e| format!("{e:#}")))
+}
+
+/// `GET /admin/emails?step=&reference=`: a step as a buyer would receive it.
+pub(super) async fn page(state: AdminState, q: EmailsQuery) -> Result<Response, ApiError> {
+    let state = &state;
+    let settings = state.engine.settings();
+    let steps: Vec<String> = settings.config.step_names();
+    let step = q
+        .step
+        .or_else(|| steps.first().cloned())
+        .unwrap_or_default();
+    let reference = q.reference.trim().to_string();
+    let (subject, error) = match rendered(state, &step, &reference).await? {
+        Ok(r) => (r.subject, String::new()),
+        Err(e) => (String::new(), e),
+    };
+    let frame = format!(
+        "/admin/emails/render?{}",
+        serde_urlencoded::to_string([("step", step.as_str()), ("reference", reference.as_str())])
+            .unwrap_or_default()
+    );
+    render_page(&EmailsPage {
+        active: "emails",
+        notice: q.notice,
+        steps,
+        step,
+        reference,
+        subject,
+        frame,
+        error,
+        source: match state.engine.settings().templates.source() {
+            crate::config::TemplateSource::BuiltIn => format!(
+                "The built-in templates are in use (templates.dir is unset and there is no {}): run `quicket-followup init` to write them out for editing.",
+                crate::config::DEFAULT_TEMPLATES_DIR
+            ),
+            crate::config::TemplateSource::Dir(dir) => {
+                format!("The templates in {} are in use.", dir.display())
+            }
+        },
+    })
+}
+
+/// `GET /admin/emails/render?step=&reference=`: the email's own HTML, for the page's frame.
+pub(super) async fn render(state: AdminState, q: RenderQuery) -> Result<Response, ApiError> {
+    match rendered(&state, &q.step, q.reference.trim()).await? {
+        Ok(r) => {
+            // The email's own HTML, shown in a sandboxed frame of our emails page: no scripts, no
+            // forms, framed only by our own pages, sandboxed even when opened on its own.
+            let mut reply = warp::reply::html(r.html).into_response();
+            let headers = reply.headers_mut();
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                header::HeaderValue::from_static(crate::web::headers::PREVIEW_CSP),
+            );
+            headers.insert(
+                header::X_FRAME_OPTIONS,
+                header::HeaderValue::from_static("SAMEORIGIN"),
+            );
+            Ok(reply)
+        }
+        Err(e) => Err(ApiError::BadRequest(e)),
+    }
+}
+
+/// `POST /admin/emails/test`: sends every step to the address in the form.
+pub(super) async fn send_test(state: AdminState, f: SendTestForm) -> Result<Response, ApiError> {
+    let state = &state;
+    let (address, reference) = (f.email, f.reference);
+    let order = if reference.trim().is_empty() {
+        None
+    } else {
+        state.store.order(reference.trim()).await?
+    };
+    let settings = state.engine.settings();
+    let mut report = crate::check::CheckReport::default();
+    crate::check::send_tests(
+        &state.engine,
+        &settings,
+        order.as_ref(),
+        address.trim(),
+        &mut report,
+    )
+    .await;
+    let message = if report.errors.is_empty() {
+        format!(
+            "Sent {} test emails to {}.",
+            report.ok.len(),
+            address.trim()
+        )
+    } else {
+        format!("Test emails failed: {}", report.errors.join("; "))
+    };
+    Ok(with_notice(
+        "/admin/emails",
+        &[
+            ("notice", message.as_str()),
+            ("reference", reference.as_str()),
+        ],
+    ))
+}

@@ -1,0 +1,377 @@
+//! `/admin`: the operator's pages (askama, server-rendered, no scripts), behind HTTP basic auth
+//! (user `admin`, `server.admin_password`; off when that is empty).
+//!
+//! This file is the door (basic auth, login throttling, the same-origin check for forms), the one
+//! route table, and the helpers every page uses; each page lives in its own file. To add a page:
+//! write `admin/<page>.rs` with a `#[derive(Deserialize)]` query or form struct and an
+//! `async fn(AdminState, Query) -> Result<Response, ApiError>`, then add one line to [`routes`].
+
+mod chart;
+mod emails;
+mod orders;
+mod overview;
+mod problems;
+mod schedule;
+mod suppressions;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use askama::Template;
+use base64::Engine as _;
+use futures_util::future::BoxFuture;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+use warp::filters::BoxedFilter;
+use warp::http::{StatusCode, header};
+use warp::reply::{Reply, Response};
+use warp::{Filter, Rejection};
+
+use super::ApiError;
+use super::throttle::{self, LoginThrottle};
+use crate::reminders::Engine;
+use crate::store::Store;
+
+/// What the admin pages need.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The store.
+    pub store: Store,
+    /// The engine (settings in force, links, transport).
+    pub engine: Arc<Engine>,
+    /// The password; empty turns /admin off.
+    pub password: String,
+    /// Whether passes run on a schedule here.
+    pub scheduled: bool,
+    /// Failed logins per client (shared by every route; set by [`routes`]).
+    pub throttle: Arc<LoginThrottle>,
+}
+
+/// Why an admin request was refused (mapped to a status in [`super::recover`]).
+#[derive(Debug)]
+pub enum AdminRefused {
+    /// No password configured: /admin does not exist.
+    Off,
+    /// Missing or wrong credentials.
+    Unauthorized,
+    /// A form posted from another site (or from somewhere the browser would not say).
+    CrossSite,
+    /// Too many failed logins from this client: try again after this many seconds.
+    Throttled(u64),
+}
+
+impl warp::reject::Reject for AdminRefused {}
+
+fn authorized(password: &str, header: Option<&str>) -> bool {
+    let Some(encoded) = header.and_then(|h| h.strip_prefix("Basic ")) else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let expected = format!("admin:{password}");
+    bool::from(decoded.as_slice().ct_eq(expected.as_bytes()))
+}
+
+/// The request headers the guard looks at.
+struct Door {
+    method: warp::http::Method,
+    peer: Option<std::net::SocketAddr>,
+    forwarded_for: Option<String>,
+    authorization: Option<String>,
+    host: Option<String>,
+    origin: Option<String>,
+    fetch_site: Option<String>,
+}
+
+/// The `host[:port]` of an origin or URL (`https://x.co.za:8443/path` -> `x.co.za:8443`).
+fn authority(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    rest.split(['/', '?', '#']).next().filter(|a| !a.is_empty())
+}
+
+/// Whether a POST comes from our own pages. The browser sends basic credentials along with a form
+/// posted from any site, so the request must say where it comes from: `Sec-Fetch-Site:
+/// same-origin`, or an `Origin` naming this host or `server.public_url`. A request that says
+/// neither is refused (old browsers send `Origin` on every POST too).
+fn same_origin(door: &Door, public_url: &str) -> bool {
+    if let Some(site) = &door.fetch_site
+        && !site.eq_ignore_ascii_case("same-origin")
+    {
+        return false;
+    }
+    match door.origin.as_deref() {
+        Some(origin) => authority(origin).is_some_and(|theirs| {
+            door.host
+                .as_deref()
+                .is_some_and(|host| theirs.eq_ignore_ascii_case(host))
+                || authority(public_url).is_some_and(|ours| theirs.eq_ignore_ascii_case(ours))
+        }),
+        None => door.fetch_site.is_some(),
+    }
+}
+
+/// Basic auth with login throttling per client, and for POSTs a same-origin check.
+fn check_door(state: &AdminState, door: &Door) -> Result<(), AdminRefused> {
+    if state.password.is_empty() {
+        return Err(AdminRefused::Off);
+    }
+    let config = state.engine.settings().config.clone();
+    let client = crate::proxies::client_ip(
+        door.peer.map(|p| p.ip()),
+        door.forwarded_for.as_deref(),
+        &config.server.trusted_proxies,
+    );
+    let now = std::time::Instant::now();
+    if let Some(wait) = state.throttle.blocked(client, now) {
+        // Rounded up, so a client that waits as told is let in.
+        return Err(AdminRefused::Throttled(wait.as_secs() + 1));
+    }
+    if !authorized(&state.password, door.authorization.as_deref()) {
+        // A browser's first request carries no credentials; only a wrong password is a failure.
+        if door.authorization.is_some() {
+            let refused = state.throttle.failed(client, now);
+            tracing::warn!(%client, "a failed /admin login");
+            if refused {
+                tracing::warn!(
+                    %client,
+                    "{} failed /admin logins within {} minutes: this client is refused for a while",
+                    throttle::MAX_FAILURES,
+                    throttle::WINDOW.as_secs() / 60
+                );
+            }
+        }
+        return Err(AdminRefused::Unauthorized);
+    }
+    if door.method == warp::http::Method::POST && !same_origin(door, &config.public_url()) {
+        tracing::warn!(%client, "an /admin form posted from another site was refused");
+        return Err(AdminRefused::CrossSite);
+    }
+    Ok(())
+}
+
+/// The guard in front of every `/admin` route; runs once per request.
+fn guard(state: AdminState) -> BoxedFilter<(AdminState,)> {
+    let door = warp::method()
+        // The connection layer's address (warp's own addr::remote() is set only by warp::serve).
+        .and(crate::connections::remote())
+        .and(warp::header::optional::<String>("x-forwarded-for"))
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::optional::<String>("host"))
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("sec-fetch-site"))
+        .map(
+            |method, peer, forwarded_for, authorization, host, origin, fetch_site| Door {
+                method,
+                peer,
+                forwarded_for,
+                authorization,
+                host,
+                origin,
+                fetch_site,
+            },
+        );
+    warp::path("admin")
+        .and(door)
+        .and_then(move |door: Door| {
+            let state = state.clone();
+            async move {
+                check_door(&state, &door).map_err(warp::reject::custom)?;
+                Ok::<_, warp::Rejection>(state)
+            }
+        })
+        .boxed()
+}
+
+/// The response for a refused admin request.
+pub fn refused(why: &AdminRefused) -> Response {
+    match why {
+        AdminRefused::Off => super::json_status(
+            &serde_json::json!({"status": "error", "error": "/admin is off: set server.admin_password to turn it on"}),
+            StatusCode::NOT_FOUND,
+        ),
+        AdminRefused::Unauthorized => warp::reply::with_header(
+            warp::reply::with_status(
+                "Sign in as admin with server.admin_password.\n",
+                StatusCode::UNAUTHORIZED,
+            ),
+            header::WWW_AUTHENTICATE,
+            "Basic realm=\"quicket-followup\", charset=\"UTF-8\"",
+        )
+        .into_response(),
+        AdminRefused::CrossSite => warp::reply::with_status(
+            "This form was posted from another site.\n",
+            StatusCode::FORBIDDEN,
+        )
+        .into_response(),
+        AdminRefused::Throttled(seconds) => warp::reply::with_header(
+            warp::reply::with_status(
+                format!("Too many failed sign-ins from here: try again in {seconds} seconds.\n"),
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
+            header::RETRY_AFTER,
+            seconds.to_string(),
+        )
+        .into_response(),
+    }
+}
+
+fn page(page: &impl Template) -> Result<Response, ApiError> {
+    let body = page
+        .render()
+        .map_err(|e| ApiError::Internal(format!("page could not be rendered: {e}")))?;
+    Ok(
+        warp::reply::with_header(warp::reply::html(body), header::CACHE_CONTROL, "no-store")
+            .into_response(),
+    )
+}
+
+fn see_other(location: &str) -> Response {
+    warp::reply::with_header(StatusCode::SEE_OTHER, header::LOCATION, location).into_response()
+}
+
+fn respond(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(Reply::into_response)
+}
+
+/// What a matched route does with the state, once the guard let the request in.
+type Handler = Box<dyn FnOnce(AdminState) -> BoxFuture<'static, Result<Response, ApiError>> + Send>;
+
+/// A route: whatever `filter` extracts is handed, with the state, to `handler`.
+fn route<T, F, Fut>(
+    filter: impl Filter<Extract = (T,), Error = Rejection> + Clone + Send + Sync + 'static,
+    handler: F,
+) -> BoxedFilter<(Handler,)>
+where
+    T: Send + 'static,
+    F: Fn(AdminState, T) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
+    filter
+        .map(move |input: T| {
+            let handler = handler.clone();
+            Box::new(move |state: AdminState| {
+                Box::pin(handler(state, input)) as BoxFuture<'static, _>
+            }) as Handler
+        })
+        .boxed()
+}
+
+/// A page: `GET path`, its query string read into `Q`.
+fn get<Q, F, Fut>(
+    path: impl Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static,
+    handler: F,
+) -> BoxedFilter<(Handler,)>
+where
+    Q: DeserializeOwned + Send + 'static,
+    F: Fn(AdminState, Q) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
+    route(path.and(warp::get()).and(warp::query::<Q>()), handler)
+}
+
+/// Largest form body accepted on an `/admin` POST.
+const MAX_FORM: u64 = 16 * 1024;
+
+/// A form: `POST path`, its body (at most [`MAX_FORM`]) read into `F`.
+fn post<Q, F, Fut>(
+    path: impl Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static,
+    handler: F,
+) -> BoxedFilter<(Handler,)>
+where
+    Q: DeserializeOwned + Send + 'static,
+    F: Fn(AdminState, Q) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
+    let form = warp::body::content_length_limit(MAX_FORM).and(warp::body::form::<Q>());
+    route(path.and(warp::post()).and(form), handler)
+}
+
+/// A button: `POST path` whose body is not read.
+fn action<F, Fut>(
+    path: impl Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static,
+    handler: F,
+) -> BoxedFilter<(Handler,)>
+where
+    F: Fn(AdminState) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
+    route(path.and(warp::post()).map(|| ()), move |state, ()| {
+        handler(state)
+    })
+}
+
+/// Every `/admin` route: one line each, tried in order, under `/admin`.
+pub fn routes(mut state: AdminState) -> BoxedFilter<(Response,)> {
+    // One throttle for all the routes, whoever built the state.
+    state.throttle = Arc::new(LoginThrottle::default());
+    use warp::path;
+    let table = vec![
+        get(path::end(), overview::page),
+        get(path!("orders"), orders::list),
+        get(path!("buyer"), orders::buyer),
+        get(path!("emails"), emails::page),
+        get(path!("emails" / "render"), emails::render),
+        post(path!("emails" / "test"), emails::send_test),
+        get(path!("schedule"), schedule::page),
+        get(path!("suppressions"), suppressions::page),
+        post(path!("suppressions"), suppressions::add),
+        post(path!("suppressions" / "remove"), suppressions::remove),
+        get(path!("problems"), problems::page),
+        route(
+            path!("problems" / i64 / "body").and(warp::get()),
+            problems::body,
+        ),
+        action(path!("replay"), problems::replay),
+        action(path!("sending" / "resume"), overview::resume_sending),
+    ];
+    let pages = table
+        .into_iter()
+        .reduce(|routes, next| routes.or(next).unify().boxed())
+        .unwrap_or_else(|| {
+            warp::any()
+                .and_then(|| async { Err(warp::reject::not_found()) })
+                .boxed()
+        });
+    guard(state)
+        .and(pages)
+        .then(|state: AdminState, handler: Handler| async move { respond(handler(state).await) })
+        .boxed()
+}
+
+/// The query of a page that shows only a notice (the outcome of the form posted before).
+#[derive(Debug, Default, Deserialize)]
+struct Notice {
+    #[serde(default)]
+    notice: String,
+}
+
+/// The query of a page that reads none.
+#[derive(Debug, Default, Deserialize)]
+struct NoQuery {}
+
+/// A time for people, in the configured zone.
+fn local(state: &AdminState, at: &str) -> String {
+    let tz = state.engine.settings().config.schedule.timezone;
+    crate::store::parse_timestamp(at)
+        .map(|t| {
+            t.with_timezone(&tz)
+                .format("%a %-d %b %Y %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|_| at.to_string())
+}
+
+/// The buyer page of one buyer and event.
+fn buyer_link(email_key: &str, event_id: &str) -> String {
+    let query = serde_urlencoded::to_string([("email", email_key), ("event", event_id)])
+        .unwrap_or_default();
+    format!("/admin/buyer?{query}")
+}
+
+/// A redirect to `path` with `notice` to show there.
+fn with_notice(path: &str, pairs: &[(&str, &str)]) -> Response {
+    let query = serde_urlencoded::to_string(pairs).unwrap_or_default();
+    see_other(&format!("{path}?{query}"))
+}

@@ -1,0 +1,170 @@
+//! `/admin/orders` (the search) and `/admin/buyer` (one buyer-event's timeline).
+
+use askama::Template;
+use serde::Deserialize;
+use warp::reply::Response;
+
+use super::{AdminState, buyer_link, local, page as render, see_other};
+use crate::check::rands;
+use crate::web::ApiError;
+
+/// The query of `/admin/orders`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct OrdersQuery {
+    /// What to search for: part of a name, an address, a reference or an event.
+    q: String,
+    notice: String,
+}
+
+/// The query of `/admin/buyer`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct BuyerQuery {
+    /// The buyer's email key.
+    email: String,
+    /// The event's id.
+    event: String,
+    notice: String,
+}
+
+struct OrderRow {
+    link: String,
+    name: String,
+    email: String,
+    amount: String,
+    event: String,
+    state: &'static str,
+    changed: String,
+    decision: String,
+}
+
+/// A stored state name for people ("checkout_completed" -> "Paid").
+fn state_for_people(state: &str) -> &'static str {
+    crate::domain::OrderState::from_action(state).map_or("Unknown", |s| s.for_people())
+}
+
+/// A pass's latest decision for people.
+fn decision_for_people(decision: Option<&str>, reason: Option<&str>) -> String {
+    let reason = reason.unwrap_or_default();
+    match decision {
+        Some("sent") => "Emailed".into(),
+        Some("deferred") => format!("Waiting: {reason}"),
+        Some("skipped") => format!("Not emailed: {reason}"),
+        Some("failed") => format!("Sending failed: {reason}"),
+        Some("done") => format!("Nothing more to send: {reason}"),
+        Some(other) => format!("{other}: {reason}"),
+        None => "Not looked at yet".into(),
+    }
+}
+
+fn money(cents: Option<i64>) -> String {
+    cents.map(rands).unwrap_or_default()
+}
+
+#[derive(Template)]
+#[template(path = "pages/admin/orders.html")]
+struct OrdersPage {
+    active: &'static str,
+    notice: String,
+    query: String,
+    rows: Vec<OrderRow>,
+}
+
+/// `GET /admin/orders?q=`: the latest buyer-events, or those matching a search.
+pub(super) async fn list(state: AdminState, q: OrdersQuery) -> Result<Response, ApiError> {
+    let state = &state;
+    let query = q.q;
+    let rows = state.store.search(&query).await?;
+    render(&OrdersPage {
+        active: "orders",
+        notice: q.notice,
+        rows: rows
+            .into_iter()
+            .map(|r| OrderRow {
+                link: buyer_link(&r.email_key, &r.event_id),
+                name: r.buyer_name,
+                amount: money(r.amount_cents),
+                email: r.email_key,
+                event: format!("{} ({})", r.event_name, r.event_id),
+                state: state_for_people(&r.state),
+                changed: local(state, &r.changed_at),
+                decision: decision_for_people(r.last_decision.as_deref(), r.last_reason.as_deref()),
+            })
+            .collect(),
+        query,
+    })
+}
+
+struct EntryView {
+    kind: &'static str,
+    at: String,
+    title: String,
+    detail: String,
+    body: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/admin/buyer.html")]
+struct BuyerPage {
+    active: &'static str,
+    notice: String,
+    name: String,
+    email: String,
+    event: String,
+    event_date: String,
+    amount: String,
+    tickets: i64,
+    state: &'static str,
+    references: String,
+    next_check: String,
+    entries: Vec<EntryView>,
+}
+
+/// `GET /admin/buyer?email=&event=`: one buyer-event's timeline.
+pub(super) async fn buyer(state: AdminState, q: BuyerQuery) -> Result<Response, ApiError> {
+    let state = &state;
+    let (email, event) = (q.email, q.event);
+    let Some(t) = state.store.timeline(&email, &event).await? else {
+        return Ok(see_other("/admin/orders?notice=No+such+buyer+and+event"));
+    };
+    render(&BuyerPage {
+        active: "orders",
+        notice: q.notice,
+        name: t.buyer_event.buyer_name.clone(),
+        email: if t.email.is_empty() {
+            t.buyer_event.email_key.clone()
+        } else {
+            t.email.clone()
+        },
+        event: format!("{} ({})", t.buyer_event.event_name, t.buyer_event.event_id),
+        event_date: t
+            .buyer_event
+            .event_date
+            .as_deref()
+            .and_then(|d| chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M:%S").ok())
+            .map(|d| crate::templates::format_date(Some(d)))
+            .unwrap_or_default(),
+        amount: money(t.buyer_event.amount_cents),
+        tickets: t.buyer_event.tickets,
+        state: state_for_people(&t.buyer_event.state),
+        references: t.references.join(", "),
+        next_check: t
+            .buyer_event
+            .next_check_at
+            .as_deref()
+            .map(|n| local(state, n))
+            .unwrap_or_default(),
+        entries: t
+            .entries
+            .iter()
+            .map(|e| EntryView {
+                kind: e.kind,
+                at: local(state, &e.at),
+                title: e.title.clone(),
+                detail: e.detail.clone().unwrap_or_default(),
+                body: e.body.clone().unwrap_or_default(),
+            })
+            .collect(),
+    })
+}

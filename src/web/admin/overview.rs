@@ -1,0 +1,272 @@
+//! `/admin`, the overview: what the reminders earned (against the control group when there is
+//! one), the daily chart, activity, the state of sending, the From domain's DNS, and the Resume
+//! button of a paused sending.
+
+use askama::Template;
+use chrono::{DateTime, Utc};
+use warp::reply::Response;
+
+use super::{AdminState, Notice, chart, local, page as render, with_notice};
+use crate::check::rands;
+use crate::store::stats::Stats;
+use crate::web::ApiError;
+
+struct StepRow {
+    step: String,
+    clicked: String,
+    not_clicked: String,
+}
+struct WindowLabel {
+    label: &'static str,
+}
+struct ActivityRow {
+    label: String,
+    counts: Vec<i64>,
+}
+
+#[derive(Template)]
+#[template(path = "pages/admin/overview.html")]
+struct OverviewPage {
+    active: &'static str,
+    notice: String,
+    /// The circuit breaker's pause: since when and why (empty when sending).
+    paused_since: String,
+    paused_reason: String,
+    /// Complaints above Gmail's 0.1% guide, short of pausing.
+    deliverability_warning: String,
+    /// The From domain's DNS readiness (refreshed daily): when, and each line.
+    dns_checked: String,
+    dns_findings: Vec<crate::dns::Finding>,
+    recovered_revenue: String,
+    recovered_purchases: i64,
+    clicked_revenue: String,
+    clicked_purchases: i64,
+    month_revenue: String,
+    month_purchases: i64,
+    dormant_now: i64,
+    attribution: String,
+    chart: chart::Chart,
+    experiment: super::super::experiment_view::ExperimentView,
+    by_step: Vec<StepRow>,
+    windows: Vec<WindowLabel>,
+    activity: Vec<ActivityRow>,
+    last_pass: String,
+    next_pass: String,
+    email_status: String,
+    email_class: &'static str,
+    attention: i64,
+    api_status: String,
+    api_class: &'static str,
+}
+
+/// What an activity row counts, in words ("hookcheckout_started" -> "Checkouts started").
+fn activity_label(key: &str) -> String {
+    match key {
+        "hookcheckout_started" => "Checkouts started".into(),
+        "hookcheckout_cancelled" => "Checkouts cancelled".into(),
+        "hookeft_pending" => "EFT payments chosen".into(),
+        "hookcheckout_completed" => "Purchases completed".into(),
+        "hookunreadable" => "Hooks that could not be read".into(),
+        "remindersent" => "Reminders sent".into(),
+        "reminderskipped" => "Reminders skipped".into(),
+        "reminderfailed" => "Reminders refused by the mail server".into(),
+        "reminderclaimed" => "Reminders being sent or retried".into(),
+        other if other.starts_with("hook") => format!("Hooks: {}", &other[4..]),
+        other => format!("Reminders: {}", other.trim_start_matches("reminder")),
+    }
+}
+
+fn activity(stats: &Stats) -> Vec<ActivityRow> {
+    let mut rows = Vec::new();
+    let mut keys = |pick: &dyn Fn(
+        &crate::store::stats::Window,
+    ) -> &std::collections::BTreeMap<String, i64>,
+                    prefix: &str| {
+        let mut names: Vec<String> = stats
+            .windows
+            .iter()
+            .flat_map(|w| pick(w).keys().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            rows.push(ActivityRow {
+                label: format!("{prefix}{name}"),
+                counts: stats
+                    .windows
+                    .iter()
+                    .map(|w| pick(w).get(&name).copied().unwrap_or(0))
+                    .collect(),
+            });
+        }
+    };
+    keys(&|w| &w.hooks, "hook");
+    keys(&|w| &w.reminders, "reminder");
+    for row in &mut rows {
+        row.label = activity_label(&row.label).to_string();
+    }
+    rows
+}
+
+/// `GET /admin`: what the reminders earned, the control group, activity, and what needs attention.
+pub(super) async fn page(state: AdminState, q: Notice) -> Result<Response, ApiError> {
+    let state = &state;
+    let settings = state.engine.settings();
+    let config = &settings.config;
+    let now = Utc::now();
+    let stats = state.store.stats(now, config.stats_rules()).await?;
+    let last = state.store.last_pass().await?;
+    let waiting = state.store.failing_claims().await?;
+    let failed_recently = stats
+        .windows
+        .get(1)
+        .and_then(|w| w.reminders.get("failed").copied())
+        .unwrap_or(0);
+    let last_error = state.store.last_send_error().await?;
+    let next_pass = match (
+        state.scheduled,
+        crate::config::parse_cron(&config.schedule.scan),
+    ) {
+        (true, Ok(cron)) => cron
+            .find_next_occurrence(&now.with_timezone(&config.schedule.timezone), false)
+            .map(|t| t.format("%a %-d %b %H:%M:%S").to_string())
+            .unwrap_or_else(|_| "not scheduled".into()),
+        _ => "passes run only with run-once here".into(),
+    };
+    let (email_status, email_class) = match (&last_error, waiting) {
+        (Some((at, error)), n) if n > 0 => {
+            (format!("failing: {error} ({})", local(state, at)), "bad")
+        }
+        (Some((at, error)), _) => (
+            format!("working; last failure {}: {error}", local(state, at)),
+            "warn",
+        ),
+        (None, _) if config.email.transport == crate::config::Transport::Outbox => (
+            format!(
+                "not sending: emails are written to {} (set email.transport = \"smtp\")",
+                config.email.outbox_dir.display()
+            ),
+            "warn",
+        ),
+        (None, _) => ("working (SMTP)".into(), "ok"),
+    };
+    let api = state.engine.events().status().await;
+    let (api_status, api_class) = match api.state {
+        "off" => (
+            "off: set quicket.api_key for event pages, images and sold-out tickets".to_string(),
+            "muted",
+        ),
+        "waiting" => ("on; no event looked up yet".to_string(), "ok"),
+        "ok" => (format!("working; {} events known", api.events), "ok"),
+        _ => (
+            format!(
+                "failing for {} of {} events: {} (emails use the configured URL)",
+                api.failing,
+                api.events,
+                api.last_error.unwrap_or_default()
+            ),
+            "warn",
+        ),
+    };
+    let r = &stats.recovered;
+    let money =
+        |m: &crate::store::stats::Money| format!("{} ({})", m.purchases, rands(m.revenue_cents));
+    let (dns_checked, dns_findings) = dns_readiness(state, now).await?;
+    let pause = state.store.sending_pause().await?;
+    let rates = crate::reminders::breaker::rates(&state.store, now).await?;
+    render(&OverviewPage {
+        active: "overview",
+        notice: q.notice,
+        paused_since: pause
+            .as_ref()
+            .map(|p| local(state, &p.since))
+            .unwrap_or_default(),
+        paused_reason: pause.map(|p| p.reason).unwrap_or_default(),
+        dns_checked,
+        dns_findings,
+        deliverability_warning: crate::reminders::breaker::assess(&rates)
+            .warning
+            .unwrap_or_default(),
+        recovered_revenue: rands(r.total.revenue_cents),
+        recovered_purchases: r.total.purchases,
+        clicked_revenue: rands(r.clicked.revenue_cents),
+        clicked_purchases: r.clicked.purchases,
+        month_revenue: rands(r.last_30_days.revenue_cents),
+        month_purchases: r.last_30_days.purchases,
+        dormant_now: stats.dormant_now,
+        attribution: crate::domain::duration_for_people(config.schedule.attribution_window),
+        chart: chart::chart(&stats),
+        experiment: super::super::experiment_view::view(&stats),
+        by_step: r
+            .by_step
+            .iter()
+            .map(|s| StepRow {
+                step: s.step.clone(),
+                clicked: money(&s.clicked),
+                not_clicked: money(&s.not_clicked),
+            })
+            .collect(),
+        windows: stats
+            .windows
+            .iter()
+            .map(|w| WindowLabel { label: w.window })
+            .collect(),
+        activity: activity(&stats),
+        last_pass: match &last {
+            Some(p) => format!(
+                "{}: considered {}, sent {}, failed {}",
+                local(state, &p.started_at),
+                p.counts.considered,
+                p.counts.sent,
+                p.counts.failed
+            ),
+            None => "none yet".into(),
+        },
+        next_pass,
+        email_status,
+        email_class,
+        attention: waiting + failed_recently,
+        api_status,
+        api_class,
+    })
+}
+
+/// The last DNS readiness verdict; one older than a day (or none) is refreshed in the background,
+/// so the page never waits on DNS.
+async fn dns_readiness(
+    state: &AdminState,
+    now: DateTime<Utc>,
+) -> Result<(String, Vec<crate::dns::Finding>), ApiError> {
+    static REFRESHING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let cached = state.store.dns_readiness().await?;
+    let stale = cached
+        .as_ref()
+        .is_none_or(|(at, _)| now - *at > chrono::Duration::days(1));
+    if stale && !REFRESHING.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        let store = state.store.clone();
+        let email = state.engine.settings().config.email.clone();
+        tokio::spawn(async move {
+            let findings = crate::dns::readiness(&email).await;
+            if let Err(e) = store.set_dns_readiness(Utc::now(), findings).await {
+                tracing::warn!("cannot keep the DNS readiness verdict: {e}");
+            }
+            REFRESHING.store(false, std::sync::atomic::Ordering::SeqCst);
+        });
+    }
+    Ok(match cached {
+        Some((at, findings)) => (local(state, &crate::store::timestamp(at)), findings),
+        None => (
+            "being checked now; reload the page in a few seconds".into(),
+            vec![],
+        ),
+    })
+}
+
+/// The circuit breaker's Resume button.
+pub(super) async fn resume_sending(state: AdminState) -> Result<Response, ApiError> {
+    let message = match state.store.resume_sending(Utc::now()).await? {
+        Some(_) => "Sending resumed: the reminders that waited go out from the next pass.",
+        None => "Sending was not paused.",
+    };
+    Ok(with_notice("/admin", &[("notice", message)]))
+}
