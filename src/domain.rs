@@ -5,6 +5,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod buyer_event;
+mod event_info;
+
+pub use buyer_event::{Candidate, StepRecord, StepStatus};
+pub use event_info::{EventInfo, TicketTypeInfo};
+
 /// The state of one order (one `reference`), named after the Quicket action that put it there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum OrderState {

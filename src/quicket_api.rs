@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
 use crate::config::QuicketConfig;
-use crate::events::{EventInfo, TicketTypeInfo};
+use crate::domain::{EventInfo, TicketTypeInfo};
 
 /// Largest answer read; an event with every ticket type and description is a few tens of KiB.
 const MAX_ANSWER: usize = 4 * 1024 * 1024;

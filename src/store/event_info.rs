@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Row, params};
 
 use super::{OptionalRow, parse_timestamp, timestamp};
-use crate::events::EventInfo;
+use crate::domain::EventInfo;
 
 /// One event's row: the latest good answer (if any) and how the latest lookup went.
 #[derive(Debug, Clone)]

@@ -1,0 +1,86 @@
+//! A buyer-event as the planner sees it: its state, its history of steps and what became of
+//! each. The store reads these, the planner decides on them.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+use super::OrderState;
+
+/// A step already decided for a buyer-event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRecord {
+    /// The step's name.
+    pub step: String,
+    /// What became of it.
+    pub status: StepStatus,
+    /// When it was claimed or skipped.
+    pub decided_at: DateTime<Utc>,
+    /// When it was sent.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// What became of a step for a buyer-event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepStatus {
+    /// Claimed for sending; sent or retried by the pass.
+    Claimed,
+    /// Sent.
+    Sent,
+    /// Decided against; never sent.
+    Skipped,
+    /// The mail server refused it for good.
+    Failed,
+    /// Not sent because the buyer-event is in the control group: counts as an email for every
+    /// rule (min_gap), so the two groups are timed alike.
+    HeldOut,
+}
+
+impl StepStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Claimed => "claimed",
+            StepStatus::Sent => "sent",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Failed => "failed",
+            StepStatus::HeldOut => "held_out",
+        }
+    }
+
+    /// The status for a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Claimed,
+            Self::Sent,
+            Self::Skipped,
+            Self::Failed,
+            Self::HeldOut,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// What the planner needs to know about one buyer-event.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The buyer's address, lower-cased: half of the buyer-event's key.
+    pub email_key: String,
+    /// The event: the other half.
+    pub event_id: String,
+    /// The address to write to, as Quicket sent it.
+    pub email: String,
+    /// The buyer-event's state.
+    pub state: OrderState,
+    /// The buyer's latest checkout change for the event.
+    pub changed_at: DateTime<Utc>,
+    /// The event's local start, when known.
+    pub event_date: Option<NaiveDateTime>,
+    /// Steps already decided.
+    pub history: Vec<StepRecord>,
+    /// Whether the address is on the suppression list.
+    pub suppressed: bool,
+    /// Whether Quicket's API says the buyer's tickets can no longer be bought.
+    pub sold_out: bool,
+    /// Whether the buyer-event is in the control group: never emailed.
+    pub held_out: bool,
+}
