@@ -1,8 +1,14 @@
-//! The reminder engine: the pure planner, the pass that sends, and the schedule that runs passes.
+//! The reminder engine: the pure planner, the pass that decides and claims, the delivery that
+//! sends, and the schedule that runs passes.
 
 pub mod breaker;
+mod decide;
+mod deliver;
+pub mod engine;
 pub mod pass;
 pub mod planner;
+pub mod report;
 pub mod schedule;
 
-pub use pass::{Engine, PassError, PassLine, PassReport};
+pub use engine::{Engine, PassError, ReloadStatus, Settings};
+pub use report::{LineSink, PassLine, PassReport};

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::{OptionalRow, Store, StoreError, parse_timestamp, timestamp};
 use crate::domain::OrderState;
-use crate::experiment::{HELD_OUT, Share};
 use crate::domain::{Candidate, StepRecord, StepStatus};
+use crate::experiment::{HELD_OUT, Share};
 
 /// A due buyer-event with what the planner needs, and the order a reminder would be about.
 #[derive(Debug, Clone)]

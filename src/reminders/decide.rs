@@ -1,0 +1,293 @@
+//! Deciding a page of due buyer-events: the control group, what Quicket's API says about sold-out
+//! tickets, the planner's answer, and sorting the answers into what is sent and what is recorded.
+//! Nothing here sends.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::engine::{Engine, Settings};
+use super::planner::{Decision, StepStatus, plan};
+use super::report::{PassLine, PassReport, line};
+use crate::events::EventInfo;
+use crate::experiment::HELD_OUT;
+use crate::store::event_info;
+use crate::store::reminders::{self as sql, DecisionRecord, DueBuyerEvent};
+
+/// A skipped step and why: what the planner hands over with a step to send.
+pub(super) type Skips = Vec<(String, String)>;
+
+/// One page's decisions, sorted by what becomes of them.
+#[derive(Default)]
+pub(super) struct Sorted {
+    /// Every decision that sends nothing now, to record.
+    pub(super) quiet: Vec<DecisionRecord>,
+    /// Steps skipped without an email (sold out).
+    pub(super) step_skips: Vec<sql::StepSkips>,
+    /// Steps the control group would have been sent.
+    pub(super) held: Vec<sql::HoldOut>,
+    /// Steps to claim and send.
+    pub(super) sends: Vec<(DueBuyerEvent, String, Skips)>,
+}
+
+impl Engine {
+    /// Whether a buyer-event is in the control group: as recorded when its first step fell due;
+    /// else emailed if anything was ever sent or claimed for it (before the control group was
+    /// turned on); else as the keyed hash says for the share in force.
+    fn held_out(&self, s: &Settings, due: &sql::DueBuyerEvent) -> bool {
+        if let Some(recorded) = due.held_out {
+            return recorded;
+        }
+        let c = &due.candidate;
+        let emailed = c.history.iter().any(|r| {
+            matches!(
+                r.status,
+                StepStatus::Sent | StepStatus::Claimed | StepStatus::Failed
+            )
+        });
+        !emailed
+            && self
+                .assigner
+                .held_out(&c.email_key, &c.event_id, s.config.experiment.holdout)
+    }
+
+    /// Asks the planner about each buyer-event of a page (with what is known of its event).
+    pub(super) fn decide(
+        &self,
+        s: &Settings,
+        page: Vec<DueBuyerEvent>,
+        infos: &HashMap<String, EventInfo>,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> Vec<(DueBuyerEvent, Decision)> {
+        page.into_iter()
+            .map(|mut due| {
+                report.counts.considered += 1;
+                due.candidate.held_out = self.held_out(s, &due);
+                let info = infos.get(&due.candidate.event_id);
+                due.candidate.event_date =
+                    crate::events::event_start(due.candidate.event_date, info);
+                let decision = plan(&due.candidate, &s.rules, now);
+                (due, decision)
+            })
+            .collect()
+    }
+
+    /// Before emailing, refreshes what Quicket's API says about the events concerned (waiting at
+    /// most `quicket.timeout`), and plans again those whose event date it changes or whose
+    /// buyers' tickets turn out to be sold out.
+    pub(super) async fn check_sold_out(
+        &self,
+        s: &Settings,
+        decided: &mut [(sql::DueBuyerEvent, Decision)],
+        infos: &mut HashMap<String, EventInfo>,
+        refreshed: &mut std::collections::HashSet<String>,
+        now: DateTime<Utc>,
+        dry_run: bool,
+    ) -> anyhow::Result<()> {
+        if !self.events.enabled() {
+            return Ok(());
+        }
+        // The control group is checked like the emailed group, so that both skip alike.
+        let would_send =
+            |d: &Decision| matches!(d, Decision::Send { .. } | Decision::HoldOut { .. });
+        let sending = || decided.iter().filter(|(_, d)| would_send(d));
+        if sending().next().is_none() {
+            return Ok(());
+        }
+        let mut events: Vec<String> = sending()
+            .map(|(due, _)| due.candidate.event_id.clone())
+            .filter(|id| !refreshed.contains(id))
+            .collect();
+        events.sort();
+        events.dedup();
+        if !events.is_empty() {
+            refreshed.extend(events.iter().cloned());
+            infos.extend(self.events.refresh(events, now, !dry_run).await);
+        }
+        let local_now = now.with_timezone(&s.rules.timezone).naive_local();
+        // The buyer's choice matters only when something of the event is still on sale.
+        let to_check: Vec<(usize, String)> = decided
+            .iter()
+            .enumerate()
+            .filter(|(_, (due, d))| {
+                would_send(d)
+                    && infos.get(&due.candidate.event_id).is_some_and(|info| {
+                        info.may_be_sold_out() && !info.nothing_on_sale(local_now)
+                    })
+            })
+            .map(|(i, (due, _))| (i, due.reference.clone()))
+            .collect();
+        let chosen = self
+            .store
+            .read(move |conn| {
+                to_check
+                    .into_iter()
+                    .map(|(i, reference)| Ok((i, event_info::ticket_types(conn, &reference)?)))
+                    .collect::<anyhow::Result<Vec<_>>>()
+            })
+            .await?;
+        let mut chosen = chosen.into_iter().peekable();
+        for (i, (due, decision)) in decided.iter_mut().enumerate() {
+            if !would_send(decision) {
+                continue;
+            }
+            let Some(info) = infos.get(&due.candidate.event_id) else {
+                continue;
+            };
+            // The event's details may be new since the first plan.
+            let date = info.start_for(due.candidate.event_date);
+            let mut changed = date != due.candidate.event_date;
+            due.candidate.event_date = date;
+            if info.nothing_on_sale(local_now) {
+                due.candidate.sold_out = true;
+                changed = true;
+            } else if chosen.peek().is_some_and(|(at, _)| *at == i)
+                && let Some((_, types)) = chosen.next()
+            {
+                due.candidate.sold_out = info.sold_out_for(&types, local_now);
+                changed |= due.candidate.sold_out;
+            }
+            if changed {
+                *decision = plan(&due.candidate, &s.rules, now);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sorts a page's decisions: steps to send, and the records (with report lines) of the rest.
+pub(super) fn sort(
+    s: &Settings,
+    decided: Vec<(DueBuyerEvent, Decision)>,
+    now: DateTime<Utc>,
+    report: &mut PassReport,
+) -> Sorted {
+    let mut sorted = Sorted::default();
+    for (due, decision) in decided {
+        match decision {
+            Decision::Send { step, skip } => sorted.sends.push((due, step, skip)),
+            Decision::HoldOut { step, skip } => {
+                hold_out(s, due, step, skip, now, report, &mut sorted)
+            }
+            other => record_quiet(s, &due, other, now, report, &mut sorted),
+        }
+    }
+    sorted
+}
+
+/// A step the control group is not sent: reported and recorded as if it had been.
+fn hold_out(
+    s: &Settings,
+    due: DueBuyerEvent,
+    step: String,
+    skip: Skips,
+    now: DateTime<Utc>,
+    report: &mut PassReport,
+    sorted: &mut Sorted,
+) {
+    let c = &due.candidate;
+    report.counts.skipped += 1;
+    report.push(line(
+        "skipped",
+        &c.email,
+        &c.event_id,
+        &due.reference,
+        Some(&step),
+        HELD_OUT.into(),
+    ));
+    sorted.quiet.push(DecisionRecord {
+        email_key: c.email_key.clone(),
+        event_id: c.event_id.clone(),
+        decision: "skipped",
+        reason: format!("{step}: {HELD_OUT}"),
+        next_check_at: Some(now),
+    });
+    sorted.held.push(sql::HoldOut {
+        email_key: c.email_key.clone(),
+        event_id: c.event_id.clone(),
+        reference: due.reference.clone(),
+        step,
+        skip,
+        share: s.config.experiment.holdout,
+    });
+}
+
+/// A decision that sends nothing (deferred, skipped, done): reported and recorded.
+fn record_quiet(
+    s: &Settings,
+    due: &DueBuyerEvent,
+    decision: Decision,
+    now: DateTime<Utc>,
+    report: &mut PassReport,
+    sorted: &mut Sorted,
+) {
+    let c = &due.candidate;
+    let reason = quiet_reason(&decision, s.rules.timezone);
+    match decision {
+        Decision::Defer { .. } => report.counts.deferred += 1,
+        _ => report.counts.skipped += 1,
+    }
+    let step = match &decision {
+        Decision::SkipSteps { skip } if skip.len() == 1 => Some(skip[0].0.as_str()),
+        _ => None,
+    };
+    report.push(line(
+        decision.label(),
+        &c.email,
+        &c.event_id,
+        &due.reference,
+        step,
+        reason.clone(),
+    ));
+    if let Decision::SkipSteps { skip } = &decision {
+        sorted.step_skips.push(sql::StepSkips {
+            email_key: c.email_key.clone(),
+            event_id: c.event_id.clone(),
+            reference: due.reference.clone(),
+            skip: skip.clone(),
+        });
+    }
+    sorted.quiet.push(DecisionRecord {
+        email_key: c.email_key.clone(),
+        event_id: c.event_id.clone(),
+        decision: decision.label(),
+        reason,
+        next_check_at: decision.next_check(now),
+    });
+}
+
+/// Why a decision sends nothing, as the report and the database say it.
+fn quiet_reason(decision: &Decision, tz: chrono_tz::Tz) -> String {
+    match decision {
+        Decision::Defer { reason, until } => format!(
+            "{reason} (next look {})",
+            until.with_timezone(&tz).format("%Y-%m-%d %H:%M")
+        ),
+        Decision::Skip { reason } | Decision::Done { reason } => reason.clone(),
+        Decision::SkipSteps { skip } => skip
+            .iter()
+            .map(|(step, why)| format!("{step}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        Decision::Send { .. } | Decision::HoldOut { .. } => String::new(),
+    }
+}
+
+/// A dry run's line for a step it would send.
+pub(super) fn would_send(due: DueBuyerEvent, step: &str, skip: &Skips) -> PassLine {
+    let c = due.candidate;
+    let mut reason = "due".to_string();
+    if !skip.is_empty() {
+        let names: Vec<&str> = skip.iter().map(|(s, _)| s.as_str()).collect();
+        reason = format!("due; would skip {}", names.join(", "));
+    }
+    line(
+        "would send",
+        &c.email,
+        &c.event_id,
+        &due.reference,
+        Some(step),
+        reason,
+    )
+}
