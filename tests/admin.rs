@@ -5,35 +5,24 @@ mod common;
 
 use chrono::Utc;
 use common::TestApp;
-use quicket_followup::config::{Config, SendWindow};
-use serde_json::json;
+use quicket_followup::config::Config;
 
 const PASSWORD: &str = "correct horse battery staple";
 
 fn setup(c: &mut Config) {
     c.server.admin_password = PASSWORD.into();
-    c.schedule.send_window = SendWindow::parse("").unwrap();
-    c.schedule.dormant_after = std::time::Duration::ZERO;
-    c.reminders.truncate(1);
-    c.reminders[0].after = Some(std::time::Duration::ZERO);
+    common::send_at_once(c);
 }
 
 async fn get(app: &TestApp, path: &str) -> (u16, String) {
-    let response = app
-        .client
-        .get(format!("{}{path}", app.base))
-        .basic_auth("admin", Some(PASSWORD))
-        .send()
-        .await
-        .unwrap();
+    let response = app.admin_get(path, PASSWORD).await;
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-fn hostile_hook(reference: &str, action: &str) -> String {
-    json!({"reference": reference, "event_id": 456, "event_name": "Jazz <script>alert('x')</script>",
-           "amount": "450.00", "email": "lerato@mail.co.za", "event_date": "2030-12-12 18:30", "action": action,
-           "tickets": [{"attendee_name": "<img src=x onerror=alert(1)>", "attendee_email": "lerato@mail.co.za",
-                        "ticket_type": "VIP", "price": "450.00"}]}).to_string()
+fn hostile_hook(reference: &str, action: &str) -> common::Hook {
+    common::hook(reference, action)
+        .event_name("Jazz <script>alert('x')</script>")
+        .attendee_name("<img src=x onerror=alert(1)>")
 }
 
 #[tokio::test]
@@ -98,12 +87,7 @@ async fn the_pages_show_the_story_and_escape_hostile_names() {
     app.post_hook(hostile_hook("REF1", "checkout_started"))
         .await;
     app.post_hook("{not json").await;
-    let report = app
-        .service
-        .engine
-        .run_pass(Utc::now(), false)
-        .await
-        .unwrap();
+    let report = app.pass_at(Utc::now()).await;
     assert_eq!(report.counts.sent, 1);
     app.post_hook(hostile_hook("REF1", "checkout_completed"))
         .await;
@@ -155,11 +139,7 @@ async fn the_pages_show_the_story_and_escape_hostile_names() {
 #[tokio::test]
 async fn suppressions_can_be_added_and_removed_from_the_page_but_not_from_another_site() {
     let app = TestApp::spawn_with(setup).await;
-    let client = reqwest::Client::builder()
-        .user_agent(common::BROWSER)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = common::no_redirects();
     let url = format!("{}/admin/suppressions", app.base);
     let cross = client
         .post(&url)
@@ -218,11 +198,7 @@ async fn suppressions_can_be_added_and_removed_from_the_page_but_not_from_anothe
 #[tokio::test]
 async fn replay_from_the_problems_page() {
     let app = TestApp::spawn_with(setup).await;
-    let client = reqwest::Client::builder()
-        .user_agent(common::BROWSER)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = common::no_redirects();
     let response = client
         .post(format!("{}/admin/replay", app.base))
         .basic_auth("admin", Some(PASSWORD))
@@ -396,13 +372,7 @@ async fn every_page_sends_the_security_headers() {
         "/admin/problems",
         "/unsubscribe/not-a-token",
     ] {
-        let response = app
-            .client
-            .get(format!("{}{path}", app.base))
-            .basic_auth("admin", Some(PASSWORD))
-            .send()
-            .await
-            .unwrap();
+        let response = app.admin_get(path, PASSWORD).await;
         let h = response.headers();
         assert!(
             h["content-type"].to_str().unwrap().starts_with("text/html"),
@@ -438,11 +408,6 @@ async fn every_page_sends_the_security_headers() {
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["referrer-policy"], "no-referrer");
     // JSON answers are not sniffed either.
-    let health = app
-        .client
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .unwrap();
+    let health = app.get("/healthz").await;
     assert_eq!(health.headers()["x-content-type-options"], "nosniff");
 }

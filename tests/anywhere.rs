@@ -101,8 +101,7 @@ async fn the_binary_started_in_an_empty_directory_records_a_hook_and_writes_a_wh
     )
     .unwrap();
     assert_eq!(health["templates"], "built-in", "{health}");
-    let mut body: serde_json::Value =
-        serde_json::from_str(&common::hook("REF-ANY", "checkout_started")).unwrap();
+    let mut body: serde_json::Value = common::hook("REF-ANY", "checkout_started").json();
     body["email"] = "lerato@mail.co.za".into();
     let (status, answer) = common::post(
         &client,

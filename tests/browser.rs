@@ -231,12 +231,7 @@ async fn a_day_of_checkouts(app: &TestApp) {
 
     // Thandi and Nomvula follow the link in the email, then pay; Pieter and Fatima pay without
     // clicking; Aisha unsubscribes from the email.
-    let no_redirects = reqwest::Client::builder()
-        .user_agent(common::BROWSER)
-        .user_agent(common::BROWSER)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let no_redirects = common::no_redirects();
     for sale in [&THANDI, &NOMVULA] {
         let response = no_redirects
             .get(
@@ -605,12 +600,7 @@ async fn the_overview_leads_with_what_the_reminders_added_against_the_control_gr
     for i in 0..400 {
         assert_eq!(app.post_hook(hook(i, "checkout_started")).await.0, 200);
     }
-    let report = app
-        .service
-        .engine
-        .run_pass(Utc::now(), false)
-        .await
-        .unwrap();
+    let report = app.pass_at(Utc::now()).await;
     assert!(report.counts.sent > 100);
     let groups: Vec<(String, bool)> = app
         .store()

@@ -5,8 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-#[path = "common/smtp.rs"]
-mod smtp;
+use common::smtp;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -14,7 +13,7 @@ use std::process::Command;
 
 use chrono::{Duration, Utc};
 use common::TestApp;
-use quicket_followup::config::{SendWindow, Transport};
+use quicket_followup::config::SendWindow;
 use smtp::SmtpServer;
 
 const VERIFY: &str = r#"
@@ -72,25 +71,16 @@ fn keygen(path: &Path, ed25519: bool) -> String {
 
 async fn signed_email(key: &Path) -> String {
     let smtp = SmtpServer::start();
-    let url = smtp.url();
     let key = key.to_path_buf();
-    let app = TestApp::spawn_with(move |c| {
-        c.email.transport = Transport::Smtp;
-        c.email.smtp_url = url;
-        c.email.from = "Jazz on the Lawn <tickets@shop.co.za>".into();
+    let app = TestApp::spawn_with(|c| {
+        common::via_smtp(c, &smtp);
         c.email.dkim_selector = "qf".into();
         c.email.dkim_key = key;
         c.schedule.send_window = SendWindow::parse("").unwrap();
     })
     .await;
-    let (status, _) = app.post_hook(common::hook("R-1", "checkout_started")).await;
-    assert_eq!(status, 200);
-    let report = app
-        .service
-        .engine
-        .run_pass(Utc::now() + Duration::minutes(61), false)
-        .await
-        .unwrap();
+    app.post_ok(common::hook("R-1", "checkout_started")).await;
+    let report = app.pass_at(Utc::now() + Duration::minutes(61)).await;
     assert_eq!(report.counts.sent, 1, "{report:?}");
     let data = smtp.received()[0].data.clone();
     assert!(data.contains("DKIM-Signature: v=1;"), "{data}");

@@ -5,8 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-#[path = "common/smtp.rs"]
-mod smtp;
+use common::smtp;
 
 use std::sync::{Arc, Mutex};
 
@@ -15,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{Duration, Utc};
 use common::{TOKEN, TestApp};
 use hmac::{Hmac, Mac};
-use quicket_followup::config::{ReminderStep, SendWindow, Transport};
+use quicket_followup::config::SendWindow;
 use quicket_followup::domain::OrderState;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use serde_json::{Value, json};
@@ -66,27 +65,18 @@ fn sendgrid_keys() -> SendgridKeys {
 
 /// An app that sends through `smtp` with two steps an hour and a day after the checkout.
 async fn app(smtp: &SmtpServer, sendgrid: &SendgridKeys) -> TestApp {
-    let url = smtp.url();
     let public = sendgrid.public_base64.clone();
     TestApp::spawn_with(move |c| {
-        c.email.transport = Transport::Smtp;
-        c.email.smtp_url = url;
-        c.email.from = "Jazz on the Lawn <tickets@shop.co.za>".into();
+        common::via_smtp(c, smtp);
         c.email.mailgun_signing_key = MAILGUN_KEY.into();
         c.email.sendgrid_public_key = public;
         c.email.sns_trust_localhost = true;
         c.schedule.send_window = SendWindow::parse("").unwrap();
-        let step = |name: &str, minutes: u64| ReminderStep {
-            name: name.into(),
-            after: Some(std::time::Duration::from_secs(minutes * 60)),
-            before_event: None,
-            when: vec![OrderState::Started, OrderState::Cancelled],
-            template: "abandoned".into(),
-            variants: Vec::new(),
-            even_if_sold_out: false,
-            send_window: SendWindow::Unset,
-        };
-        c.reminders = vec![step("first", 60), step("second", 24 * 60)];
+        let when = [OrderState::Started, OrderState::Cancelled];
+        c.reminders = vec![
+            common::step("first", 60, &when, "abandoned"),
+            common::step("second", 24 * 60, &when, "abandoned"),
+        ];
     })
     .await
 }
@@ -94,14 +84,8 @@ async fn app(smtp: &SmtpServer, sendgrid: &SendgridKeys) -> TestApp {
 /// Posts a started checkout and runs the pass that sends the first step; returns its Message-ID
 /// without the angle brackets.
 async fn first_reminder_sent(app: &TestApp, smtp: &SmtpServer) -> String {
-    let (status, answer) = app.post_hook(common::hook("R-1", "checkout_started")).await;
-    assert_eq!(status, 200, "{answer}");
-    let report = app
-        .service
-        .engine
-        .run_pass(Utc::now() + Duration::minutes(61), false)
-        .await
-        .unwrap();
+    app.post_ok(common::hook("R-1", "checkout_started")).await;
+    let report = app.pass_at(Utc::now() + Duration::minutes(61)).await;
     assert_eq!(report.counts.sent, 1, "{report:?}");
     let received = smtp.received();
     assert_eq!(received.len(), 1);
@@ -111,11 +95,8 @@ async fn first_reminder_sent(app: &TestApp, smtp: &SmtpServer) -> String {
 
 /// Runs the pass at which the second step would be due; returns how many emails went out.
 async fn second_step_sends(app: &TestApp) -> u64 {
-    app.service
-        .engine
-        .run_pass(Utc::now() + Duration::hours(25), false)
+    app.pass_at(Utc::now() + Duration::hours(25))
         .await
-        .unwrap()
         .counts
         .sent
 }
@@ -567,12 +548,7 @@ async fn garbage_at_the_email_events_route_gets_a_clear_answer_and_the_service_s
     let big = "x".repeat(2 * 1024 * 1024);
     let (status, _) = post(&app, "postmark", &[], big).await;
     assert_eq!(status, 413);
-    let health = app
-        .client
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .unwrap();
+    let health = app.get("/healthz").await;
     assert_eq!(health.status().as_u16(), 200);
     assert_eq!(app.store().suppressions().await.unwrap().len(), 0);
 }

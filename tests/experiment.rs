@@ -4,15 +4,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap, helpers included
 
 mod common;
-#[path = "common/smtp.rs"]
-mod smtp;
+use common::smtp;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
+use common::Hook;
 use quicket_followup::config::{Config, Transport};
 use quicket_followup::server::Service;
-use serde_json::json;
+
 use smtp::SmtpServer;
 
 /// Two steps an hour and a day after the checkout, sent at any hour.
@@ -50,10 +50,13 @@ fn buyer(i: usize) -> String {
     format!("buyer{i}@mail.co.za")
 }
 
-fn hook(i: usize, action: &str) -> String {
-    json!({"reference": format!("R{i}"), "event_id": 456, "event_name": "Jazz", "amount": "200.00",
-           "email": buyer(i), "event_date": "2030-12-12 18:30", "action": action})
-    .to_string()
+/// Buyer `i`'s checkout (reference `R{i}`) for "Jazz", R200.
+fn hook(i: usize, action: &str) -> Hook {
+    common::hook(&format!("R{i}"), action)
+        .email(&buyer(i))
+        .event_name("Jazz")
+        .amount("200.00")
+        .no_tickets()
 }
 
 /// The groups recorded in the database: address key -> held out.
@@ -84,10 +87,13 @@ async fn start(path: &std::path::Path) -> Service {
     Service::start_with(config, false).await.unwrap()
 }
 
-async fn post(service: &Service, body: String) {
-    let url = format!("http://{}/webhooks/quicket/{}", service.addr, common::TOKEN);
-    let (status, answer) = common::post(&reqwest::Client::new(), &url, body).await;
-    assert_eq!(status, 200, "{answer}");
+async fn post(service: &Service, body: Hook) {
+    common::post_ok(
+        &reqwest::Client::new(),
+        &common::hook_url(service.addr),
+        body,
+    )
+    .await;
 }
 
 async fn pass(service: &Service, at: DateTime<Utc>) {
@@ -400,16 +406,7 @@ fn a_step_with_both_template_and_variants_is_refused() {
     assert!(e.contains("twice"), "{e}");
 }
 
-use common::BROWSER;
-
 /// Steps sent as soon as a pass sees a checkout, at any hour.
-fn immediate(c: &mut Config) {
-    c.schedule.send_window = quicket_followup::config::SendWindow::parse("").unwrap();
-    c.schedule.dormant_after = std::time::Duration::ZERO;
-    c.reminders.truncate(1);
-    c.reminders[0].after = Some(std::time::Duration::ZERO);
-}
-
 fn target(email: &str) -> quicket_followup::links::LinkTarget {
     quicket_followup::links::LinkTarget {
         email_key: email.into(),
@@ -422,31 +419,21 @@ fn target(email: &str) -> quicket_followup::links::LinkTarget {
 async fn link_scanners_are_recorded_and_redirected_but_never_counted_as_clicks() {
     // The delivery rule is tried separately below: here the clicks come long after it.
     let app = common::TestApp::spawn_with(|c| {
-        immediate(c);
+        common::send_at_once(c);
         c.experiment.scanner_after_delivery = std::time::Duration::ZERO;
         c.experiment.scanner_links_within = std::time::Duration::from_secs(10);
     })
     .await;
     let buyers = ["head", "mimecast", "both", "person"].map(|b| format!("{b}@mail.co.za"));
     for (i, b) in buyers.iter().enumerate() {
-        let body = json!({"reference": format!("S{i}"), "event_id": 456, "event_name": "Jazz",
-            "amount": "100.00", "email": b, "event_date": "2030-12-12 18:30",
-            "action": "checkout_started"});
-        assert_eq!(app.post_hook(body.to_string()).await.0, 200);
+        let body = common::hook(&format!("S{i}"), "checkout_started")
+            .email(b)
+            .event_name("Jazz");
+        app.post_ok(body.amount("100.00").no_tickets()).await;
     }
-    let report = app
-        .service
-        .engine
-        .run_pass(Utc::now(), false)
-        .await
-        .unwrap();
+    let report = app.pass_at(Utc::now()).await;
     assert_eq!(report.counts.sent, 4);
-    let client = reqwest::Client::builder()
-        .user_agent(common::BROWSER)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(BROWSER)
-        .build()
-        .unwrap();
+    let client = common::no_redirects();
     let links = |b: &str| {
         let engine = app.service.engine.clone();
         let t = target(b);
@@ -522,10 +509,10 @@ async fn link_scanners_are_recorded_and_redirected_but_never_counted_as_clicks()
     );
     // Everyone pays: only the person counts as "after clicking", and as clicked for the step.
     for (i, b) in buyers.iter().enumerate() {
-        let body = json!({"reference": format!("S{i}"), "event_id": 456, "event_name": "Jazz",
-            "amount": "100.00", "email": b, "event_date": "2030-12-12 18:30",
-            "action": "checkout_completed"});
-        assert_eq!(app.post_hook(body.to_string()).await.0, 200);
+        let body = common::hook(&format!("S{i}"), "checkout_completed")
+            .email(b)
+            .event_name("Jazz");
+        app.post_ok(body.amount("100.00").no_tickets()).await;
     }
     let stats = app
         .store()
@@ -543,8 +530,7 @@ async fn link_scanners_are_recorded_and_redirected_but_never_counted_as_clicks()
     assert_eq!(stats.steps[0].sent, 4);
     assert_eq!(stats.steps[0].clicked, 1);
     // The buyer's timeline says which fetch was a scanner.
-    let config = app.cli_config();
-    let (code, out, err) = common::run_cli(&["--config", config.to_str().unwrap(), "stats"], &[]);
+    let (code, out, err) = app.cli(&["stats"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("sent 4, clicked 1"), "{out}");
 }
@@ -552,31 +538,22 @@ async fn link_scanners_are_recorded_and_redirected_but_never_counted_as_clicks()
 #[tokio::test]
 async fn a_click_within_seconds_of_delivery_is_a_scanner() {
     let app = common::TestApp::spawn_with(|c| {
-        immediate(c);
+        common::send_at_once(c);
         c.experiment.scanner_after_delivery = std::time::Duration::from_secs(20);
     })
     .await;
-    let body = json!({"reference": "D1", "event_id": 456, "event_name": "Jazz",
-        "amount": "100.00", "email": "fast@mail.co.za", "event_date": "2030-12-12 18:30",
-        "action": "checkout_started"});
-    assert_eq!(app.post_hook(body.to_string()).await.0, 200);
-    app.service
-        .engine
-        .run_pass(Utc::now(), false)
-        .await
-        .unwrap();
+    let body = common::hook("D1", "checkout_started")
+        .email("fast@mail.co.za")
+        .event_name("Jazz");
+    app.post_ok(body.amount("100.00").no_tickets()).await;
+    app.pass_at(Utc::now()).await;
     let l = app
         .service
         .engine
         .issue_links(&target("fast@mail.co.za"), None, Utc::now())
         .await
         .unwrap();
-    let client = reqwest::Client::builder()
-        .user_agent(common::BROWSER)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(BROWSER)
-        .build()
-        .unwrap();
+    let client = common::no_redirects();
     assert_eq!(
         client.get(&l.event).send().await.unwrap().status().as_u16(),
         302

@@ -3,8 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap, helpers included
 
 mod common;
-#[path = "common/smtp.rs"]
-mod smtp;
+use common::smtp;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -15,12 +14,6 @@ use chrono::Utc;
 use common::{TestApp, hook, serve, signal, write_config};
 use quicket_followup::config::{SendWindow, Transport};
 use smtp::SmtpServer;
-
-fn with_email(body: String, email: &str) -> String {
-    let mut value: serde_json::Value = serde_json::from_str(&body).unwrap();
-    value["email"] = email.into();
-    value.to_string()
-}
 
 #[tokio::test]
 async fn an_smtp_server_that_hangs_times_out_and_the_pass_moves_on() {
@@ -35,10 +28,7 @@ async fn an_smtp_server_that_hangs_times_out_and_the_pass_moves_on() {
     })
     .await;
     for i in 0..3 {
-        let body = with_email(
-            hook(&format!("H{i}"), "checkout_started"),
-            &format!("b{i}@mail.co.za"),
-        );
+        let body = hook(&format!("H{i}"), "checkout_started").email(&format!("b{i}@mail.co.za"));
         assert_eq!(app.post_hook(body).await.0, 200);
     }
     let at = Utc::now() + chrono::Duration::minutes(61);
@@ -64,12 +54,7 @@ async fn an_smtp_server_that_hangs_times_out_and_the_pass_moves_on() {
 
     // The server answers again: the retries go out, once each.
     smtp.answer();
-    let later = app
-        .service
-        .engine
-        .run_pass(at + chrono::Duration::minutes(5), false)
-        .await
-        .unwrap();
+    let later = app.pass_at(at + chrono::Duration::minutes(5)).await;
     assert_eq!(later.counts.sent, 3, "{:?}", later.lines);
     assert_eq!(smtp.received().len(), 3);
 }
@@ -226,7 +211,7 @@ async fn sigkill_in_a_sending_pass_loses_no_reminder_and_sends_none_twice() {
     let mut served = serve(&config, &[]);
     let client = reqwest::Client::new();
     for (i, email) in buyers.iter().enumerate() {
-        let body = with_email(hook(&format!("K{i}"), "checkout_started"), email);
+        let body = hook(&format!("K{i}"), "checkout_started").email(email);
         assert_eq!(
             common::post(&client, &served.webhook_url, body).await.0,
             200

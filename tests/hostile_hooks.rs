@@ -20,13 +20,7 @@ async fn app() -> TestApp {
 }
 
 async fn admin_get(app: &TestApp, path: &str) -> (u16, String, Option<String>) {
-    let response = app
-        .client
-        .get(format!("{}{path}", app.base))
-        .basic_auth("admin", Some(PASSWORD))
-        .send()
-        .await
-        .unwrap();
+    let response = app.admin_get(path, PASSWORD).await;
     let status = response.status().as_u16();
     let kind = response
         .headers()
@@ -114,12 +108,7 @@ async fn a_hook_with_ten_thousand_tickets_and_a_huge_name_is_kept_within_the_cap
     assert_eq!(kind.as_deref(), Some("application/octet-stream"));
     assert_eq!(whole, body, "the download is the whole body as received");
     // The reminder stays small.
-    let report = app
-        .service
-        .engine
-        .run_pass(Utc::now() + Duration::hours(2), false)
-        .await
-        .unwrap();
+    let report = app.pass_at(Utc::now() + Duration::hours(2)).await;
     assert_eq!(report.counts.sent, 1, "{report:?}");
     let outbox = app.dir.path().join("data/outbox");
     let eml = std::fs::read_dir(&outbox)
@@ -161,17 +150,7 @@ async fn amounts_are_read_as_written_and_an_ambiguous_one_is_unknown_and_listed(
         "{page}"
     );
     assert!(page.contains("is not an amount"), "{page}");
-    let health: Value = serde_json::from_str(
-        &app.client
-            .get(format!("{}/healthz", app.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let health: Value = app.get_json("/healthz").await;
     assert_eq!(health["problems"]["unknown_amounts"], 2, "{health}");
     app.service.stop().await;
 }
@@ -198,27 +177,9 @@ async fn an_unreadable_event_date_is_a_problem_counted_in_healthz_and_metrics() 
             && page.contains("is not a date"),
         "{page}"
     );
-    let health: Value = serde_json::from_str(
-        &app.client
-            .get(format!("{}/healthz", app.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let health: Value = app.get_json("/healthz").await;
     assert_eq!(health["problems"]["unreadable_event_dates"], 1, "{health}");
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text("/metrics").await;
     assert!(
         metrics.lines().any(|l| l
             .starts_with("quicket_followup_hooks_with_problems{kind=\"event_date\"}")

@@ -46,12 +46,7 @@ async fn hundreds_of_connections_that_stop_mid_header_are_closed_while_hooks_and
         slow.push(stream);
     }
     // While they hang: the service answers.
-    let health = app
-        .client
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .unwrap();
+    let health = app.get("/healthz").await;
     assert_eq!(health.status(), 200);
     let (status, body) = app.post_hook(hook("REF-SLOW-1", "checkout_started")).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("recorded")));
@@ -97,7 +92,7 @@ async fn a_body_that_stops_arriving_is_cut_with_408_and_nothing_is_recorded() {
         c.server.body_timeout = Duration::from_secs(1);
     })
     .await;
-    let body = hook("REF-TRICKLE", "checkout_started");
+    let body = hook("REF-TRICKLE", "checkout_started").to_string();
     let mut stream = TcpStream::connect(app.service.addr).await.unwrap();
     let head = format!(
         "POST /webhooks/quicket/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",

@@ -3,11 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap, helpers included
 
 mod common;
-#[path = "common/smtp.rs"]
-mod smtp;
+use common::smtp;
 
 use chrono::{Duration, Utc};
-use common::TestApp;
+use common::{TestApp, hook};
 use quicket_followup::config::{EventConfig, SendWindow, Transport};
 use quicket_followup::links::{LinkTarget, LinkUrls};
 use quicket_followup::store::privacy::SuppressionSource;
@@ -15,15 +14,6 @@ use serde_json::json;
 use smtp::SmtpServer;
 
 const BUYER: &str = "lerato@mail.co.za";
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(common::BROWSER)
-        .user_agent(common::BROWSER)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
 
 async fn app(smtp: Option<&SmtpServer>) -> TestApp {
     let url = smtp.map(SmtpServer::url);
@@ -51,19 +41,6 @@ fn target(event: &str) -> LinkTarget {
         event_id: event.into(),
         step: "abandoned-1".into(),
     }
-}
-
-fn hook(reference: &str, action: &str, event_date: &str) -> String {
-    json!({
-        "reference": reference, "event_id": 456, "event_name": "Jazz on the Lawn", "amount": "450.00",
-        "email": BUYER, "event_date": event_date, "action": action,
-        "tickets": [{"attendee_name": "Lerato Dlamini", "attendee_email": BUYER, "ticket_type": "VIP", "price": "450.00"}]
-    })
-    .to_string()
-}
-
-async fn post(app: &TestApp, body: String) {
-    assert_eq!(app.post_hook(body).await.0, 200);
 }
 
 /// Real links for `target`, as an email about it carries.
@@ -104,13 +81,8 @@ async fn legacy_token(app: &TestApp, target: &LinkTarget, secret: Option<&str>) 
 
 /// Sends the first step to BUYER for event 456 through `smtp`; returns the email's raw data.
 async fn send_one(app: &TestApp, smtp: &SmtpServer) -> String {
-    post(app, hook("REF1", "checkout_started", "2030-12-12 18:30")).await;
-    let report = app
-        .service
-        .engine
-        .run_pass(Utc::now() + Duration::minutes(61), false)
-        .await
-        .unwrap();
+    app.post_ok(hook("REF1", "checkout_started")).await;
+    let report = app.pass_at(Utc::now() + Duration::minutes(61)).await;
     assert_eq!(report.counts.sent, 1);
     smtp.received().last().unwrap().data.clone()
 }
@@ -130,7 +102,7 @@ fn links_in(data: &str) -> (String, String) {
 #[tokio::test]
 async fn forged_altered_and_unknown_tokens_get_404_and_change_nothing() {
     let app = app(None).await;
-    let client = no_redirects();
+    let client = common::no_redirects();
     let genuine = legacy_token(&app, &target("456"), None).await;
     let (payload, mac) = genuine.split_once('.').unwrap();
     let other = legacy_token(&app, &target("456"), Some("not the secret")).await;
@@ -261,7 +233,7 @@ async fn one_click_post_unsubscribes_with_or_without_the_rfc_8058_body_and_is_id
 async fn the_event_link_redirects_to_the_event_page_and_counts_only_a_sent_reminder_once() {
     let smtp = SmtpServer::start();
     let app = app(Some(&smtp)).await;
-    let client = no_redirects();
+    let client = common::no_redirects();
     // A link for which no reminder was sent (a test email): it leads on, and nothing is kept.
     let other = links_for(&app, &target("789")).await;
     let response = client.get(&other.event).send().await.unwrap();
@@ -294,7 +266,7 @@ async fn each_token_works_only_on_its_own_route() {
     let event_token = event_link.rsplit('/').next().unwrap();
     let unsubscribe_token = unsubscribe_link.rsplit('/').next().unwrap();
     assert_ne!(event_token, unsubscribe_token);
-    let client = no_redirects();
+    let client = common::no_redirects();
     // The event link, forwarded to a friend, can neither unsubscribe nor undo an unsubscribe.
     let url = format!("{}/unsubscribe/{event_token}", app.base);
     assert_eq!(
@@ -350,7 +322,7 @@ async fn an_old_format_link_from_an_earlier_version_still_unsubscribes_but_canno
         .unwrap();
     assert!(app.store().is_suppressed(BUYER).await.unwrap());
     // Its event link still leads to the event, and counts the click.
-    let response = no_redirects()
+    let response = common::no_redirects()
         .get(format!("{}/r/{old}", app.base))
         .send()
         .await
@@ -430,7 +402,7 @@ fn decodings(segment: &str) -> Vec<String> {
 #[tokio::test]
 async fn an_event_link_expires_after_the_event_and_an_unsubscribe_link_lives_60_days() {
     let app = app(None).await;
-    let client = no_redirects();
+    let client = common::no_redirects();
     let long_ago = Utc::now() - Duration::days(31);
     let links = app
         .service
@@ -461,7 +433,7 @@ async fn an_event_link_expires_after_the_event_and_an_unsubscribe_link_lives_60_
 async fn an_address_suppressed_between_claim_and_send_is_not_emailed() {
     let smtp = SmtpServer::start();
     let app = app(Some(&smtp)).await;
-    post(&app, hook("REF1", "checkout_started", "2030-12-12 18:30")).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
     let at = Utc::now() + Duration::minutes(61);
     app.claim_without_sending(BUYER, "abandoned-1", "REF1", "<x@shop.co.za>", at)
         .await;
@@ -475,7 +447,7 @@ async fn an_address_suppressed_between_claim_and_send_is_not_emailed() {
         )
         .await
         .unwrap();
-    let report = app.service.engine.run_pass(at, false).await.unwrap();
+    let report = app.pass_at(at).await;
     assert_eq!(report.counts.sent, 0);
     assert!(
         report.lines[0].reason.contains("unsubscribed"),
@@ -510,13 +482,8 @@ fn text_part(data: &str) -> String {
 async fn the_links_in_a_real_email_unsubscribe_the_buyer_and_record_a_click() {
     let smtp = SmtpServer::start();
     let app = app(Some(&smtp)).await;
-    post(&app, hook("REF1", "checkout_started", "2030-12-12 18:30")).await;
-    let report = app
-        .service
-        .engine
-        .run_pass(Utc::now() + Duration::minutes(61), false)
-        .await
-        .unwrap();
+    app.post_ok(hook("REF1", "checkout_started")).await;
+    let report = app.pass_at(Utc::now() + Duration::minutes(61)).await;
     assert_eq!(report.counts.sent, 1);
     let mail = &smtp.received()[0];
     let text = text_part(&mail.data);
@@ -527,7 +494,11 @@ async fn the_links_in_a_real_email_unsubscribe_the_buyer_and_record_a_click() {
         .trim()
         .to_string();
     assert!(event_link.starts_with(&app.base), "{event_link}");
-    let response = no_redirects().get(&event_link).send().await.unwrap();
+    let response = common::no_redirects()
+        .get(&event_link)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 302);
     assert_eq!(app.store().clicks(BUYER, "456").await.unwrap().len(), 1);
 
@@ -561,17 +532,12 @@ async fn retention_removes_personal_data_of_past_events_and_keeps_the_counts() {
         .with_timezone(&chrono_tz::Africa::Johannesburg)
         .format("%Y-%m-%d %H:%M")
         .to_string();
-    post(&app, hook("REF1", "checkout_started", &soon)).await;
-    let mut far: serde_json::Value =
-        serde_json::from_str(&hook("REF2", "checkout_started", "2030-12-12 18:30")).unwrap();
+    app.post_ok(hook("REF1", "checkout_started").event_date(&soon))
+        .await;
+    let mut far: serde_json::Value = hook("REF2", "checkout_started").json();
     far["event_id"] = json!(789);
-    post(&app, far.to_string()).await;
-    let report = app
-        .service
-        .engine
-        .run_pass(Utc::now() + Duration::minutes(61), false)
-        .await
-        .unwrap();
+    app.post_ok(far.to_string()).await;
+    let report = app.pass_at(Utc::now() + Duration::minutes(61)).await;
     assert_eq!(report.counts.sent, 2);
     app.store()
         .add_suppression(
@@ -655,17 +621,16 @@ async fn retention_removes_personal_data_of_past_events_and_keeps_the_counts() {
 #[tokio::test]
 async fn forget_removes_everything_about_an_address_but_its_suppression() {
     let app = app(None).await;
-    post(&app, hook("REF1", "checkout_started", "2030-12-12 18:30")).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
     // A body that could not be read, mentioning the address: kept raw, with the error.
     let (status, _) = app
         .post_hook("{\"reference\": \"BROKEN lerato@mail.co.za\"")
         .await;
     assert_eq!(status, 400);
-    let mut other: serde_json::Value =
-        serde_json::from_str(&hook("REF9", "checkout_completed", "2030-12-12 18:30")).unwrap();
+    let mut other: serde_json::Value = hook("REF9", "checkout_completed").json();
     other["email"] = json!("friend@mail.co.za");
     other["tickets"][0]["attendee_email"] = json!("Lerato@mail.co.za");
-    post(&app, other.to_string()).await;
+    app.post_ok(other.to_string()).await;
     app.store()
         .add_suppression(
             BUYER,
@@ -690,16 +655,7 @@ async fn forget_removes_everything_about_an_address_but_its_suppression() {
         .unwrap();
     let links = links_for(&app, &target("456")).await;
 
-    let config = app.cli_config();
-    let (code, out, err) = common::run_cli(
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "forget",
-            " LERATO@mail.co.za",
-        ],
-        &[],
-    );
+    let (code, out, err) = app.cli(&["forget", " LERATO@mail.co.za"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("forgotten: 1 orders"), "{out}");
 
@@ -725,7 +681,7 @@ async fn forget_removes_everything_about_an_address_but_its_suppression() {
     );
     // Their links do nothing any more.
     for url in [&links.event, &links.unsubscribe] {
-        let response = no_redirects().get(url).send().await.unwrap();
+        let response = common::no_redirects().get(url).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 404, "{url}");
     }
 }

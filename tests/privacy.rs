@@ -4,8 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap, helpers included
 
 mod common;
-#[path = "common/smtp.rs"]
-mod smtp;
+use common::smtp;
 
 use std::path::Path;
 
@@ -20,13 +19,10 @@ const THANDI: &str = "thandi@mail.co.za";
 
 /// Lerato's checkout for event 456 on `date`; her name is on her own ticket.
 fn lerato(reference: &str, date: &str) -> String {
-    json!({
-        "reference": reference, "event_id": 456, "event_name": "Jazz on the Lawn", "amount": "450.00",
-        "email": "Lerato@Mail.co.za", "event_date": date, "action": "checkout_started",
-        "tickets": [{"attendee_name": "Lerato Dlamini", "attendee_email": "Lerato@Mail.co.za",
-                     "ticket_type": "VIP", "price": "450.00"}]
-    })
-    .to_string()
+    common::hook(reference, "checkout_started")
+        .email("Lerato@Mail.co.za")
+        .event_date(date)
+        .to_string()
 }
 
 /// Thandi's order for the same event, with a ticket for Lerato on it (her name copied there).
@@ -118,11 +114,7 @@ fn forget_while_serve_runs_leaves_the_address_and_name_in_no_file_nor_in_a_later
     .unwrap();
     let mut served = common::serve(&config, &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let client = reqwest::Client::builder()
-        .user_agent(common::BROWSER)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = common::no_redirects();
     runtime.block_on(async {
         for body in [
             lerato("REF1", "2030-12-12 18:30"),
@@ -225,12 +217,7 @@ async fn retention_after_the_event_leaves_the_address_and_name_in_no_file() {
     later["tickets"][0]["attendee_name"] = json!("Someone Else");
     later["tickets"][0]["attendee_email"] = json!("someone@else.co.za");
     assert_eq!(app.post_hook(later.to_string()).await.0, 200);
-    let report = app
-        .service
-        .engine
-        .run_pass(Utc::now() + Duration::minutes(61), false)
-        .await
-        .unwrap();
+    let report = app.pass_at(Utc::now() + Duration::minutes(61)).await;
     assert_eq!(report.counts.sent, 2);
     let target = quicket_followup::links::LinkTarget {
         email_key: LERATO.into(),
@@ -243,11 +230,7 @@ async fn retention_after_the_event_leaves_the_address_and_name_in_no_file() {
         .issue_links(&target, None, Utc::now())
         .await
         .unwrap();
-    let client = reqwest::Client::builder()
-        .user_agent(common::BROWSER)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = common::no_redirects();
     assert_eq!(
         client
             .get(&links.event)
@@ -297,15 +280,7 @@ async fn healthz_shows_no_file_path_and_no_setting() {
     app.service.engine.record_reload(Some(format!(
         "cannot read config file {dir}/etc/quicket-followup.toml: No such file or directory"
     )));
-    let body = app
-        .client
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = app.get_text("/healthz").await;
     for secret in [
         dir.as_str(),
         common::TOKEN,

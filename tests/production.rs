@@ -3,8 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap, helpers included
 
 mod common;
-#[path = "common/smtp.rs"]
-mod smtp;
+use common::smtp;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -141,8 +140,7 @@ async fn sigterm_during_a_pass_stops_cleanly_without_a_lost_or_doubled_email() {
     let mut served = serve(&config, &[]);
     let client = reqwest::Client::new();
     for (i, email) in buyers.iter().enumerate() {
-        let mut body: serde_json::Value =
-            serde_json::from_str(&hook(&format!("T{i}"), "checkout_started")).unwrap();
+        let mut body: serde_json::Value = hook(&format!("T{i}"), "checkout_started").json();
         body["email"] = email.clone().into();
         assert_eq!(
             common::post(&client, &served.webhook_url, body.to_string())

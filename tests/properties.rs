@@ -14,8 +14,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap, helpers included
 
 mod common;
-#[path = "common/smtp.rs"]
-mod smtp;
+use common::smtp;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

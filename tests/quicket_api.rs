@@ -4,8 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap, helpers included
 
 mod common;
-#[path = "common/smtp.rs"]
-mod smtp;
+use common::smtp;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use common::TestApp;
+use common::{TestApp, hook};
 use quicket_followup::config::{Config, EventConfig, SendWindow, Transport};
 use quicket_followup::reminders::PassReport;
 use serde_json::{Value, json};
@@ -145,29 +144,10 @@ async fn app(smtp: &SmtpServer, api: &FakeApi, adjust: impl FnOnce(&mut Config))
     .await
 }
 
-fn hook(reference: &str, ticket_type: &str) -> String {
-    json!({
-        "reference": reference, "event_id": 456, "event_name": "Jazz on the Lawn",
-        "amount": "450.00", "email": BUYER, "event_date": "2030-12-12 18:30",
-        "action": "checkout_started",
-        "tickets": [{"id": 1, "attendee_name": "Lerato Dlamini", "attendee_email": BUYER,
-                     "ticket_type": ticket_type, "price": "450.00", "barcode": 0}]
-    })
-    .to_string()
-}
-
-async fn post(app: &TestApp, body: String) {
-    let (status, answer) = app.post_hook(body).await;
-    assert_eq!(status, 200, "{answer}");
-}
-
 /// A pass an hour and a bit after the hooks, when the first step is due.
 async fn due_pass(app: &TestApp) -> PassReport {
-    app.service
-        .engine
-        .run_pass(Utc::now() + chrono::Duration::minutes(61), false)
+    app.pass_at(Utc::now() + chrono::Duration::minutes(61))
         .await
-        .unwrap()
 }
 
 /// The whole message with quoted-printable and HTML's escaped slashes undone, to search in.
@@ -182,11 +162,7 @@ async fn redirect_of_event_link(app: &TestApp) -> String {
         event_id: "456".into(),
         step: "abandoned-1".into(),
     };
-    let client = reqwest::Client::builder()
-        .user_agent(common::BROWSER)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = common::no_redirects();
     let response = client
         .get(
             app.service
@@ -203,23 +179,11 @@ async fn redirect_of_event_link(app: &TestApp) -> String {
     response.headers()["location"].to_str().unwrap().to_string()
 }
 
-async fn healthz(app: &TestApp) -> Value {
-    app.client
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap()
-}
-
 /// `/healthz` once it shows a failed lookup (up to 10 s).
 async fn wait_for_failure(app: &TestApp) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let health = healthz(app).await;
+        let health = app.get_json("/healthz").await;
         if health["quicket_api"]["failing"].as_u64().unwrap_or(0) > 0 {
             return health;
         }
@@ -238,12 +202,12 @@ async fn a_new_events_reminder_carries_its_real_page_image_venue_and_start() {
     })
     .await;
 
-    post(&app, hook("REF1", "VIP")).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
     // The first hook of an unknown event starts a lookup in the background, with the key.
     api.wait_for_requests(1).await;
     assert_eq!(api.requests()[0], ("456".to_string(), KEY.to_string()));
     // A second hook for the same event does not ask again.
-    post(&app, hook("REF2", "VIP")).await;
+    app.post_ok(hook("REF2", "checkout_started")).await;
 
     let report = due_pass(&app).await;
     assert_eq!(report.counts.sent, 1, "{:?}", report.lines);
@@ -262,7 +226,7 @@ async fn a_new_events_reminder_carries_its_real_page_image_venue_and_start() {
     // The tracked link leads to the event's real page, without any per-event configuration.
     assert_eq!(redirect_of_event_link(&app).await, PAGE);
 
-    let health = healthz(&app).await;
+    let health = app.get_json("/healthz").await;
     assert_eq!(health["quicket_api"]["state"], "ok", "{health}");
     assert_eq!(health["quicket_api"]["events"], 1);
 
@@ -301,7 +265,7 @@ async fn a_configured_url_wins_over_the_api() {
         );
     })
     .await;
-    post(&app, hook("REF1", "VIP")).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
     let report = due_pass(&app).await;
     assert_eq!(report.counts.sent, 1, "{:?}", report.lines);
     assert_eq!(
@@ -322,11 +286,12 @@ async fn sold_out_tickets_skip_the_reminder_with_its_reason() {
         event_456(json!([{"name": "VIP", "soldOut": true}, {"name": "General", "soldOut": false}])),
     );
     let app = app(&smtp, &api, |_| {}).await;
-    post(&app, hook("REF1", "VIP")).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
     // Another buyer chose a type that is still on sale.
-    post(
-        &app,
-        hook("REF2", "General").replace(BUYER, "thabo@mail.co.za"),
+    app.post_ok(
+        hook("REF2", "checkout_started")
+            .ticket_type("General")
+            .email("thabo@mail.co.za"),
     )
     .await;
 
@@ -344,12 +309,7 @@ async fn sold_out_tickets_skip_the_reminder_with_its_reason() {
 
     // Recorded: the step is never sent later, even once tickets are back.
     api.ok("456", event_456(open_tickets()));
-    let again = app
-        .service
-        .engine
-        .run_pass(Utc::now() + chrono::Duration::hours(8), false)
-        .await
-        .unwrap();
+    let again = app.pass_at(Utc::now() + chrono::Duration::hours(8)).await;
     assert_eq!(again.counts.sent, 0, "{:?}", again.lines);
     assert_eq!(smtp.received().len(), 1);
 }
@@ -360,7 +320,7 @@ async fn a_step_may_say_even_if_sold_out() {
     let api = FakeApi::start().await;
     api.ok("456", event_456(json!([{"name": "VIP", "soldOut": true}])));
     let app = app(&smtp, &api, |c| c.reminders[0].even_if_sold_out = true).await;
-    post(&app, hook("REF1", "VIP")).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
     let report = due_pass(&app).await;
     assert_eq!(report.counts.sent, 1, "{:?}", report.lines);
 }
@@ -374,7 +334,7 @@ async fn ended_sales_count_as_sold_out() {
         event_456(json!([{"name": "VIP", "soldOut": false, "salesEnd": "2020-01-01T00:00:00"}])),
     );
     let app = app(&smtp, &api, |_| {}).await;
-    post(&app, hook("REF1", "VIP")).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
     let report = due_pass(&app).await;
     assert_eq!(report.counts.sent, 0, "{:?}", report.lines);
     assert!(report.lines[0].reason.contains("sold out"));
@@ -408,10 +368,10 @@ async fn each_failure_falls_back_to_the_configured_url() {
         let api = FakeApi::start().await;
         api.answer("456", answer);
         let app = app(&smtp, &api, |_| {}).await;
-        post(&app, hook("REF1", "VIP")).await;
+        app.post_ok(hook("REF1", "checkout_started")).await;
         if name == "timeout" {
             // The hook was answered while its event's lookup still hangs: ingest never waits.
-            let health = healthz(&app).await;
+            let health = app.get_json("/healthz").await;
             assert_eq!(health["quicket_api"]["events"], 0, "{health}");
         }
         api.wait_for_requests(1).await;
@@ -452,10 +412,11 @@ async fn after_a_429_the_api_is_left_alone_for_its_retry_after() {
         Answer::Reply(429, "{}".into(), vec![("retry-after", "3600".into())]),
     );
     let app = app(&smtp, &api, |_| {}).await;
-    post(&app, hook("REF1", "VIP")).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
     api.wait_for_requests(1).await;
     // Another event's first hook, and passes: nothing is asked during the pause.
-    post(&app, hook("REF2", "VIP").replace("456", "789")).await;
+    app.post_ok(hook("REF2", "checkout_started").event_id(789))
+        .await;
     due_pass(&app).await;
     due_pass(&app).await;
     assert_eq!(api.requests().len(), 1, "{:?}", api.requests());
@@ -467,14 +428,14 @@ async fn an_event_quicket_does_not_know_falls_back_without_alarm() {
     let smtp = SmtpServer::start();
     let api = FakeApi::start().await;
     let app = app(&smtp, &api, |_| {}).await;
-    post(&app, hook("REF1", "VIP")).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
     api.wait_for_requests(1).await;
     let report = due_pass(&app).await;
     assert_eq!(report.counts.sent, 1, "{:?}", report.lines);
     assert_eq!(redirect_of_event_link(&app).await, PATTERN_PAGE);
     let deadline = Instant::now() + Duration::from_secs(10);
     let health = loop {
-        let health = healthz(&app).await;
+        let health = app.get_json("/healthz").await;
         if health["quicket_api"]["unknown_to_quicket"] == 1 {
             break health;
         }
@@ -491,12 +452,15 @@ async fn without_a_key_nothing_is_asked() {
     let api = FakeApi::start().await;
     api.ok("456", event_456(open_tickets()));
     let app = app(&smtp, &api, |c| c.quicket.api_key = String::new()).await;
-    post(&app, hook("REF1", "VIP")).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
     let report = due_pass(&app).await;
     assert_eq!(report.counts.sent, 1);
     assert!(api.requests().is_empty());
     assert_eq!(redirect_of_event_link(&app).await, PATTERN_PAGE);
-    assert_eq!(healthz(&app).await["quicket_api"]["state"], "off");
+    assert_eq!(
+        app.get_json("/healthz").await["quicket_api"]["state"],
+        "off"
+    );
 }
 
 #[tokio::test]
@@ -516,8 +480,8 @@ async fn check_says_which_page_each_event_uses_and_where_it_came_from() {
     // Orders for three events, stored by the service itself.
     let served = common::serve(std::path::Path::new(config), &[]);
     let client = reqwest::Client::new();
-    for (reference, event) in [("REF1", "456"), ("REF2", "789"), ("REF3", "123")] {
-        let body = hook(reference, "VIP").replace("456", event);
+    for (reference, event) in [("REF1", 456), ("REF2", 789), ("REF3", 123)] {
+        let body = hook(reference, "checkout_started").event_id(event);
         let (status, _) = common::post(&client, &served.webhook_url, body).await;
         assert_eq!(status, 200);
     }

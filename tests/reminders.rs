@@ -3,13 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap, helpers included
 
 mod common;
-#[path = "common/smtp.rs"]
-mod smtp;
+use common::smtp;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use chrono_tz::Africa::Johannesburg;
-use common::TestApp;
-use quicket_followup::config::{Config, EventConfig, ReminderStep, SendWindow, Transport};
+use common::{TestApp, hook, step};
+use quicket_followup::config::{Config, EventConfig, SendWindow};
 use quicket_followup::domain::OrderState;
 use quicket_followup::reminders::PassReport;
 use quicket_followup::store::privacy::SuppressionSource;
@@ -20,51 +19,13 @@ const BUYER: &str = "lerato@mail.co.za";
 
 /// An app sending through `smtp`, any hour, with the default steps unless `adjust` changes them.
 async fn app(smtp: &SmtpServer, adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let url = smtp.url();
-    TestApp::spawn_with(move |c| {
-        c.email.transport = Transport::Smtp;
-        c.email.smtp_url = url;
-        c.email.from = "Jazz on the Lawn <tickets@shop.co.za>".into();
+    TestApp::spawn_with(|c| {
+        common::via_smtp(c, smtp);
         c.server.public_url = "https://tickets.shop.co.za".into();
         c.schedule.send_window = SendWindow::parse("").unwrap();
         adjust(c);
     })
     .await
-}
-
-fn step(name: &str, after_minutes: i64, when: &[OrderState], template: &str) -> ReminderStep {
-    ReminderStep {
-        name: name.into(),
-        after: Some(std::time::Duration::from_secs(after_minutes as u64 * 60)),
-        before_event: None,
-        when: when.to_vec(),
-        template: template.into(),
-        variants: Vec::new(),
-        even_if_sold_out: false,
-        send_window: SendWindow::Unset,
-    }
-}
-
-/// A hook for `reference` by `email` for event 456 starting at `event_date` (local time).
-fn hook(reference: &str, action: &str, email: &str, event_date: &str) -> String {
-    json!({
-        "reference": reference, "event_id": 456, "event_name": "Jazz on the Lawn",
-        "amount": "450.00", "email": email, "event_date": event_date, "action": action,
-        "tickets": [{"id": 1, "attendee_name": "Lerato Dlamini", "attendee_email": email,
-                     "ticket_type": "VIP", "price": "450.00", "barcode": 0}]
-    })
-    .to_string()
-}
-
-const FAR: &str = "2030-12-12 18:30";
-
-async fn post(app: &TestApp, body: String) {
-    let (status, answer) = app.post_hook(body).await;
-    assert_eq!(status, 200, "{answer}");
-}
-
-async fn pass(app: &TestApp, at: DateTime<Utc>) -> PassReport {
-    app.service.engine.run_pass(at, false).await.unwrap()
 }
 
 fn later(minutes: i64) -> DateTime<Utc> {
@@ -90,17 +51,14 @@ fn decisions(report: &PassReport) -> Vec<String> {
 async fn a_dormant_checkout_gets_its_reminder_once_the_step_is_due() {
     let smtp = SmtpServer::start();
     let app = app(&smtp, |_| {}).await;
-    post(
-        &app,
-        hook("REF1", "checkout_started", " Lerato@Mail.co.za ", FAR),
-    )
-    .await;
+    app.post_ok(hook("REF1", "checkout_started").email(" Lerato@Mail.co.za "))
+        .await;
 
-    let early = pass(&app, later(10)).await;
+    let early = app.pass_at(later(10)).await;
     assert_eq!(early.counts.deferred, 1, "{:?}", decisions(&early));
     assert!(smtp.received().is_empty());
 
-    let due = pass(&app, later(61)).await;
+    let due = app.pass_at(later(61)).await;
     assert_eq!(due.counts.sent, 1, "{:?}", decisions(&due));
     let mail = smtp.received();
     assert_eq!(mail.len(), 1);
@@ -143,13 +101,10 @@ async fn a_dormant_checkout_gets_its_reminder_once_the_step_is_due() {
 async fn a_buyer_who_paid_under_any_reference_gets_nothing() {
     let smtp = SmtpServer::start();
     let app = app(&smtp, |_| {}).await;
-    post(&app, hook("REF1", "checkout_started", BUYER, FAR)).await;
-    post(
-        &app,
-        hook("REF2", "checkout_completed", "LERATO@mail.co.za", FAR),
-    )
-    .await;
-    let report = pass(&app, later(120)).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
+    app.post_ok(hook("REF2", "checkout_completed").email("LERATO@mail.co.za"))
+        .await;
+    let report = app.pass_at(later(120)).await;
     assert_eq!(report.counts.sent, 0, "{:?}", decisions(&report));
     assert!(smtp.received().is_empty());
 }
@@ -165,10 +120,10 @@ async fn paying_after_a_reminder_stops_the_next_ones() {
         ];
     })
     .await;
-    post(&app, hook("REF1", "checkout_started", BUYER, FAR)).await;
-    assert_eq!(pass(&app, later(61)).await.counts.sent, 1);
-    post(&app, hook("REF1", "checkout_completed", BUYER, FAR)).await;
-    let report = pass(&app, later(300)).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
+    assert_eq!(app.pass_at(later(61)).await.counts.sent, 1);
+    app.post_ok(hook("REF1", "checkout_completed")).await;
+    let report = app.pass_at(later(300)).await;
     assert_eq!(report.counts.sent, 0, "{:?}", decisions(&report));
     assert_eq!(smtp.received().len(), 1);
 }
@@ -177,11 +132,11 @@ async fn paying_after_a_reminder_stops_the_next_ones() {
 async fn two_checkouts_for_one_event_get_one_email_per_step() {
     let smtp = SmtpServer::start();
     let app = app(&smtp, |_| {}).await;
-    post(&app, hook("REF1", "checkout_started", BUYER, FAR)).await;
-    post(&app, hook("REF2", "checkout_cancelled", BUYER, FAR)).await;
-    assert_eq!(pass(&app, later(90)).await.counts.sent, 1);
-    assert_eq!(pass(&app, later(95)).await.counts.sent, 0);
-    assert_eq!(pass(&app, later(60 * 14)).await.counts.sent, 0);
+    app.post_ok(hook("REF1", "checkout_started")).await;
+    app.post_ok(hook("REF2", "checkout_cancelled")).await;
+    assert_eq!(app.pass_at(later(90)).await.counts.sent, 1);
+    assert_eq!(app.pass_at(later(95)).await.counts.sent, 0);
+    assert_eq!(app.pass_at(later(60 * 14)).await.counts.sent, 0);
     assert_eq!(smtp.received().len(), 1);
 }
 
@@ -189,9 +144,9 @@ async fn two_checkouts_for_one_event_get_one_email_per_step() {
 async fn eft_pending_gets_the_payment_reminder_and_never_the_abandoned_one() {
     let smtp = SmtpServer::start();
     let app = app(&smtp, |_| {}).await;
-    post(&app, hook("REF7", "eft_pending", BUYER, FAR)).await;
-    assert_eq!(pass(&app, later(120)).await.counts.sent, 0);
-    assert_eq!(pass(&app, later(24 * 60 + 1)).await.counts.sent, 1);
+    app.post_ok(hook("REF7", "eft_pending")).await;
+    assert_eq!(app.pass_at(later(120)).await.counts.sent, 0);
+    assert_eq!(app.pass_at(later(24 * 60 + 1)).await.counts.sent, 1);
     let mail = smtp.received();
     assert_eq!(mail.len(), 1);
     assert!(
@@ -219,11 +174,12 @@ async fn never_to_empty_invalid_or_reserved_addresses() {
     .iter()
     .enumerate()
     {
-        post(&app, hook(&format!("R{i}"), "checkout_started", email, FAR)).await;
+        app.post_ok(hook(&format!("R{i}"), "checkout_started").email(email))
+            .await;
     }
     // Quicket's own "Send Test" sample is harmless.
-    post(&app, common::SAMPLE_STARTED.to_string()).await;
-    let report = pass(&app, later(120)).await;
+    app.post_ok(common::SAMPLE_STARTED.to_string()).await;
+    let report = app.pass_at(later(120)).await;
     assert_eq!(report.counts.sent, 0, "{:?}", decisions(&report));
     assert!(smtp.received().is_empty());
     assert!(
@@ -242,7 +198,7 @@ async fn never_to_empty_invalid_or_reserved_addresses() {
 async fn never_to_a_suppressed_address() {
     let smtp = SmtpServer::start();
     let app = app(&smtp, |_| {}).await;
-    post(&app, hook("REF1", "checkout_started", BUYER, FAR)).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
     app.store()
         .add_suppression(
             " LERATO@mail.co.za",
@@ -253,7 +209,7 @@ async fn never_to_a_suppressed_address() {
         )
         .await
         .unwrap();
-    let report = pass(&app, later(120)).await;
+    let report = app.pass_at(later(120)).await;
     assert_eq!(report.counts.sent, 0);
     assert!(decisions(&report)[0].contains("unsubscribed"));
 }
@@ -263,12 +219,9 @@ async fn never_this_close_to_the_event_nor_after_it() {
     let smtp = SmtpServer::start();
     let app = app(&smtp, |_| {}).await;
     // The event starts 2h50 from now; the step falls due in 1h, inside the last 2 hours.
-    post(
-        &app,
-        hook("REF1", "checkout_started", BUYER, &local(later(170))),
-    )
-    .await;
-    let report = pass(&app, later(61)).await;
+    app.post_ok(hook("REF1", "checkout_started").event_date(&local(later(170))))
+        .await;
+    let report = app.pass_at(later(61)).await;
     assert_eq!(report.counts.sent, 0, "{:?}", decisions(&report));
     assert!(decisions(&report)[0].contains("too close to the event"));
     assert!(smtp.received().is_empty());
@@ -278,8 +231,8 @@ async fn never_this_close_to_the_event_nor_after_it() {
 async fn never_once_the_last_change_is_older_than_give_up_after() {
     let smtp = SmtpServer::start();
     let app = app(&smtp, |_| {}).await;
-    post(&app, hook("REF1", "checkout_started", BUYER, FAR)).await;
-    let report = pass(&app, later(15 * 24 * 60)).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
+    let report = app.pass_at(later(15 * 24 * 60)).await;
     assert_eq!(report.counts.sent, 0);
     assert!(decisions(&report)[0].contains("gave up"));
 }
@@ -297,8 +250,8 @@ async fn never_for_an_event_with_reminders_off() {
         );
     })
     .await;
-    post(&app, hook("REF1", "checkout_started", BUYER, FAR)).await;
-    let report = pass(&app, later(120)).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
+    let report = app.pass_at(later(120)).await;
     assert_eq!(report.counts.sent, 0);
     assert!(decisions(&report)[0].contains("reminders are off"));
 }
@@ -310,7 +263,7 @@ async fn outside_the_send_window_a_due_reminder_waits_for_it_to_open() {
         c.schedule.send_window = SendWindow::parse("08:00-20:00").unwrap()
     })
     .await;
-    post(&app, hook("REF1", "checkout_started", BUYER, FAR)).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
     // The first 21:00 in Johannesburg at least two hours from now, and the 08:00 after it.
     let mut evening = Utc::now() + Duration::hours(2);
     loop {
@@ -325,14 +278,17 @@ async fn outside_the_send_window_a_due_reminder_waits_for_it_to_open() {
         .from_local_datetime(&date.succ_opt().unwrap().and_hms_opt(8, 0, 0).unwrap())
         .unwrap()
         .with_timezone(&Utc);
-    let night = pass(&app, evening).await;
+    let night = app.pass_at(evening).await;
     assert_eq!(night.counts.sent, 0);
     assert!(decisions(&night)[0].contains("outside the send window"));
     assert_eq!(
-        pass(&app, morning - Duration::minutes(1)).await.counts.sent,
+        app.pass_at(morning - Duration::minutes(1))
+            .await
+            .counts
+            .sent,
         0
     );
-    assert_eq!(pass(&app, morning).await.counts.sent, 1);
+    assert_eq!(app.pass_at(morning).await.counts.sent, 1);
 }
 
 #[tokio::test]
@@ -345,12 +301,12 @@ async fn at_most_one_email_per_buyer_and_event_within_min_gap() {
         ];
     })
     .await;
-    post(&app, hook("REF1", "checkout_started", BUYER, FAR)).await;
-    assert_eq!(pass(&app, later(61)).await.counts.sent, 1);
+    app.post_ok(hook("REF1", "checkout_started")).await;
+    assert_eq!(app.pass_at(later(61)).await.counts.sent, 1);
     // The second step falls due at +2h, but the buyer had an email at +1h: it waits 12h.
-    assert_eq!(pass(&app, later(125)).await.counts.sent, 0);
-    assert_eq!(pass(&app, later(60 + 12 * 60)).await.counts.sent, 0);
-    assert_eq!(pass(&app, later(61 + 12 * 60)).await.counts.sent, 1);
+    assert_eq!(app.pass_at(later(125)).await.counts.sent, 0);
+    assert_eq!(app.pass_at(later(60 + 12 * 60)).await.counts.sent, 0);
+    assert_eq!(app.pass_at(later(61 + 12 * 60)).await.counts.sent, 1);
     assert_eq!(smtp.received().len(), 2);
 }
 
@@ -364,8 +320,8 @@ async fn steps_overdue_together_send_only_the_latest_and_skip_the_rest() {
         ];
     })
     .await;
-    post(&app, hook("REF1", "checkout_started", BUYER, FAR)).await;
-    let report = pass(&app, later(240)).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
+    let report = app.pass_at(later(240)).await;
     assert_eq!(report.counts.sent, 1);
     let mail = smtp.received();
     assert!(
@@ -386,7 +342,7 @@ async fn steps_overdue_together_send_only_the_latest_and_skip_the_rest() {
             .contains("only the latest is sent")
     );
     // And the skipped step never goes later.
-    assert_eq!(pass(&app, later(24 * 60)).await.counts.sent, 0);
+    assert_eq!(app.pass_at(later(24 * 60)).await.counts.sent, 0);
 }
 
 fn export_reminders(app: &TestApp) -> (i32, Vec<serde_json::Value>, String) {
@@ -415,10 +371,10 @@ fn export_reminders(app: &TestApp) -> (i32, Vec<serde_json::Value>, String) {
 async fn a_pass_run_twice_never_sends_a_step_twice() {
     let smtp = SmtpServer::start();
     let app = app(&smtp, |_| {}).await;
-    post(&app, hook("REF1", "checkout_started", BUYER, FAR)).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
     let at = later(90);
-    assert_eq!(pass(&app, at).await.counts.sent, 1);
-    assert_eq!(pass(&app, at).await.counts.sent, 0);
+    assert_eq!(app.pass_at(at).await.counts.sent, 1);
+    assert_eq!(app.pass_at(at).await.counts.sent, 0);
     assert_eq!(smtp.received().len(), 1);
 }
 
@@ -427,14 +383,8 @@ async fn two_passes_at_once_send_each_step_once() {
     let smtp = SmtpServer::start();
     let app = app(&smtp, |_| {}).await;
     for i in 0..5 {
-        post(
-            &app,
-            hook(
-                &format!("REF{i}"),
-                "checkout_started",
-                &format!("b{i}@mail.co.za"),
-                FAR,
-            ),
+        app.post_ok(
+            hook(&format!("REF{i}"), "checkout_started").email(&format!("b{i}@mail.co.za")),
         )
         .await;
     }
@@ -455,8 +405,8 @@ async fn a_temporary_smtp_failure_is_retried_and_then_sent() {
     let smtp = SmtpServer::start();
     smtp.fail_next_transaction(451, "4.3.0 Try again later");
     let app = app(&smtp, |_| {}).await;
-    post(&app, hook("REF1", "checkout_started", BUYER, FAR)).await;
-    let first = pass(&app, later(61)).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
+    let first = app.pass_at(later(61)).await;
     assert_eq!(
         (first.counts.sent, first.counts.failed),
         (0, 1),
@@ -464,20 +414,10 @@ async fn a_temporary_smtp_failure_is_retried_and_then_sent() {
         decisions(&first)
     );
     assert!(decisions(&first)[0].contains("will retry"));
-    let health: serde_json::Value = serde_json::from_str(
-        &app.client
-            .get(format!("{}/healthz", app.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let health: serde_json::Value = app.get_json("/healthz").await;
     assert_eq!(health["email"]["sends_waiting_to_retry"], 1);
     assert_eq!(health["last_pass"]["failed"], 1);
-    let retry = pass(&app, later(61 + 3)).await;
+    let retry = app.pass_at(later(61 + 3)).await;
     assert_eq!(retry.counts.sent, 1, "{:?}", decisions(&retry));
     let mail = smtp.received();
     assert_eq!(mail.len(), 1);
@@ -495,8 +435,8 @@ async fn a_dead_smtp_server_loses_nothing_across_a_restart() {
         config = Some(c.clone());
     })
     .await;
-    post(&app, hook("REF1", "checkout_started", BUYER, FAR)).await;
-    let first = pass(&app, later(61)).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
+    let first = app.pass_at(later(61)).await;
     assert_eq!(first.counts.failed, 1, "{:?}", decisions(&first));
     let TestApp { dir, service, .. } = app;
     service.stop().await;
@@ -525,8 +465,8 @@ async fn a_permanent_refusal_is_failed_and_a_missing_mailbox_is_suppressed() {
         "5.1.1 <lerato@mail.co.za>: Recipient address rejected: User unknown",
     );
     let app = app(&smtp, |_| {}).await;
-    post(&app, hook("REF1", "checkout_started", BUYER, FAR)).await;
-    let report = pass(&app, later(61)).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
+    let report = app.pass_at(later(61)).await;
     assert_eq!(report.counts.failed, 1);
     assert!(
         decisions(&report)[0].contains("User unknown"),
@@ -535,12 +475,11 @@ async fn a_permanent_refusal_is_failed_and_a_missing_mailbox_is_suppressed() {
     );
     assert!(decisions(&report)[0].contains("suppressed"));
     // Not retried, and the next checkout by the same address is not emailed either.
-    assert_eq!(pass(&app, later(120)).await.counts.failed, 0);
-    let mut other: serde_json::Value =
-        serde_json::from_str(&hook("REF2", "checkout_started", BUYER, FAR)).unwrap();
+    assert_eq!(app.pass_at(later(120)).await.counts.failed, 0);
+    let mut other: serde_json::Value = hook("REF2", "checkout_started").json();
     other["event_id"] = json!(789);
-    post(&app, other.to_string()).await;
-    let later_report = pass(&app, later(200)).await;
+    app.post_ok(other.to_string()).await;
+    let later_report = app.pass_at(later(200)).await;
     assert_eq!(
         later_report.counts.sent,
         0,
@@ -554,7 +493,7 @@ async fn a_permanent_refusal_is_failed_and_a_missing_mailbox_is_suppressed() {
 async fn a_claim_left_by_a_killed_pass_is_sent_on_the_next_pass_with_the_same_message_id() {
     let smtp = SmtpServer::start();
     let app = app(&smtp, |_| {}).await;
-    post(&app, hook("REF1", "checkout_started", BUYER, FAR)).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
     // What a pass killed between claiming and sending leaves behind.
     let at = later(61);
     let message_id = quicket_followup::email::message_id(
@@ -565,12 +504,12 @@ async fn a_claim_left_by_a_killed_pass_is_sent_on_the_next_pass_with_the_same_me
     );
     app.claim_without_sending(BUYER, "abandoned-1", "REF1", &message_id, at)
         .await;
-    let report = pass(&app, later(65)).await;
+    let report = app.pass_at(later(65)).await;
     assert_eq!(report.counts.sent, 1, "{:?}", decisions(&report));
     let mail = smtp.received();
     assert_eq!(mail.len(), 1);
     assert_eq!(mail[0].header("Message-ID").unwrap(), message_id);
-    assert_eq!(pass(&app, later(70)).await.counts.sent, 0);
+    assert_eq!(app.pass_at(later(70)).await.counts.sent, 0);
 }
 
 #[tokio::test]
@@ -599,12 +538,11 @@ async fn a_pass_is_refused_while_another_process_runs_one() {
 async fn line_breaks_and_html_in_names_stay_harmless_in_the_email() {
     let smtp = SmtpServer::start();
     let app = app(&smtp, |_| {}).await;
-    let mut body: serde_json::Value =
-        serde_json::from_str(&hook("REF1", "checkout_started", BUYER, FAR)).unwrap();
+    let mut body: serde_json::Value = hook("REF1", "checkout_started").json();
     body["tickets"][0]["attendee_name"] = json!("<b>Lerato</b>\r\nBcc: victim@mail.co.za");
     body["event_name"] = json!("Jazz\r\nBcc: victim@mail.co.za");
-    post(&app, body.to_string()).await;
-    assert_eq!(pass(&app, later(61)).await.counts.sent, 1);
+    app.post_ok(body.to_string()).await;
+    assert_eq!(app.pass_at(later(61)).await.counts.sent, 1);
     let mail = smtp.received();
     assert_eq!(mail[0].to, [BUYER]);
     assert!(mail[0].header("Bcc").is_none());
@@ -620,8 +558,8 @@ async fn the_outbox_transport_writes_a_parseable_eml_with_both_parts_and_the_hea
         c.server.public_url = "https://tickets.shop.co.za".into();
     })
     .await;
-    post(&app, hook("REF1", "checkout_started", BUYER, FAR)).await;
-    assert_eq!(pass(&app, later(61)).await.counts.sent, 1);
+    app.post_ok(hook("REF1", "checkout_started")).await;
+    assert_eq!(app.pass_at(later(61)).await.counts.sent, 1);
     let outbox = app.dir.path().join("data/outbox");
     let files: Vec<_> = std::fs::read_dir(&outbox)
         .unwrap()
@@ -668,8 +606,9 @@ async fn the_outbox_transport_writes_a_parseable_eml_with_both_parts_and_the_hea
 async fn run_once_dry_run_prints_the_plan_and_sends_and_records_nothing() {
     let smtp = SmtpServer::start();
     let app = app(&smtp, |_| {}).await;
-    post(&app, hook("REF1", "checkout_started", BUYER, FAR)).await;
-    post(&app, hook("REF2", "checkout_started", "x@example.com", FAR)).await;
+    app.post_ok(hook("REF1", "checkout_started")).await;
+    app.post_ok(hook("REF2", "checkout_started").email("x@example.com"))
+        .await;
     let config = app.dir.path().join("cli.toml");
     std::fs::write(
         &config,

@@ -5,16 +5,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap, helpers included
 
 mod common;
-#[path = "common/smtp.rs"]
-mod smtp;
+use common::smtp;
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Africa::Johannesburg;
 use common::TestApp;
-use quicket_followup::config::{Config, SendWindow, Transport};
+use quicket_followup::config::{Config, SendWindow};
 use quicket_followup::quicket::parse_hook;
 use quicket_followup::reminders::PassReport;
-use serde_json::{Value, json};
+use serde_json::Value;
 use smtp::SmtpServer;
 
 const BUYER: &str = "lerato@mail.co.za";
@@ -32,11 +31,8 @@ fn sa(text: &str) -> DateTime<Utc> {
 
 /// An app sending through `smtp` with the default send rules unless `adjust` changes them.
 async fn app(smtp: &SmtpServer, adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let url = smtp.url();
-    TestApp::spawn_with(move |c| {
-        c.email.transport = Transport::Smtp;
-        c.email.smtp_url = url;
-        c.email.from = "Jazz on the Lawn <tickets@shop.co.za>".into();
+    TestApp::spawn_with(|c| {
+        common::via_smtp(c, smtp);
         c.server.public_url = "https://tickets.shop.co.za".into();
         adjust(c);
     })
@@ -45,21 +41,11 @@ async fn app(smtp: &SmtpServer, adjust: impl FnOnce(&mut Config)) -> TestApp {
 
 /// Stores a `checkout_started` hook as if it arrived at `at` (local time).
 async fn started_at(app: &TestApp, reference: &str, at: &str) {
-    let raw = json!({
-        "reference": reference, "event_id": 456, "event_name": "Jazz on the Lawn",
-        "amount": "450.00", "email": BUYER, "event_date": "2027-03-06 18:30",
-        "action": "checkout_started",
-        "tickets": [{"attendee_name": "Lerato Dlamini", "attendee_email": BUYER,
-                     "ticket_type": "VIP", "price": "450.00"}]
-    })
-    .to_string()
-    .into_bytes();
-    let parsed = parse_hook(&raw);
-    app.store().ingest(raw, parsed, sa(at)).await.unwrap();
+    started_by(app, reference, BUYER, at).await;
 }
 
 async fn pass(app: &TestApp, at: &str) -> PassReport {
-    app.service.engine.run_pass(sa(at), false).await.unwrap()
+    app.pass_at(sa(at)).await
 }
 
 fn lines(report: &PassReport) -> Vec<String> {
@@ -72,11 +58,7 @@ fn lines(report: &PassReport) -> Vec<String> {
 
 /// `export reminders` through the binary, as JSON values.
 fn export_reminders(app: &TestApp) -> Vec<Value> {
-    let config = app.cli_config();
-    let (code, out, err) = common::run_cli(
-        &["--config", config.to_str().unwrap(), "export", "reminders"],
-        &[],
-    );
+    let (code, out, err) = app.cli(&["export", "reminders"]);
     assert_eq!(code, 0, "{err}");
     out.lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -212,13 +194,10 @@ async fn a_claim_left_by_a_killed_pass_is_not_sent_outside_the_window() {
 
 /// Stores a `checkout_started` hook for `email` as if it arrived at `at` (local time).
 async fn started_by(app: &TestApp, reference: &str, email: &str, at: &str) {
-    let raw = json!({
-        "reference": reference, "event_id": 456, "event_name": "Jazz on the Lawn",
-        "amount": "450.00", "email": email, "event_date": "2027-03-06 18:30",
-        "action": "checkout_started"
-    })
-    .to_string()
-    .into_bytes();
+    let raw: Vec<u8> = common::hook(reference, "checkout_started")
+        .email(email)
+        .event_date("2027-03-06 18:30")
+        .into();
     let parsed = parse_hook(&raw);
     app.store().ingest(raw, parsed, sa(at)).await.unwrap();
 }
@@ -267,17 +246,7 @@ async fn run_once_says_until_when_and_why() {
     let smtp = SmtpServer::start();
     let app = app(&smtp, |_| {}).await;
     started_at(&app, "REF1", "2026-12-13 08:00").await;
-    let config = app.cli_config();
-    let (code, out, err) = common::run_cli(
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "run-once",
-            "--now",
-            "2026-12-13T09:00:00+02:00",
-        ],
-        &[],
-    );
+    let (code, out, err) = app.cli(&["run-once", "--now", "2026-12-13T09:00:00+02:00"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains(&format!(

@@ -4,10 +4,9 @@
 mod common;
 
 use chrono::Utc;
-use common::TestApp;
+use common::{TestApp, hook};
 use quicket_followup::config::{Config, ReminderStep, SendWindow};
 use quicket_followup::domain::OrderState;
-use serde_json::json;
 
 fn immediate(c: &mut Config) {
     c.schedule.send_window = SendWindow::parse("").unwrap();
@@ -24,12 +23,6 @@ fn immediate(c: &mut Config) {
     }];
 }
 
-fn hook(reference: &str, action: &str, email: &str, amount: &str) -> String {
-    json!({"reference": reference, "event_id": 456, "event_name": "Jazz", "amount": amount,
-           "email": email, "event_date": "2030-12-12 18:30", "action": action})
-    .to_string()
-}
-
 #[tokio::test]
 async fn recovery_counts_only_purchases_after_a_reminder_split_by_click() {
     let app = TestApp::spawn_with(immediate).await;
@@ -41,30 +34,25 @@ async fn recovery_counts_only_purchases_after_a_reminder_split_by_click() {
         ("D1", "d@mail.co.za"),
     ] {
         assert_eq!(
-            app.post_hook(hook(r, "checkout_started", email, "100.00"))
-                .await
-                .0,
+            app.post_hook(
+                hook(r, "checkout_started")
+                    .email(email)
+                    .amount("100.00")
+                    .no_tickets()
+            )
+            .await
+            .0,
             200
         );
     }
-    let report = app
-        .service
-        .engine
-        .run_pass(Utc::now(), false)
-        .await
-        .unwrap();
+    let report = app.pass_at(Utc::now()).await;
     assert_eq!(report.counts.sent, 3);
     let a = quicket_followup::links::LinkTarget {
         email_key: "a@mail.co.za".into(),
         event_id: "456".into(),
         step: "nudge".into(),
     };
-    let client = reqwest::Client::builder()
-        .user_agent(common::BROWSER)
-        .user_agent(common::BROWSER)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = common::no_redirects();
     assert_eq!(
         client
             .get(
@@ -83,12 +71,27 @@ async fn recovery_counts_only_purchases_after_a_reminder_split_by_click() {
         302
     );
     // A pays under another reference, for more.
-    app.post_hook(hook("A2", "checkout_completed", "A@mail.co.za", "250.00"))
-        .await;
-    app.post_hook(hook("B1", "checkout_completed", "b@mail.co.za", "100.00"))
-        .await;
-    app.post_hook(hook("C1", "checkout_completed", "c@mail.co.za", "999.00"))
-        .await;
+    app.post_hook(
+        hook("A2", "checkout_completed")
+            .email("A@mail.co.za")
+            .amount("250.00")
+            .no_tickets(),
+    )
+    .await;
+    app.post_hook(
+        hook("B1", "checkout_completed")
+            .email("b@mail.co.za")
+            .amount("100.00")
+            .no_tickets(),
+    )
+    .await;
+    app.post_hook(
+        hook("C1", "checkout_completed")
+            .email("c@mail.co.za")
+            .amount("999.00")
+            .no_tickets(),
+    )
+    .await;
 
     let mut rules = app.service.engine.settings().config.stats_rules();
     let stats = app.store().stats(Utc::now(), rules.clone()).await.unwrap();
@@ -120,24 +123,19 @@ async fn recovery_counts_only_purchases_after_a_reminder_split_by_click() {
 #[tokio::test]
 async fn stats_are_available_to_scripts_as_json() {
     let app = TestApp::spawn().await;
-    app.post_hook(hook("R1", "checkout_started", "a@mail.co.za", "100"))
-        .await;
-    let config = app.cli_config();
-    let (code, out, err) = common::run_cli(
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "stats",
-            "--format",
-            "json",
-        ],
-        &[],
-    );
+    app.post_hook(
+        hook("R1", "checkout_started")
+            .email("a@mail.co.za")
+            .amount("100")
+            .no_tickets(),
+    )
+    .await;
+    let (code, out, err) = app.cli(&["stats", "--format", "json"]);
     assert_eq!(code, 0, "{err}");
     let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(stats["windows"][0]["hooks"]["checkout_started"], 1);
     assert_eq!(stats["recovered"]["total"]["purchases"], 0);
-    let (code, out, _) = common::run_cli(&["--config", config.to_str().unwrap(), "stats"], &[]);
+    let (code, out, _) = app.cli(&["stats"]);
     assert_eq!(code, 0);
     assert!(out.starts_with("No control group yet"), "{out}");
     assert!(
@@ -149,11 +147,24 @@ async fn stats_are_available_to_scripts_as_json() {
 #[tokio::test]
 async fn replay_reprocesses_what_an_older_version_could_not_read_and_is_idempotent() {
     let app = TestApp::spawn().await;
-    app.post_hook(hook("R1", "checkout_started", "a@mail.co.za", "100"))
-        .await;
+    app.post_hook(
+        hook("R1", "checkout_started")
+            .email("a@mail.co.za")
+            .amount("100")
+            .no_tickets(),
+    )
+    .await;
     // What an older version left behind: two hooks it refused (one new, one a repeat of R1's).
-    let new = hook("R2", "eft_pending", "b@mail.co.za", "200");
-    let repeat = hook("R1", "checkout_started", "a@mail.co.za", "100");
+    let new = hook("R2", "eft_pending")
+        .email("b@mail.co.za")
+        .amount("200")
+        .no_tickets()
+        .to_string();
+    let repeat = hook("R1", "checkout_started")
+        .email("a@mail.co.za")
+        .amount("100")
+        .no_tickets()
+        .to_string();
     app.store()
         .write(move |conn| {
             for body in [new, repeat] {

@@ -3,8 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap, helpers included
 
 mod common;
-#[path = "common/smtp.rs"]
-mod smtp;
+use common::smtp;
 
 use std::path::Path;
 use std::time::Duration;
@@ -355,8 +354,7 @@ async fn sighup_with_a_good_template_changes_the_next_email_and_with_a_broken_on
     .unwrap();
     signal(&served.child, "HUP");
     wait_for_reload(&client, &served.base, 1, false).await;
-    let mut body: serde_json::Value =
-        serde_json::from_str(&hook("REF-A", "checkout_started")).unwrap();
+    let mut body: serde_json::Value = hook("REF-A", "checkout_started").json();
     body["email"] = "a@mail.co.za".into();
     common::post(&client, &served.webhook_url, body.to_string()).await;
     assert_eq!(
@@ -503,8 +501,7 @@ async fn sighup_with_each_kind_of_broken_template_keeps_the_service_and_the_runn
         }
     }
     // The last broken file is still in place: the next email uses the version loaded at start.
-    let mut body: serde_json::Value =
-        serde_json::from_str(&hook("REF-A", "checkout_started")).unwrap();
+    let mut body: serde_json::Value = hook("REF-A", "checkout_started").json();
     body["email"] = "a@mail.co.za".into();
     common::post(&client, &served.webhook_url, body.to_string()).await;
     assert_eq!(

@@ -104,7 +104,7 @@ async fn a_late_started_does_not_rewind_a_cancelled_or_eft_checkout() {
 #[tokio::test]
 async fn a_repeated_hook_is_a_duplicate_and_changes_nothing() {
     let app = TestApp::spawn().await;
-    let first = hook("REF4", "checkout_started");
+    let first = hook("REF4", "checkout_started").to_string();
     assert_eq!(
         app.post_hook(first.clone()).await.1,
         json!({"status": "recorded"})
@@ -135,8 +135,7 @@ async fn a_repeated_hook_is_a_duplicate_and_changes_nothing() {
 async fn a_changed_hook_for_the_same_state_updates_the_details() {
     let app = TestApp::spawn().await;
     app.post_hook(hook("REF5", "checkout_started")).await;
-    let mut changed: serde_json::Value =
-        serde_json::from_str(&hook("REF5", "checkout_started")).unwrap();
+    let mut changed: serde_json::Value = hook("REF5", "checkout_started").json();
     changed["amount"] = json!("900.00");
     let (status, body) = app.post_hook(changed.to_string()).await;
     assert_eq!((status, body), (200, json!({"status": "recorded"})));
@@ -338,12 +337,7 @@ async fn five_hundred_concurrent_posts_are_all_stored() {
 #[tokio::test]
 async fn healthz_reports_the_database() {
     let app = TestApp::spawn().await;
-    let response = app
-        .client
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/healthz").await;
     assert_eq!(response.status().as_u16(), 200);
     let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
     assert_eq!(body["database"]["ok"], true);
@@ -355,12 +349,7 @@ async fn unknown_routes_and_methods_get_json_errors() {
     let app = TestApp::spawn().await;
     let response = app.client.get(app.hook_url()).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 405);
-    let response = app
-        .client
-        .get(format!("{}/nothing", app.base))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/nothing").await;
     assert_eq!(response.status().as_u16(), 404);
 }
 

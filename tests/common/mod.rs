@@ -1,15 +1,24 @@
-//! Shared test helpers: a real service on a free port with its SQLite file in a temp dir, and a
-//! way to run the real binary as a child process.
+//! Shared test helpers: a real service on a free port with its SQLite file in a temp dir, a way to
+//! run the real binary as a child process, the hook the tests post ([`hooks`]) and a real SMTP
+//! server ([`smtp`]).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use quicket_followup::config::Config;
+use quicket_followup::config::{Config, ReminderStep, SendWindow, Transport};
+use quicket_followup::domain::OrderState;
+use quicket_followup::reminders::PassReport;
 use quicket_followup::server::Service;
 use quicket_followup::store::Store;
 use serde_json::Value;
+
+pub mod hooks;
+pub mod smtp;
+
+#[allow(unused_imports)]
+pub use hooks::{Hook, hook};
 
 /// The token tests configure.
 pub const TOKEN: &str = "test-token-0123456789abcdef";
@@ -35,6 +44,15 @@ pub fn test_config(dir: &Path) -> Config {
 
 /// What a person's browser says it is (a client without one is taken for a link scanner).
 pub const BROWSER: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+/// A browser that does not follow redirects, to see where a link leads.
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(BROWSER)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
 
 /// The shipped templates.
 pub fn templates_dir() -> PathBuf {
@@ -131,6 +149,98 @@ impl TestApp {
     pub async fn post_hook(&self, body: impl Into<reqwest::Body>) -> (u16, Value) {
         post(&self.client, &self.hook_url(), body).await
     }
+
+    /// Posts a hook that must be answered 200 (recorded, duplicate or ignored).
+    pub async fn post_ok(&self, body: impl Into<reqwest::Body>) {
+        post_ok(&self.client, &self.hook_url(), body).await;
+    }
+
+    /// Runs one reminder pass at `at`, sending for real.
+    pub async fn pass_at(&self, at: chrono::DateTime<chrono::Utc>) -> PassReport {
+        self.service.engine.run_pass(at, false).await.unwrap()
+    }
+
+    /// GET `path` (e.g. `/healthz`).
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET `path` (e.g. `/healthz`); returns the body.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
+    }
+
+    /// GET `path` under `/admin` signed in as "admin" with `password`.
+    pub async fn admin_get(&self, path: &str, password: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .basic_auth("admin", Some(password))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET `path` and read the answer as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let text = self.get_text(path).await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} is not JSON ({e}): {text}"))
+    }
+
+    /// Runs a command of the binary against this app's database (see [`TestApp::cli_config`]);
+    /// returns (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let config = self.cli_config();
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        run_cli(&all, &[])
+    }
+}
+
+/// The webhook URL of a service listening on `addr`, with the test token.
+pub fn hook_url(addr: std::net::SocketAddr) -> String {
+    format!("http://{addr}/webhooks/quicket/{TOKEN}")
+}
+
+/// Posts a hook that must be answered 200 (recorded, duplicate or ignored), showing the answer
+/// when it is not.
+pub async fn post_ok(client: &reqwest::Client, url: &str, body: impl Into<reqwest::Body>) {
+    let (status, answer) = post(client, url, body).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// Sends through `smtp` (a real SMTP server) as "Jazz on the Lawn <tickets@shop.co.za>".
+pub fn via_smtp(c: &mut Config, smtp: &smtp::SmtpServer) {
+    c.email.transport = Transport::Smtp;
+    c.email.smtp_url = smtp.url();
+    c.email.from = "Jazz on the Lawn <tickets@shop.co.za>".into();
+}
+
+/// Only the first default step, due as soon as a checkout arrives, at any hour: a pass at the
+/// wall clock's now sends it.
+pub fn send_at_once(c: &mut Config) {
+    c.schedule.send_window = SendWindow::parse("").unwrap();
+    c.schedule.dormant_after = std::time::Duration::ZERO;
+    c.reminders.truncate(1);
+    c.reminders[0].after = Some(std::time::Duration::ZERO);
+}
+
+/// A reminder step sent `after_minutes` after the checkout's latest change, in the schedule's
+/// window.
+pub fn step(name: &str, after_minutes: u64, when: &[OrderState], template: &str) -> ReminderStep {
+    ReminderStep {
+        name: name.into(),
+        after: Some(std::time::Duration::from_secs(after_minutes * 60)),
+        before_event: None,
+        when: when.to_vec(),
+        template: template.into(),
+        variants: Vec::new(),
+        even_if_sold_out: false,
+        send_window: SendWindow::Unset,
+    }
 }
 
 pub async fn post(
@@ -149,22 +259,6 @@ pub async fn post(
     let text = response.text().await.unwrap();
     let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, json)
-}
-
-/// A hook body with the given reference and action, for a future event.
-pub fn hook(reference: &str, action: &str) -> String {
-    serde_json::json!({
-        "reference": reference,
-        "event_id": 456,
-        "event_name": "Jazz on the Lawn",
-        "amount": 450.00,
-        "email": "lerato@mail.co.za",
-        "event_date": "2030-12-12 18:30",
-        "action": action,
-        "tickets": [{"id": 1, "attendee_name": "Lerato Dlamini", "attendee_email": "lerato@mail.co.za",
-                     "ticket_type": "VIP", "price": 450.00, "barcode": 0}]
-    })
-    .to_string()
 }
 
 /// The binary under test.
