@@ -349,7 +349,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut out = std::io::stdout().lock();
             match format {
                 StatsFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&stats)?)?,
-                StatsFormat::Text => write!(out, "{}", crate::check::stats_in_words(&stats))?,
+                StatsFormat::Text => write!(out, "{}", crate::present::stats_in_words(&stats))?,
             }
             Ok(())
         }

@@ -1,7 +1,7 @@
 //! The overview's honest part: the control group's sentence, both groups' cumulative purchase
 //! rate since their first step (an SVG chart), and each step's variants with their figures.
 
-use crate::stats_text::experiment_sentence;
+use crate::present::experiment_sentence;
 use crate::store::stats::{Experiment, Stats, StepFigures};
 
 /// One group's row.

@@ -7,6 +7,7 @@ use warp::http::header;
 use warp::reply::{Reply, Response};
 
 use super::{AdminState, page as render_page, with_notice};
+use crate::present;
 use crate::web::ApiError;
 
 /// The query of `/admin/emails`.
@@ -75,7 +76,7 @@ async fn rendered(
         .as_ref()
         .map(|o| o.email.clone())
         .unwrap_or_else(|| crate::templates::sample_context().buyer.email);
-    Ok(crate::check::render_step(
+    Ok(present::render_step(
         &state.engine,
         &settings,
         order.as_ref(),
@@ -159,23 +160,16 @@ pub(super) async fn send_test(state: AdminState, f: SendTestForm) -> Result<Resp
         state.store.order(reference.trim()).await?
     };
     let settings = state.engine.settings();
-    let mut report = crate::check::CheckReport::default();
-    crate::check::send_tests(
-        &state.engine,
-        &settings,
-        order.as_ref(),
-        address.trim(),
-        &mut report,
-    )
-    .await;
-    let message = if report.errors.is_empty() {
+    let sends = present::send_tests(&state.engine, &settings, order.as_ref(), address.trim()).await;
+    let failures = sends.failures();
+    let message = if failures.is_empty() {
         format!(
             "Sent {} test emails to {}.",
-            report.ok.len(),
+            sends.sent().len(),
             address.trim()
         )
     } else {
-        format!("Test emails failed: {}", report.errors.join("; "))
+        format!("Test emails failed: {}", failures.join("; "))
     };
     Ok(with_notice(
         "/admin/emails",

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use warp::reply::Response;
 
 use super::{AdminState, buyer_link, local, page as render, see_other};
-use crate::check::rands;
+use crate::present::rands;
 use crate::web::ApiError;
 
 /// The query of `/admin/orders`.

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use warp::reply::Response;
 
 use super::{AdminState, Notice, chart, local, page as render, with_notice};
-use crate::check::rands;
+use crate::present::rands;
 use crate::store::stats::Stats;
 use crate::web::ApiError;
 

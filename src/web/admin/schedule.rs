@@ -5,7 +5,7 @@ use askama::Template;
 use warp::reply::Response;
 
 use super::{AdminState, NoQuery, buyer_link, local, page as render};
-use crate::check::{describe_event, plan_in_words};
+use crate::present::{self, Lookups};
 use crate::web::ApiError;
 
 struct DueRow {
@@ -34,43 +34,35 @@ struct EventRow {
     details: String,
 }
 
-/// Events listed on the schedule page at most (the latest event dates first).
-const EVENTS_SHOWN: usize = 50;
+/// Buyers listed as due next at most.
+const DUE_SHOWN: usize = 50;
 
 /// `GET /admin/schedule`: the plan in words, the next buyers due, and each event's page.
 pub(super) async fn page(state: AdminState, _: NoQuery) -> Result<Response, ApiError> {
     let state = &state;
     let settings = state.engine.settings();
-    let due = state.store.next_due(50).await?;
+    let due = state.store.next_due(DUE_SHOWN).await?;
     // From the cache only: a page view never waits for Quicket's API.
-    let (known, stored) = state
-        .store
-        .read(|conn| {
-            let mut known = crate::store::event_info::known_events(conn)?;
-            known.truncate(EVENTS_SHOWN);
-            Ok((known, crate::store::event_info::all(conn)?))
-        })
-        .await?;
-    let enabled = state.engine.events().enabled();
-    let events = known
-        .iter()
-        .map(|event| {
-            let row = stored.iter().find(|r| r.event_id == event.event_id);
-            let info = row.and_then(|r| r.info.as_ref());
-            let page = describe_event(&settings.config, event, info, row, enabled);
-            EventRow {
-                event: format!("{} ({})", event.name, event.event_id),
-                url: page.url,
-                source: page.source,
-                details: page.details.trim_start_matches([',', ';', ' ']).to_string(),
-            }
+    let listing = present::event_pages(&state.engine, &state.store, Lookups::CacheOnly).await?;
+    let events = listing
+        .events
+        .into_iter()
+        .map(|e| EventRow {
+            event: format!("{} ({})", e.name, e.id),
+            url: e.page.url,
+            source: e.page.source,
+            details: e
+                .page
+                .details
+                .trim_start_matches([',', ';', ' '])
+                .to_string(),
         })
         .collect();
     render(&SchedulePage {
         active: "schedule",
         notice: String::new(),
         events,
-        plan: plan_in_words(&settings.config),
+        plan: present::plan_in_words(&settings.config),
         due: due
             .into_iter()
             .map(|r| DueRow {

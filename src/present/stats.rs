@@ -1,10 +1,10 @@
-//! The control group and the variants in words, as `stats` prints them and the overview leads
-//! with: the honest figure in a sentence, or why there is none yet.
+//! The figures in words: amounts, the control group and the variants (the honest figure in a
+//! sentence, or why there is none yet), as `stats` prints them and the overview leads with.
 
 use std::fmt::Write as _;
 
 use crate::experiment::Share;
-use crate::store::stats::{Experiment, StepFigures};
+use crate::store::stats::{Experiment, Stats, StepFigures};
 use crate::templates::format_money;
 
 /// An amount rounded for a sentence: "R4,200" (to R100 from R1,000, else to R10).
@@ -103,7 +103,7 @@ pub fn experiment_lines(experiment: Option<&Experiment>, steps: &[StepFigures]) 
                 "  {label}: {} buyer-events, {} purchases, {}",
                 g.buyer_events,
                 g.purchases,
-                format_money(Some(crate::domain::Cents(g.revenue_cents))).replace("free", "R0.00")
+                rands(g.revenue_cents)
             );
         }
         if let Some(l) = &x.lift {
@@ -139,12 +139,65 @@ pub fn experiment_lines(experiment: Option<&Experiment>, steps: &[StepFigures]) 
             f.rate * 100.0,
             f.rate_low * 100.0,
             f.rate_high * 100.0,
-            format_money(Some(crate::domain::Cents(f.revenue_cents))).replace("free", "R0.00"),
+            rands(f.revenue_cents),
             if f.better {
                 "; better than the others"
             } else {
                 ""
             }
+        );
+    }
+    out
+}
+
+/// Rands for people: `R1,250.00`.
+pub fn rands(cents: i64) -> String {
+    format_money(Some(crate::domain::Cents(cents))).replace("free", "R0.00")
+}
+
+/// `stats` for people.
+pub fn stats_in_words(stats: &Stats) -> String {
+    // The honest figure first (the control group), then what is attributed to the reminders.
+    let mut out = experiment_lines(stats.experiment.as_ref(), &stats.steps);
+    let r = &stats.recovered;
+    let _ = writeln!(
+        out,
+        "attributed (any purchase after a reminder, whether or not it made the difference): {} purchases, {} ({} after clicking the email's link); last 30 days: {} purchases, {}",
+        r.total.purchases,
+        rands(r.total.revenue_cents),
+        r.clicked.purchases,
+        r.last_30_days.purchases,
+        rands(r.last_30_days.revenue_cents)
+    );
+    for step in &r.by_step {
+        let _ = writeln!(
+            out,
+            "  {}: {} clicked ({}), {} did not click ({})",
+            step.step,
+            step.clicked.purchases,
+            rands(step.clicked.revenue_cents),
+            step.not_clicked.purchases,
+            rands(step.not_clicked.revenue_cents)
+        );
+    }
+    let _ = writeln!(out, "dormant buyer-events now: {}", stats.dormant_now);
+    for w in &stats.windows {
+        let list = |m: &std::collections::BTreeMap<String, i64>| {
+            if m.is_empty() {
+                "none".to_string()
+            } else {
+                m.iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        let _ = writeln!(
+            out,
+            "last {}: hooks: {}; reminders: {}",
+            w.window,
+            list(&w.hooks),
+            list(&w.reminders)
         );
     }
     out
