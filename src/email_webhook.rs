@@ -3,8 +3,6 @@
 //! has one; a request that passes is kept raw and answered 200 once stored; a hard bounce or a
 //! complaint puts the address on the suppression list.
 
-use std::sync::Arc;
-
 use bytes::Buf;
 use chrono::Utc;
 use futures_util::Stream;
@@ -15,56 +13,14 @@ use warp::http::{HeaderMap, StatusCode};
 use warp::reply::{Reply, Response};
 
 use crate::email_events::signature::{self, SignatureError};
-use crate::email_events::sns::{Envelope, MessageType, Sns, SnsError};
+use crate::email_events::sns::{Envelope, MessageType, SnsError};
 use crate::email_events::{self, EmailEvent, EventKind, Parsed, Provider};
-use crate::store::Store;
 use crate::store::email_events::DeliveryOutcome;
 use crate::store::privacy::SuppressionSource;
-use crate::web::{ApiError, json_status, read_limited};
+use crate::web::{ApiError, AppState, json_status, read_limited, with_state};
 
 /// Largest body accepted; providers batch, SendGrid up to a few hundred events.
 pub const MAX_BODY: usize = 1024 * 1024;
-
-/// What the route needs.
-#[derive(Clone)]
-pub struct EmailEventsState {
-    /// Where requests and events are kept.
-    pub store: Store,
-    /// The webhook token (the same as Quicket's).
-    pub token: String,
-    /// `email.mailgun_signing_key`.
-    pub mailgun_key: String,
-    /// `email.sendgrid_public_key`, decoded (DER), when set.
-    pub sendgrid_key: Option<Vec<u8>>,
-    /// Fetches SNS certificates and confirms subscriptions.
-    pub sns: Arc<Sns>,
-}
-
-impl EmailEventsState {
-    /// The state for `config`; a SendGrid key that cannot be read is an error naming the key.
-    pub fn new(
-        config: &crate::config::EmailConfig,
-        store: Store,
-        token: String,
-    ) -> anyhow::Result<EmailEventsState> {
-        let sendgrid = config.sendgrid_public_key.trim();
-        let sendgrid_key = if sendgrid.is_empty() {
-            None
-        } else {
-            Some(signature::sendgrid_key(sendgrid).map_err(|e| anyhow::anyhow!("{e}"))?)
-        };
-        Ok(EmailEventsState {
-            store,
-            token,
-            mailgun_key: config.mailgun_signing_key.clone(),
-            sendgrid_key,
-            sns: Arc::new(Sns::new(
-                config.sns_trust_localhost,
-                std::time::Duration::from_secs(10),
-            )?),
-        })
-    }
-}
 
 fn count(provider: &'static str, outcome: &'static str) {
     metrics::counter!(crate::metrics::EMAIL_EVENTS, "provider" => provider, "kind" => outcome)
@@ -73,20 +29,21 @@ fn count(provider: &'static str, outcome: &'static str) {
 
 /// The route.
 pub fn route(
-    state: EmailEventsState,
-) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    state: &AppState,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
     warp::path!("webhooks" / "email-events" / String / String)
         .and(warp::post())
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
+        .and(with_state(state))
         .then(
-            move |provider: String,
-                  token: String,
-                  length: Option<u64>,
-                  headers: HeaderMap,
-                  body| {
-                let state = state.clone();
+            |provider: String,
+             token: String,
+             length: Option<u64>,
+             headers: HeaderMap,
+             body,
+             state: AppState| {
                 async move {
                     receive(&state, &provider, &token, length, &headers, body)
                         .await
@@ -97,7 +54,7 @@ pub fn route(
 }
 
 async fn receive<S, B>(
-    state: &EmailEventsState,
+    state: &AppState,
     provider: &str,
     token: &str,
     length: Option<u64>,
@@ -108,7 +65,7 @@ where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
-    if !bool::from(token.as_bytes().ct_eq(state.token.as_bytes())) {
+    if !bool::from(token.as_bytes().ct_eq(state.webhook_token.as_bytes())) {
         tracing::warn!("email-events webhook called with a wrong token");
         return Err(ApiError::Unauthorized);
     }
@@ -137,12 +94,12 @@ where
     let parsed = match provider {
         Provider::Postmark => email_events::parse(provider, &body),
         Provider::Mailgun => {
-            signature::mailgun(&state.mailgun_key, &body).map_err(refused)?;
+            signature::mailgun(&state.providers.mailgun_key, &body).map_err(refused)?;
             email_events::parse(provider, &body)
         }
         Provider::Sendgrid => {
             signature::sendgrid(
-                state.sendgrid_key.as_deref(),
+                state.providers.sendgrid_key.as_deref(),
                 header("x-twilio-email-event-webhook-signature"),
                 header("x-twilio-email-event-webhook-timestamp"),
                 &body,
@@ -155,7 +112,7 @@ where
                 Ok(envelope) => envelope,
                 Err(e) => return keep_rejected(state, provider, body, e.0).await,
             };
-            match state.sns.verify(&envelope).await {
+            match state.providers.sns.verify(&envelope).await {
                 Ok(()) => {}
                 Err(SnsError::Signature(e)) => return Err(refused(e)),
                 Err(SnsError::Unavailable(e)) => {
@@ -185,7 +142,7 @@ where
 
 /// A body that passed the checks but could not be read: kept with the reason, answered 400.
 async fn keep_rejected(
-    state: &EmailEventsState,
+    state: &AppState,
     provider: Provider,
     body: Vec<u8>,
     reason: String,
@@ -211,7 +168,7 @@ async fn keep_rejected(
 }
 
 async fn store_events(
-    state: &EmailEventsState,
+    state: &AppState,
     provider: Provider,
     body: Vec<u8>,
     parsed: Parsed,
@@ -286,7 +243,7 @@ async fn store_events(
 /// An SNS subscription confirmation (signature already checked): kept, then confirmed by GETting
 /// its SubscribeURL. A failure is answered 503 so that SNS sends it again.
 async fn confirm(
-    state: &EmailEventsState,
+    state: &AppState,
     body: Vec<u8>,
     envelope: &Envelope,
 ) -> Result<Response, ApiError> {
@@ -301,7 +258,7 @@ async fn confirm(
             Utc::now(),
         )
         .await?;
-    match state.sns.confirm(envelope).await {
+    match state.providers.sns.confirm(envelope).await {
         Ok(()) => {
             state
                 .store

@@ -16,7 +16,7 @@ use crate::reminders::pass::Settings;
 use crate::reminders::schedule::Schedule;
 use crate::store::Store;
 use crate::web;
-use crate::webhook::{self, WebhookState};
+use crate::webhook;
 
 /// Key of the generated webhook token in the `meta` table.
 const TOKEN_KEY: &str = "webhook_token";
@@ -61,53 +61,35 @@ impl Service {
         let token = webhook_token(&config, &store).await?;
         let engine = Arc::new(Engine::new(config.clone(), store.clone()).await?);
         crate::metrics::handle();
-        let email_events = crate::email_webhook::EmailEventsState::new(
-            &config.email,
+        let state = web::AppState::new(
+            &config,
             store.clone(),
+            engine.clone(),
             token.clone(),
+            scheduled,
         )?;
-        let routes = webhook::route(WebhookState {
-            store: store.clone(),
-            token: token.clone(),
-            events: engine.events().clone(),
-            timezone: config.schedule.timezone,
-        })
-        .or(crate::email_webhook::route(email_events))
-        .unify()
-        .or(web::health_routes(web::HealthState {
-            store: store.clone(),
-            engine: engine.clone(),
-            scheduled,
-            started_at: chrono::Utc::now(),
-            cache: web::HealthCache::default(),
-        }))
-        .unify()
-        .or(web::link_routes(web::LinkState {
-            store: store.clone(),
-            engine: engine.clone(),
-        }))
-        .unify()
-        .or(web::admin_routes(web::AdminState {
-            store: store.clone(),
-            engine: engine.clone(),
-            password: config.server.admin_password.clone(),
-            scheduled,
-            throttle: Default::default(),
-        }))
-        .unify()
-        .recover(web::recover)
-        .unify()
-        .map(web::security_headers)
-        .with(warp::log::custom(|info| {
-            tracing::debug!(
-                method = %info.method(),
-                status = info.status().as_u16(),
-                elapsed_ms = info.elapsed().as_secs_f64() * 1000.0,
-                "http request"
-            );
-        }))
-        .map(warp::Reply::into_response)
-        .boxed();
+        let routes = webhook::route(&state)
+            .or(crate::email_webhook::route(&state))
+            .unify()
+            .or(web::health_routes(&state))
+            .unify()
+            .or(web::link_routes(&state))
+            .unify()
+            .or(web::admin_routes(&state))
+            .unify()
+            .recover(web::recover)
+            .unify()
+            .map(web::security_headers)
+            .with(warp::log::custom(|info| {
+                tracing::debug!(
+                    method = %info.method(),
+                    status = info.status().as_u16(),
+                    elapsed_ms = info.elapsed().as_secs_f64() * 1000.0,
+                    "http request"
+                );
+            }))
+            .map(warp::Reply::into_response)
+            .boxed();
         let (stop, stopped) = oneshot::channel::<()>();
         let limits = crate::connections::Limits {
             header_timeout: config.server.header_timeout,

@@ -11,8 +11,8 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
 use crate::quicket::{self, HookAction};
-use crate::store::{HookOutcome, Store};
-use crate::web::{ApiError, json_status, read_limited};
+use crate::store::HookOutcome;
+use crate::web::{ApiError, AppState, json_status, read_limited, with_state};
 
 fn count(action: &'static str, outcome: &'static str) {
     metrics::counter!(crate::metrics::HOOKS, "action" => action, "outcome" => outcome).increment(1);
@@ -21,39 +21,26 @@ fn count(action: &'static str, outcome: &'static str) {
 /// Largest body accepted (1 MiB); Quicket's hooks are a few hundred bytes.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// What the webhook route needs.
-#[derive(Clone)]
-pub struct WebhookState {
-    /// Where hooks are kept.
-    pub store: Store,
-    /// The secret path part.
-    pub token: String,
-    /// Looks new events up in Quicket's API (in the background).
-    pub events: std::sync::Arc<crate::events::EventDirectory>,
-    /// The zone an `event_date` with an offset is turned into (`schedule.timezone` at start).
-    pub timezone: chrono_tz::Tz,
-}
-
 /// The webhook route.
 pub fn route(
-    state: WebhookState,
-) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    state: &AppState,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
     warp::path!("webhooks" / "quicket" / String)
         .and(warp::post())
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
-        .then(move |token: String, length: Option<u64>, body| {
-            let state = state.clone();
-            async move {
+        .and(with_state(state))
+        .then(
+            |token: String, length: Option<u64>, body, state: AppState| async move {
                 receive(&state, &token, length, body)
                     .await
                     .unwrap_or_else(Reply::into_response)
-            }
-        })
+            },
+        )
 }
 
 async fn receive<S, B>(
-    state: &WebhookState,
+    state: &AppState,
     token: &str,
     length: Option<u64>,
     body: S,
@@ -63,7 +50,7 @@ where
     B: Buf,
 {
     // Constant time, so the token cannot be guessed byte by byte from response times.
-    if !bool::from(token.as_bytes().ct_eq(state.token.as_bytes())) {
+    if !bool::from(token.as_bytes().ct_eq(state.webhook_token.as_bytes())) {
         tracing::warn!("webhook called with a wrong token");
         count("none", "unauthorized");
         return Err(ApiError::Unauthorized);
@@ -79,7 +66,7 @@ where
         Err(ApiError::PayloadTooLarge(_)) => return Err(too_large()),
         other => other?,
     };
-    let parsed = quicket::parse_hook_in(&body, state.timezone);
+    let parsed = quicket::parse_hook_in(&body, state.hook_timezone);
     let action = match &parsed {
         Ok(hook) => match &hook.action {
             HookAction::Known(state) => state.as_str(),
@@ -101,7 +88,7 @@ where
         HookOutcome::Recorded => {
             tracing::info!(delivery = id, "hook recorded");
             if let Some(event_id) = &event_id {
-                state.events.notice(event_id);
+                state.engine.events().notice(event_id);
             }
             json_status(&json!({"status": "recorded"}), StatusCode::OK)
         }

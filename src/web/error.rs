@@ -5,7 +5,7 @@ use std::convert::Infallible;
 
 use serde_json::json;
 use warp::Rejection;
-use warp::http::StatusCode;
+use warp::http::{StatusCode, header};
 use warp::reply::{Reply, Response};
 
 use crate::store::StoreError;
@@ -92,6 +92,54 @@ impl ApiError {
     }
 }
 
+/// Why an admin request was refused (mapped to a status by [`recover`]).
+#[derive(Debug)]
+pub enum AdminRefused {
+    /// No password configured: /admin does not exist.
+    Off,
+    /// Missing or wrong credentials.
+    Unauthorized,
+    /// A form posted from another site (or from somewhere the browser would not say).
+    CrossSite,
+    /// Too many failed logins from this client: try again after this many seconds.
+    Throttled(u64),
+}
+
+impl warp::reject::Reject for AdminRefused {}
+
+/// The response for a refused admin request.
+fn refused(why: &AdminRefused) -> Response {
+    match why {
+        AdminRefused::Off => json_status(
+            &serde_json::json!({"status": "error", "error": "/admin is off: set server.admin_password to turn it on"}),
+            StatusCode::NOT_FOUND,
+        ),
+        AdminRefused::Unauthorized => warp::reply::with_header(
+            warp::reply::with_status(
+                "Sign in as admin with server.admin_password.\n",
+                StatusCode::UNAUTHORIZED,
+            ),
+            header::WWW_AUTHENTICATE,
+            "Basic realm=\"quicket-followup\", charset=\"UTF-8\"",
+        )
+        .into_response(),
+        AdminRefused::CrossSite => warp::reply::with_status(
+            "This form was posted from another site.\n",
+            StatusCode::FORBIDDEN,
+        )
+        .into_response(),
+        AdminRefused::Throttled(seconds) => warp::reply::with_header(
+            warp::reply::with_status(
+                format!("Too many failed sign-ins from here: try again in {seconds} seconds.\n"),
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
+            header::RETRY_AFTER,
+            seconds.to_string(),
+        )
+        .into_response(),
+    }
+}
+
 /// A JSON body with a status.
 pub fn json_status(body: &serde_json::Value, status: StatusCode) -> Response {
     warp::reply::with_status(warp::reply::json(body), status).into_response()
@@ -99,8 +147,8 @@ pub fn json_status(body: &serde_json::Value, status: StatusCode) -> Response {
 
 /// Turns warp's own rejections (no such route, wrong method ...) into JSON errors.
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
-    if let Some(why) = rejection.find::<super::AdminRefused>() {
-        return Ok(super::admin::refused(why));
+    if let Some(why) = rejection.find::<AdminRefused>() {
+        return Ok(refused(why));
     }
     let (status, message) = if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "no such page".to_string())

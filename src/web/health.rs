@@ -10,8 +10,8 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
 use super::error::json_status;
+use super::state::{AppState, with_state};
 use crate::config::parse_cron;
-use crate::reminders::Engine;
 use crate::store::{Store, parse_timestamp};
 
 /// How long `/healthz` answers from what it last read from the database, so that a flood of
@@ -31,34 +31,18 @@ struct DbFacts {
 #[derive(Clone, Default)]
 pub struct HealthCache(Arc<tokio::sync::Mutex<Option<(std::time::Instant, DbFacts)>>>);
 
-/// What the health and metrics routes need.
-#[derive(Clone)]
-pub struct HealthState {
-    /// The store.
-    pub store: Store,
-    /// The engine (settings in force, reload status).
-    pub engine: Arc<Engine>,
-    /// Whether passes run on a schedule here (only then can one be overdue).
-    pub scheduled: bool,
-    /// When this process started serving.
-    pub started_at: DateTime<Utc>,
-    /// The database reads of the last second.
-    pub cache: HealthCache,
-}
-
 /// `GET /healthz` and `GET /metrics`.
 pub fn routes(
-    state: HealthState,
-) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    let with_state = warp::any().map(move || state.clone());
+    state: &AppState,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
     let health = warp::path!("healthz")
         .and(warp::get())
-        .and(with_state.clone())
-        .then(|state: HealthState| async move { health(&state).await });
+        .and(with_state(state))
+        .then(|state: AppState| async move { health(&state).await });
     let metrics = warp::path!("metrics")
         .and(warp::get())
-        .and(with_state)
-        .then(|state: HealthState| async move { metrics(&state).await });
+        .and(with_state(state))
+        .then(|state: AppState| async move { metrics(&state).await });
     health.or(metrics).unify()
 }
 
@@ -85,8 +69,8 @@ pub fn pass_overdue(
 
 /// The database's facts, read at most once per [`CACHE_FOR`] (callers in the same second wait for
 /// one read and share it).
-async fn db_facts(state: &HealthState) -> DbFacts {
-    let mut cached = state.cache.0.lock().await;
+async fn db_facts(state: &AppState) -> DbFacts {
+    let mut cached = state.health.0.lock().await;
     if let Some((at, facts)) = cached.as_ref()
         && at.elapsed() < CACHE_FOR
     {
@@ -103,7 +87,7 @@ async fn db_facts(state: &HealthState) -> DbFacts {
     facts
 }
 
-async fn health(state: &HealthState) -> Response {
+async fn health(state: &AppState) -> Response {
     let version = env!("CARGO_PKG_VERSION");
     let facts = db_facts(state).await;
     let schema = match facts.schema {
@@ -222,7 +206,7 @@ async fn sending(store: &Store, now: DateTime<Utc>) -> serde_json::Value {
     })
 }
 
-async fn metrics(state: &HealthState) -> Response {
+async fn metrics(state: &AppState) -> Response {
     let handle = crate::metrics::handle();
     let now = Utc::now();
     if let Ok(rates) = crate::reminders::breaker::rates(&state.store, now).await {

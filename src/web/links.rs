@@ -1,8 +1,6 @@
 //! The routes behind the links in every email: the unsubscribe page (GET shows, POST acts, so a
 //! mail scanner following links changes nothing) and the tracked event link.
 
-use std::sync::Arc;
-
 use askama::Template;
 use chrono::Utc;
 use warp::Filter;
@@ -10,11 +8,10 @@ use warp::http::{StatusCode, header};
 use warp::reply::{Reply, Response};
 
 use super::ApiError;
+use super::state::{AppState, with_state};
 use crate::email::organiser_name;
 use crate::links::{LinkTarget, Purpose};
-use crate::reminders::Engine;
 use crate::scanner::{Link, Request};
-use crate::store::Store;
 use crate::store::clicks::Fetch;
 use crate::store::privacy::SuppressionSource;
 
@@ -47,32 +44,22 @@ struct NotFoundPage<'a> {
     organiser: &'a str,
 }
 
-/// What the link routes need.
-#[derive(Clone)]
-pub struct LinkState {
-    /// The store.
-    pub store: Store,
-    /// The engine (token checks, the event pages in force).
-    pub engine: Arc<Engine>,
-}
-
 /// `GET /unsubscribe/{token}`, `POST /unsubscribe/{token}` and `GET /r/{token}`.
 pub fn routes(
-    state: LinkState,
-) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    let with_state = warp::any().map(move || state.clone());
+    state: &AppState,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
     let page = warp::path!("unsubscribe" / String)
         .and(warp::get())
         .and(request(false))
-        .and(with_state.clone())
-        .then(|token: String, request, state: LinkState| async move {
+        .and(with_state(state))
+        .then(|token: String, request, state: AppState| async move {
             respond(unsubscribe_page(&state, &token, request).await)
         });
     let act = warp::path!("unsubscribe" / String)
         .and(warp::post())
         .and(warp::body::stream())
-        .and(with_state.clone())
-        .then(|token: String, body, state: LinkState| async move {
+        .and(with_state(state))
+        .then(|token: String, body, state: AppState| async move {
             let body = match super::read_limited(body, MAX_FORM).await {
                 Ok(body) => body,
                 Err(e) => return e.into_response(),
@@ -87,8 +74,8 @@ pub fn routes(
                 .or(warp::head().and(request(true)))
                 .unify(),
         )
-        .and(with_state)
-        .then(|token: String, request, state: LinkState| async move {
+        .and(with_state(state))
+        .then(|token: String, request, state: AppState| async move {
             respond(click(&state, &token, request).await)
         });
     page.or(act).unify().or(click).unify()
@@ -123,7 +110,7 @@ fn html(page: &impl Template, status: StatusCode) -> Result<Response, ApiError> 
 }
 
 /// The page for a forged, altered, malformed, expired or forgotten token (which changes nothing).
-fn not_found(state: &LinkState) -> Result<Response, ApiError> {
+fn not_found(state: &AppState) -> Result<Response, ApiError> {
     let organiser = organiser_name(&state.engine.settings().config.email.from);
     html(
         &NotFoundPage {
@@ -141,7 +128,7 @@ struct Resolved {
 }
 
 async fn resolve(
-    state: &LinkState,
+    state: &AppState,
     token: &str,
     purpose: Purpose,
 ) -> Result<Option<Resolved>, ApiError> {
@@ -164,7 +151,7 @@ async fn resolve(
 }
 
 async fn unsubscribe_page(
-    state: &LinkState,
+    state: &AppState,
     token: &str,
     request: Request,
 ) -> Result<Response, ApiError> {
@@ -189,7 +176,7 @@ async fn unsubscribe_page(
     )
 }
 
-async fn unsubscribe(state: &LinkState, token: &str, body: &[u8]) -> Result<Response, ApiError> {
+async fn unsubscribe(state: &AppState, token: &str, body: &[u8]) -> Result<Response, ApiError> {
     let Some(link) = resolve(state, token, Purpose::Unsubscribe).await? else {
         return not_found(state);
     };
@@ -237,7 +224,7 @@ async fn unsubscribe(state: &LinkState, token: &str, body: &[u8]) -> Result<Resp
 }
 
 /// Records a fetch of one of an email's links (a failure is logged: the buyer goes on anyway).
-async fn record_fetch(state: &LinkState, target: &LinkTarget, link: Link, request: Request) {
+async fn record_fetch(state: &AppState, target: &LinkTarget, link: Link, request: Request) {
     let fetch = Fetch {
         email_key: target.email_key.clone(),
         event_id: target.event_id.clone(),
@@ -257,7 +244,7 @@ async fn record_fetch(state: &LinkState, target: &LinkTarget, link: Link, reques
     }
 }
 
-async fn click(state: &LinkState, token: &str, request: Request) -> Result<Response, ApiError> {
+async fn click(state: &AppState, token: &str, request: Request) -> Result<Response, ApiError> {
     let Some(link) = resolve(state, token, Purpose::Event).await? else {
         return not_found(state);
     };

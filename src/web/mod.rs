@@ -1,4 +1,5 @@
-//! HTTP plumbing shared by every route: the one place errors become statuses, and `/healthz`.
+//! HTTP plumbing shared by every route: the one state, the one place errors become statuses,
+//! the security headers; the pages: `/healthz`, the links in emails, `/admin`.
 
 mod admin;
 mod error;
@@ -6,13 +7,15 @@ mod experiment_view;
 mod headers;
 mod health;
 mod links;
+mod state;
 mod throttle;
 
-pub use admin::{AdminRefused, AdminState, routes as admin_routes};
-pub use error::{ApiError, json_status, recover};
+pub use admin::routes as admin_routes;
+pub use error::{AdminRefused, ApiError, json_status, recover};
 pub use headers::security_headers;
-pub use health::{HealthCache, HealthState, pass_overdue, routes as health_routes};
-pub use links::{LinkState, routes as link_routes};
+pub use health::{HealthCache, pass_overdue, routes as health_routes};
+pub use links::routes as link_routes;
+pub use state::{AppState, EmailProviders, with_state};
 pub use throttle::LoginThrottle;
 
 use bytes::Buf;

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use warp::http::header;
 use warp::reply::{Reply, Response};
 
-use super::{AdminState, page as render_page, with_notice};
+use super::{AppState, page as render_page, with_notice};
 use crate::present;
 use crate::web::ApiError;
 
@@ -55,7 +55,7 @@ struct EmailsPage {
 }
 
 async fn rendered(
-    state: &AdminState,
+    state: &AppState,
     step: &str,
     reference: &str,
 ) -> Result<Result<crate::templates::Rendered, String>, ApiError> {
@@ -89,7 +89,7 @@ async fn rendered(
 }
 
 /// `GET /admin/emails?step=&reference=`: a step as a buyer would receive it.
-pub(super) async fn page(state: AdminState, q: EmailsQuery) -> Result<Response, ApiError> {
+pub(super) async fn page(state: AppState, q: EmailsQuery) -> Result<Response, ApiError> {
     let state = &state;
     let settings = state.engine.settings();
     let steps: Vec<String> = settings.config.step_names();
@@ -129,7 +129,7 @@ pub(super) async fn page(state: AdminState, q: EmailsQuery) -> Result<Response, 
 }
 
 /// `GET /admin/emails/render?step=&reference=`: the email's own HTML, for the page's frame.
-pub(super) async fn render(state: AdminState, q: RenderQuery) -> Result<Response, ApiError> {
+pub(super) async fn render(state: AppState, q: RenderQuery) -> Result<Response, ApiError> {
     match rendered(&state, &q.step, q.reference.trim()).await? {
         Ok(r) => {
             // The email's own HTML, shown in a sandboxed frame of our emails page: no scripts, no
@@ -151,7 +151,7 @@ pub(super) async fn render(state: AdminState, q: RenderQuery) -> Result<Response
 }
 
 /// `POST /admin/emails/test`: sends every step to the address in the form.
-pub(super) async fn send_test(state: AdminState, f: SendTestForm) -> Result<Response, ApiError> {
+pub(super) async fn send_test(state: AppState, f: SendTestForm) -> Result<Response, ApiError> {
     let state = &state;
     let (address, reference) = (f.email, f.reference);
     let order = if reference.trim().is_empty() {

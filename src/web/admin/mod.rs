@@ -4,7 +4,7 @@
 //! This file is the door (basic auth, login throttling, the same-origin check for forms), the one
 //! route table, and the helpers every page uses; each page lives in its own file. To add a page:
 //! write `admin/<page>.rs` with a `#[derive(Deserialize)]` query or form struct and an
-//! `async fn(AdminState, Query) -> Result<Response, ApiError>`, then add one line to [`routes`].
+//! `async fn(AppState, Query) -> Result<Response, ApiError>`, then add one line to [`routes`].
 
 mod chart;
 mod emails;
@@ -15,7 +15,6 @@ mod schedule;
 mod suppressions;
 
 use std::future::Future;
-use std::sync::Arc;
 
 use askama::Template;
 use base64::Engine as _;
@@ -28,40 +27,9 @@ use warp::http::{StatusCode, header};
 use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
-use super::ApiError;
-use super::throttle::{self, LoginThrottle};
-use crate::reminders::Engine;
-use crate::store::Store;
-
-/// What the admin pages need.
-#[derive(Clone)]
-pub struct AdminState {
-    /// The store.
-    pub store: Store,
-    /// The engine (settings in force, links, transport).
-    pub engine: Arc<Engine>,
-    /// The password; empty turns /admin off.
-    pub password: String,
-    /// Whether passes run on a schedule here.
-    pub scheduled: bool,
-    /// Failed logins per client (shared by every route; set by [`routes`]).
-    pub throttle: Arc<LoginThrottle>,
-}
-
-/// Why an admin request was refused (mapped to a status in [`super::recover`]).
-#[derive(Debug)]
-pub enum AdminRefused {
-    /// No password configured: /admin does not exist.
-    Off,
-    /// Missing or wrong credentials.
-    Unauthorized,
-    /// A form posted from another site (or from somewhere the browser would not say).
-    CrossSite,
-    /// Too many failed logins from this client: try again after this many seconds.
-    Throttled(u64),
-}
-
-impl warp::reject::Reject for AdminRefused {}
+use super::state::{AppState, with_state};
+use super::throttle;
+use super::{AdminRefused, ApiError};
 
 fn authorized(password: &str, header: Option<&str>) -> bool {
     let Some(encoded) = header.and_then(|h| h.strip_prefix("Basic ")) else {
@@ -113,8 +81,8 @@ fn same_origin(door: &Door, public_url: &str) -> bool {
 }
 
 /// Basic auth with login throttling per client, and for POSTs a same-origin check.
-fn check_door(state: &AdminState, door: &Door) -> Result<(), AdminRefused> {
-    if state.password.is_empty() {
+fn check_door(state: &AppState, door: &Door) -> Result<(), AdminRefused> {
+    if state.admin_password.is_empty() {
         return Err(AdminRefused::Off);
     }
     let config = state.engine.settings().config.clone();
@@ -128,7 +96,7 @@ fn check_door(state: &AdminState, door: &Door) -> Result<(), AdminRefused> {
         // Rounded up, so a client that waits as told is let in.
         return Err(AdminRefused::Throttled(wait.as_secs() + 1));
     }
-    if !authorized(&state.password, door.authorization.as_deref()) {
+    if !authorized(&state.admin_password, door.authorization.as_deref()) {
         // A browser's first request carries no credentials; only a wrong password is a failure.
         if door.authorization.is_some() {
             let refused = state.throttle.failed(client, now);
@@ -152,7 +120,7 @@ fn check_door(state: &AdminState, door: &Door) -> Result<(), AdminRefused> {
 }
 
 /// The guard in front of every `/admin` route; runs once per request.
-fn guard(state: AdminState) -> BoxedFilter<(AdminState,)> {
+fn guard(state: &AppState) -> BoxedFilter<(AppState,)> {
     let door = warp::method()
         // The connection layer's address (warp's own addr::remote() is set only by warp::serve).
         .and(crate::connections::remote())
@@ -174,47 +142,12 @@ fn guard(state: AdminState) -> BoxedFilter<(AdminState,)> {
         );
     warp::path("admin")
         .and(door)
-        .and_then(move |door: Door| {
-            let state = state.clone();
-            async move {
-                check_door(&state, &door).map_err(warp::reject::custom)?;
-                Ok::<_, warp::Rejection>(state)
-            }
+        .and(with_state(state))
+        .and_then(|door: Door, state: AppState| async move {
+            check_door(&state, &door).map_err(warp::reject::custom)?;
+            Ok::<_, Rejection>(state)
         })
         .boxed()
-}
-
-/// The response for a refused admin request.
-pub fn refused(why: &AdminRefused) -> Response {
-    match why {
-        AdminRefused::Off => super::json_status(
-            &serde_json::json!({"status": "error", "error": "/admin is off: set server.admin_password to turn it on"}),
-            StatusCode::NOT_FOUND,
-        ),
-        AdminRefused::Unauthorized => warp::reply::with_header(
-            warp::reply::with_status(
-                "Sign in as admin with server.admin_password.\n",
-                StatusCode::UNAUTHORIZED,
-            ),
-            header::WWW_AUTHENTICATE,
-            "Basic realm=\"quicket-followup\", charset=\"UTF-8\"",
-        )
-        .into_response(),
-        AdminRefused::CrossSite => warp::reply::with_status(
-            "This form was posted from another site.\n",
-            StatusCode::FORBIDDEN,
-        )
-        .into_response(),
-        AdminRefused::Throttled(seconds) => warp::reply::with_header(
-            warp::reply::with_status(
-                format!("Too many failed sign-ins from here: try again in {seconds} seconds.\n"),
-                StatusCode::TOO_MANY_REQUESTS,
-            ),
-            header::RETRY_AFTER,
-            seconds.to_string(),
-        )
-        .into_response(),
-    }
 }
 
 fn page(page: &impl Template) -> Result<Response, ApiError> {
@@ -236,7 +169,7 @@ fn respond(result: Result<Response, ApiError>) -> Response {
 }
 
 /// What a matched route does with the state, once the guard let the request in.
-type Handler = Box<dyn FnOnce(AdminState) -> BoxFuture<'static, Result<Response, ApiError>> + Send>;
+type Handler = Box<dyn FnOnce(AppState) -> BoxFuture<'static, Result<Response, ApiError>> + Send>;
 
 /// A route: whatever `filter` extracts is handed, with the state, to `handler`.
 fn route<T, F, Fut>(
@@ -245,13 +178,13 @@ fn route<T, F, Fut>(
 ) -> BoxedFilter<(Handler,)>
 where
     T: Send + 'static,
-    F: Fn(AdminState, T) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(AppState, T) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
 {
     filter
         .map(move |input: T| {
             let handler = handler.clone();
-            Box::new(move |state: AdminState| {
+            Box::new(move |state: AppState| {
                 Box::pin(handler(state, input)) as BoxFuture<'static, _>
             }) as Handler
         })
@@ -265,7 +198,7 @@ fn get<Q, F, Fut>(
 ) -> BoxedFilter<(Handler,)>
 where
     Q: DeserializeOwned + Send + 'static,
-    F: Fn(AdminState, Q) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(AppState, Q) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
 {
     route(path.and(warp::get()).and(warp::query::<Q>()), handler)
@@ -281,7 +214,7 @@ fn post<Q, F, Fut>(
 ) -> BoxedFilter<(Handler,)>
 where
     Q: DeserializeOwned + Send + 'static,
-    F: Fn(AdminState, Q) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(AppState, Q) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
 {
     let form = warp::body::content_length_limit(MAX_FORM).and(warp::body::form::<Q>());
@@ -294,7 +227,7 @@ fn action<F, Fut>(
     handler: F,
 ) -> BoxedFilter<(Handler,)>
 where
-    F: Fn(AdminState) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(AppState) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
 {
     route(path.and(warp::post()).map(|| ()), move |state, ()| {
@@ -303,9 +236,7 @@ where
 }
 
 /// Every `/admin` route: one line each, tried in order, under `/admin`.
-pub fn routes(mut state: AdminState) -> BoxedFilter<(Response,)> {
-    // One throttle for all the routes, whoever built the state.
-    state.throttle = Arc::new(LoginThrottle::default());
+pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
     use warp::path;
     let table = vec![
         get(path::end(), overview::page),
@@ -336,7 +267,7 @@ pub fn routes(mut state: AdminState) -> BoxedFilter<(Response,)> {
         });
     guard(state)
         .and(pages)
-        .then(|state: AdminState, handler: Handler| async move { respond(handler(state).await) })
+        .then(|state: AppState, handler: Handler| async move { respond(handler(state).await) })
         .boxed()
 }
 
@@ -352,7 +283,7 @@ struct Notice {
 struct NoQuery {}
 
 /// A time for people, in the configured zone.
-fn local(state: &AdminState, at: &str) -> String {
+fn local(state: &AppState, at: &str) -> String {
     let tz = state.engine.settings().config.schedule.timezone;
     crate::store::parse_timestamp(at)
         .map(|t| {

@@ -4,7 +4,7 @@ use askama::Template;
 use serde::Deserialize;
 use warp::reply::Response;
 
-use super::{AdminState, buyer_link, local, page as render, see_other};
+use super::{AppState, buyer_link, local, page as render, see_other};
 use crate::present::rands;
 use crate::web::ApiError;
 
@@ -72,7 +72,7 @@ struct OrdersPage {
 }
 
 /// `GET /admin/orders?q=`: the latest buyer-events, or those matching a search.
-pub(super) async fn list(state: AdminState, q: OrdersQuery) -> Result<Response, ApiError> {
+pub(super) async fn list(state: AppState, q: OrdersQuery) -> Result<Response, ApiError> {
     let state = &state;
     let query = q.q;
     let rows = state.store.search(&query).await?;
@@ -122,7 +122,7 @@ struct BuyerPage {
 }
 
 /// `GET /admin/buyer?email=&event=`: one buyer-event's timeline.
-pub(super) async fn buyer(state: AdminState, q: BuyerQuery) -> Result<Response, ApiError> {
+pub(super) async fn buyer(state: AppState, q: BuyerQuery) -> Result<Response, ApiError> {
     let state = &state;
     let (email, event) = (q.email, q.event);
     let Some(t) = state.store.timeline(&email, &event).await? else {

@@ -6,7 +6,7 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 use warp::reply::Response;
 
-use super::{AdminState, Notice, chart, local, page as render, with_notice};
+use super::{AppState, Notice, chart, local, page as render, with_notice};
 use crate::present::rands;
 use crate::store::stats::Stats;
 use crate::web::ApiError;
@@ -109,7 +109,7 @@ fn activity(stats: &Stats) -> Vec<ActivityRow> {
 }
 
 /// `GET /admin`: what the reminders earned, the control group, activity, and what needs attention.
-pub(super) async fn page(state: AdminState, q: Notice) -> Result<Response, ApiError> {
+pub(super) async fn page(state: AppState, q: Notice) -> Result<Response, ApiError> {
     let state = &state;
     let settings = state.engine.settings();
     let config = &settings.config;
@@ -234,7 +234,7 @@ pub(super) async fn page(state: AdminState, q: Notice) -> Result<Response, ApiEr
 /// The last DNS readiness verdict; one older than a day (or none) is refreshed in the background,
 /// so the page never waits on DNS.
 async fn dns_readiness(
-    state: &AdminState,
+    state: &AppState,
     now: DateTime<Utc>,
 ) -> Result<(String, Vec<crate::dns::Finding>), ApiError> {
     static REFRESHING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -263,7 +263,7 @@ async fn dns_readiness(
 }
 
 /// The circuit breaker's Resume button.
-pub(super) async fn resume_sending(state: AdminState) -> Result<Response, ApiError> {
+pub(super) async fn resume_sending(state: AppState) -> Result<Response, ApiError> {
     let message = match state.store.resume_sending(Utc::now()).await? {
         Some(_) => "Sending resumed: the reminders that waited go out from the next pass.",
         None => "Sending was not paused.",

@@ -5,7 +5,7 @@ use askama::Template;
 use warp::http::header;
 use warp::reply::Response;
 
-use super::{AdminState, Notice, local, page as render, with_notice};
+use super::{AppState, Notice, local, page as render, with_notice};
 use crate::web::ApiError;
 
 struct ProblemRow {
@@ -27,7 +27,7 @@ struct ProblemsPage {
 }
 
 /// `GET /admin/problems`: deliveries that could not be used, or only in part.
-pub(super) async fn page(state: AdminState, q: Notice) -> Result<Response, ApiError> {
+pub(super) async fn page(state: AppState, q: Notice) -> Result<Response, ApiError> {
     let state = &state;
     let rows = state.store.problems(200).await?;
     render(&ProblemsPage {
@@ -62,7 +62,7 @@ pub(super) async fn page(state: AdminState, q: Notice) -> Result<Response, ApiEr
 }
 
 /// A delivery's whole raw body, as a download (never shown as a page: it is what a stranger sent).
-pub(super) async fn body(state: AdminState, id: i64) -> Result<Response, ApiError> {
+pub(super) async fn body(state: AppState, id: i64) -> Result<Response, ApiError> {
     let body = state
         .store
         .delivery_body(id)
@@ -85,7 +85,7 @@ pub(super) async fn body(state: AdminState, id: i64) -> Result<Response, ApiErro
 }
 
 /// `POST /admin/replay`: reads every kept delivery again (after a fix that reads more of them).
-pub(super) async fn replay(state: AdminState) -> Result<Response, ApiError> {
+pub(super) async fn replay(state: AppState) -> Result<Response, ApiError> {
     let timezone = state.engine.settings().config.schedule.timezone;
     let r = state.store.replay(timezone).await?;
     let message = format!(

@@ -4,7 +4,7 @@
 use askama::Template;
 use warp::reply::Response;
 
-use super::{AdminState, NoQuery, buyer_link, local, page as render};
+use super::{AppState, NoQuery, buyer_link, local, page as render};
 use crate::present::{self, Lookups};
 use crate::web::ApiError;
 
@@ -38,7 +38,7 @@ struct EventRow {
 const DUE_SHOWN: usize = 50;
 
 /// `GET /admin/schedule`: the plan in words, the next buyers due, and each event's page.
-pub(super) async fn page(state: AdminState, _: NoQuery) -> Result<Response, ApiError> {
+pub(super) async fn page(state: AppState, _: NoQuery) -> Result<Response, ApiError> {
     let state = &state;
     let settings = state.engine.settings();
     let due = state.store.next_due(DUE_SHOWN).await?;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use warp::reply::Response;
 
-use super::{AdminState, Notice, local, page as render, see_other, with_notice};
+use super::{AppState, Notice, local, page as render, see_other, with_notice};
 use crate::store::privacy::SuppressionSource;
 use crate::web::ApiError;
 
@@ -32,7 +32,7 @@ struct SuppressionsPage {
 }
 
 /// `GET /admin/suppressions`: every address that is never emailed, since when and why.
-pub(super) async fn page(state: AdminState, q: Notice) -> Result<Response, ApiError> {
+pub(super) async fn page(state: AppState, q: Notice) -> Result<Response, ApiError> {
     let state = &state;
     let rows = state.store.suppressions().await?;
     render(&SuppressionsPage {
@@ -53,17 +53,17 @@ pub(super) async fn page(state: AdminState, q: Notice) -> Result<Response, ApiEr
 }
 
 /// `POST /admin/suppressions`: an address is never emailed from now on.
-pub(super) async fn add(state: AdminState, f: SuppressionForm) -> Result<Response, ApiError> {
+pub(super) async fn add(state: AppState, f: SuppressionForm) -> Result<Response, ApiError> {
     change_suppression(&state, &f, true).await
 }
 
 /// `POST /admin/suppressions/remove`: an address may be emailed again.
-pub(super) async fn remove(state: AdminState, f: SuppressionForm) -> Result<Response, ApiError> {
+pub(super) async fn remove(state: AppState, f: SuppressionForm) -> Result<Response, ApiError> {
     change_suppression(&state, &f, false).await
 }
 
 async fn change_suppression(
-    state: &AdminState,
+    state: &AppState,
     f: &SuppressionForm,
     add: bool,
 ) -> Result<Response, ApiError> {
