@@ -252,34 +252,14 @@ pub async fn preview(
 pub fn warnings(config: &Config) -> Vec<String> {
     let mut warnings = Vec::new();
     if config.email.transport == Transport::Smtp {
-        let url = config.email.smtp_url.trim();
-        let plain = url.starts_with("smtp://") && !url.contains("tls=required");
-        let host = url
-            .split("://")
-            .nth(1)
-            .map(|rest| rest.rsplit('@').next().unwrap_or(rest))
-            .map(|hostport| {
-                hostport
-                    .split(['/', '?'])
-                    .next()
-                    .unwrap_or_default()
-                    .rsplit_once(':')
-                    .map_or(hostport, |(h, _)| h)
-            })
-            .unwrap_or_default()
-            .trim_matches(['[', ']']);
-        let loopback = host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        let has_password = url
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.rsplit_once('@'))
-            .is_some_and(|(userinfo, _)| userinfo.contains(':'));
-        if plain && has_password && !loopback {
+        if let Some(url) = crate::config::SmtpUrl::parse(&config.email.smtp_url)
+            && url.is_plain()
+            && url.has_password()
+            && !url.is_loopback()
+        {
             warnings.push(format!(
-                "email.smtp_url sends the password unencrypted to {host}: use smtps://...:465 or add ?tls=required"
+                "email.smtp_url sends the password unencrypted to {}: use smtps://...:465 or add ?tls=required",
+                url.host()
             ));
         }
         let public = config.public_url();

@@ -219,6 +219,66 @@ pub enum Transport {
     Smtp,
 }
 
+/// `email.smtp_url` read as a URL (`url::Url`): what messages and `check`'s warnings need of it.
+/// No `Debug`: it holds the password.
+pub struct SmtpUrl(url::Url);
+
+impl SmtpUrl {
+    /// Reads the URL; `None` when the text is not one with a host (`user:secret@host` reads as
+    /// the scheme `user`, the password in its path).
+    pub fn parse(text: &str) -> Option<SmtpUrl> {
+        let url = url::Url::parse(text.trim()).ok()?;
+        url.has_host().then_some(SmtpUrl(url))
+    }
+
+    /// The server's host name or address (an IPv6 address without its brackets).
+    pub fn host(&self) -> &str {
+        self.0
+            .host_str()
+            .unwrap_or_default()
+            .trim_matches(['[', ']'])
+    }
+
+    /// Whether the server is this machine: `localhost` or a loopback address.
+    pub fn is_loopback(&self) -> bool {
+        let host = self.host();
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// Whether the URL carries a password.
+    pub fn has_password(&self) -> bool {
+        self.0.password().is_some()
+    }
+
+    /// Whether the connection is unencrypted: `smtp://` without `?tls=required`.
+    pub fn is_plain(&self) -> bool {
+        self.0.scheme() == "smtp"
+            && !self
+                .0
+                .query_pairs()
+                .any(|(key, value)| key == "tls" && value == "required")
+    }
+
+    /// The URL with its password replaced by `***`, for messages.
+    pub fn redacted(&self) -> String {
+        let mut url = self.0.clone();
+        if url.password().is_some() {
+            // Only a URL without a host refuses a password, and this one has one.
+            let _ = url.set_password(Some("***"));
+        }
+        url.to_string()
+    }
+}
+
+/// `text` (an SMTP URL) without its password, for messages; a text that is not a URL is not shown,
+/// since it may hold the password anywhere.
+pub fn redact_smtp_url(text: &str) -> String {
+    SmtpUrl::parse(text).map_or_else(|| "not a URL".to_string(), |url| url.redacted())
+}
+
 /// `[schedule]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -11,9 +11,11 @@ pub mod domain;
 pub mod email;
 pub mod email_events;
 pub mod email_webhook;
+pub mod error_chain;
 pub mod events;
 pub mod experiment;
 pub mod export;
+pub mod http_client;
 pub mod init;
 pub mod lift;
 pub mod links;
@@ -31,3 +33,5 @@ pub mod store;
 pub mod templates;
 pub mod web;
 pub mod webhook;
+
+pub use error_chain::error_chain;

@@ -54,14 +54,9 @@ pub enum LookupError {
     Garbage(String),
 }
 
-type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    http_body_util::Empty<bytes::Bytes>,
->;
-
 /// A client for the API, made only when a key is set.
 pub struct QuicketApi {
-    http: HttpClient,
+    http: crate::http_client::HttpsClient,
     base: String,
     key: String,
     timeout: Duration,
@@ -74,20 +69,8 @@ impl QuicketApi {
         if key.is_empty() {
             return Ok(None);
         }
-        // ring, as lettre uses, with the same Mozilla roots: no system certificate store needed.
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(std::sync::Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .map_err(|e| anyhow::anyhow!("cannot set up TLS for Quicket's API: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let http =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(connector);
         Ok(Some(QuicketApi {
-            http,
+            http: crate::http_client::https_client("Quicket's API")?,
             base: config.base(),
             key: key.to_string(),
             timeout: config.timeout,
@@ -118,15 +101,11 @@ impl QuicketApi {
             .body(http_body_util::Empty::new())
             .map_err(|e| LookupError::Network(e.to_string()))?;
         // Errors are described without the URL, which holds the key.
-        let answer = self.http.request(request).await.map_err(|e| {
-            let mut text = e.to_string();
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                text = format!("{text}: {c}");
-                cause = c.source();
-            }
-            LookupError::Network(text)
-        })?;
+        let answer = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| LookupError::Network(crate::error_chain(e)))?;
         let status = answer.status().as_u16();
         match status {
             200..=299 => {}

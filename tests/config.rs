@@ -241,3 +241,37 @@ fn secrets_never_show_in_the_debug_form() {
         "{shown}"
     );
 }
+
+#[test]
+fn an_smtp_url_is_read_with_its_password_hidden() {
+    use quicket_followup::config::{SmtpUrl, redact_smtp_url};
+    assert_eq!(
+        redact_smtp_url("smtps://user:secret@host:465"),
+        "smtps://user:***@host:465"
+    );
+    assert_eq!(redact_smtp_url("smtp://host:25"), "smtp://host:25");
+    assert_eq!(
+        redact_smtp_url("user:secret@host"),
+        "not a URL",
+        "what is not a URL may hold the password anywhere"
+    );
+    let plain = SmtpUrl::parse(" smtp://user:secret@mail.shop.co.za:25 ").unwrap();
+    assert!(plain.is_plain() && plain.has_password() && !plain.is_loopback());
+    assert_eq!(plain.host(), "mail.shop.co.za");
+    let starttls = SmtpUrl::parse("smtp://user:secret@mail.shop.co.za:587?tls=required").unwrap();
+    assert!(!starttls.is_plain());
+    assert!(
+        !SmtpUrl::parse("smtps://user:secret@mail.shop.co.za")
+            .unwrap()
+            .is_plain()
+    );
+    for local in [
+        "smtp://u:p@127.0.0.1:25",
+        "smtp://u:p@[::1]:25",
+        "smtp://u:p@LOCALHOST",
+    ] {
+        assert!(SmtpUrl::parse(local).unwrap().is_loopback(), "{local}");
+    }
+    assert_eq!(SmtpUrl::parse("smtp://u:p@[::1]:25").unwrap().host(), "::1");
+    assert!(!SmtpUrl::parse("smtp://host:25").unwrap().has_password());
+}

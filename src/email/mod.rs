@@ -4,7 +4,10 @@
 pub mod dkim;
 mod transport;
 
-pub use transport::{Mailer, POOL_SIZE, SendError, redact as redact_url};
+pub use transport::{Mailer, POOL_SIZE, SendError};
+
+/// The SMTP URL without its password, for messages.
+pub use crate::config::redact_smtp_url as redact_url;
 
 use std::time::SystemTime;
 

@@ -6,7 +6,8 @@ use anyhow::Context;
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::config::{EmailConfig, Transport};
+use crate::config::{EmailConfig, Transport, redact_smtp_url};
+use crate::error_chain;
 
 /// SMTP connections kept open: one per email a pass has in flight.
 pub const POOL_SIZE: u32 = 16;
@@ -55,7 +56,7 @@ impl Mailer {
                     .with_context(|| {
                         format!(
                             "email.smtp_url is not an SMTP URL lettre understands ({})",
-                            redact(&config.smtp_url)
+                            redact_smtp_url(&config.smtp_url)
                         )
                     })?
                     .timeout(Some(config.smtp_timeout))
@@ -88,7 +89,7 @@ impl Mailer {
                             reply,
                         })
                     }
-                    Ok(Err(e)) => Err(SendError::Transient(error_chain(&e))),
+                    Ok(Err(e)) => Err(SendError::Transient(error_chain(e))),
                 }
             }
         }
@@ -109,23 +110,12 @@ impl Mailer {
                     .map_err(|_| {
                         anyhow::anyhow!("the SMTP server did not answer within {limit:?}")
                     })?
-                    .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))?;
+                    .map_err(|e| anyhow::anyhow!("{}", error_chain(e)))?;
                 anyhow::ensure!(ok, "the SMTP server did not answer NOOP");
                 Ok(())
             }
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Whether a permanent refusal says the mailbox does not exist (RFC 3463 5.1.1 and common wordings).
@@ -153,18 +143,6 @@ fn says_no_such_mailbox(
     ]
     .iter()
     .any(|needle| reply.contains(needle))
-}
-
-/// The URL without its password, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// Writes the message atomically; the file is named by the Message-ID, so a resend of the same
@@ -196,15 +174,6 @@ async fn write_eml(dir: &std::path::Path, message: &Message) -> anyhow::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("smtps://user:secret@host:465"),
-            "smtps://user:***@host:465"
-        );
-        assert_eq!(redact("smtp://host:25"), "smtp://host:25");
-    }
 
     #[test]
     fn mailbox_does_not_exist_is_recognised() {

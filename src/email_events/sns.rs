@@ -7,6 +7,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
+
+use crate::error_chain;
 use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 
@@ -112,14 +114,9 @@ pub enum SnsError {
     Unavailable(String),
 }
 
-type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    http_body_util::Empty<bytes::Bytes>,
->;
-
 /// Fetches and caches SNS signing certificates, and confirms subscriptions.
 pub struct Sns {
-    http: HttpClient,
+    http: crate::http_client::HttpsClient,
     certificates: Mutex<HashMap<String, Vec<u8>>>,
     allow_local: bool,
     timeout: Duration,
@@ -129,19 +126,8 @@ impl Sns {
     /// A client. `allow_local` also trusts `http://127.0.0.1` URLs: for tests, which stand in for
     /// SNS locally (it cannot be set from the config file).
     pub fn new(allow_local: bool, timeout: Duration) -> anyhow::Result<Sns> {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(std::sync::Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .map_err(|e| anyhow::anyhow!("cannot set up TLS for Amazon SNS: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let http =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(connector);
         Ok(Sns {
-            http,
+            http: crate::http_client::https_client("Amazon SNS")?,
             certificates: Mutex::new(HashMap::new()),
             allow_local,
             timeout,
@@ -228,13 +214,7 @@ impl Sns {
         let host = url.host_str().unwrap_or_default().to_string();
         let fetch = async {
             let answer = self.http.request(request).await.map_err(|e| {
-                let mut text = e.to_string();
-                let mut cause = std::error::Error::source(&e);
-                while let Some(c) = cause {
-                    text = format!("{text}: {c}");
-                    cause = c.source();
-                }
-                SnsError::Unavailable(format!("cannot reach {host}: {text}"))
+                SnsError::Unavailable(format!("cannot reach {host}: {}", error_chain(e)))
             })?;
             let status = answer.status();
             if !status.is_success() {
