@@ -33,5 +33,6 @@ pub mod store;
 pub mod templates;
 pub mod web;
 pub mod webhook;
+pub mod workshop;
 
 pub use error_chain::error_chain;

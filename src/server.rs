@@ -17,6 +17,7 @@ use crate::reminders::schedule::Schedule;
 use crate::store::Store;
 use crate::web;
 use crate::webhook;
+use crate::workshop::{Reloader, Workshop};
 
 /// Key of the generated webhook token in the `meta` table.
 const TOKEN_KEY: &str = "webhook_token";
@@ -31,7 +32,13 @@ pub struct Service {
     pub store: Store,
     /// The reminder engine (tests drive passes through it).
     pub engine: Arc<Engine>,
-    schedule: Option<Schedule>,
+    /// The editable files: read, saved safely, kept in the history.
+    pub workshop: Arc<Workshop>,
+    /// The main config file a reload re-reads (none: the configuration in force is kept).
+    config_file: Option<PathBuf>,
+    schedule: Arc<tokio::sync::Mutex<Option<Schedule>>>,
+    /// Answers the workshop's reload requests (a save is applied as a reload).
+    reloads: JoinHandle<()>,
     stop: oneshot::Sender<()>,
     server: JoinHandle<()>,
 }
@@ -44,7 +51,17 @@ impl Service {
     }
 
     /// Like [`Service::start`]; without `scheduled`, passes run only when asked (tests).
-    pub async fn start_with(mut config: Config, scheduled: bool) -> anyhow::Result<Service> {
+    pub async fn start_with(config: Config, scheduled: bool) -> anyhow::Result<Service> {
+        Self::start_from(config, None, scheduled).await
+    }
+
+    /// Like [`Service::start_with`], for a configuration read from `file`: a reload (SIGHUP, or
+    /// a save from the browser) reads that file again.
+    pub async fn start_from(
+        mut config: Config,
+        file: Option<PathBuf>,
+        scheduled: bool,
+    ) -> anyhow::Result<Service> {
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| {
@@ -60,6 +77,17 @@ impl Service {
         let store = Store::open(&config.database.path)?;
         let token = webhook_token(&config, &store).await?;
         let engine = Arc::new(Engine::new(config.clone(), store.clone()).await?);
+        // The files as they are at start: what changed by hand while the service was stopped.
+        if let Err(e) = crate::workshop::notice_hand_edits(&store, &config, file.as_deref()).await {
+            tracing::warn!("the editable files could not be compared with the history: {e:#}");
+        }
+        let (reloader, mut reload_requests) = Reloader::channel();
+        let workshop = Arc::new(Workshop::new(
+            store.clone(),
+            engine.clone(),
+            reloader,
+            file.clone(),
+        ));
         crate::metrics::handle();
         let state = web::AppState::new(
             &config,
@@ -105,7 +133,7 @@ impl Service {
                 let _ = stopped.await;
             },
         ));
-        let schedule = if scheduled {
+        let schedule: Option<Schedule> = if scheduled {
             Some(
                 Schedule::start(
                     engine.clone(),
@@ -117,30 +145,103 @@ impl Service {
         } else {
             None
         };
+        let schedule = Arc::new(tokio::sync::Mutex::new(schedule));
+        let reloads = {
+            let reloading = Reloading {
+                store: store.clone(),
+                engine: engine.clone(),
+                schedule: schedule.clone(),
+            };
+            let file = file.clone();
+            tokio::spawn(async move {
+                while let Some(request) = reload_requests.recv().await {
+                    let result = reloading.reload(file.as_deref()).await;
+                    if let Err(e) = &result {
+                        tracing::error!(
+                            "a save from the browser: the new settings were refused, the running ones are kept: {e:#}"
+                        );
+                    }
+                    request.answer(&result);
+                }
+            })
+        };
         Ok(Service {
             addr,
             webhook_url: config.webhook_url(&token),
             store,
             engine,
+            workshop,
+            config_file: file,
             schedule,
+            reloads,
             stop,
             server,
         })
     }
 
     /// Re-reads the config file and puts its `[schedule]`, `[[reminders]]`, `[events]` and
-    /// `[templates]` in force, with freshly read templates. A broken new version is refused and the
-    /// running one kept; changes to other sections need a restart and are reported as such.
+    /// `[templates]` in force, with freshly read templates (no file: the configuration in force,
+    /// with its templates read again). A broken new version is refused and the running one kept;
+    /// changes to other sections need a restart and are reported as such. Then the editable files
+    /// changed by hand are recorded in the history.
     pub async fn reload(&mut self, file: Option<&Path>) -> anyhow::Result<()> {
-        let result = self.try_reload(file).await;
+        Reloading {
+            store: self.store.clone(),
+            engine: self.engine.clone(),
+            schedule: self.schedule.clone(),
+        }
+        .reload(file)
+        .await
+    }
+
+    /// Stops accepting connections and answers the requests in flight; stops the schedule and lets
+    /// a pass in flight finish its email in hand; then flushes the store.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let schedule = self.schedule.lock().await.take();
+        if let Some(schedule) = schedule {
+            schedule.stop().await;
+        }
+        self.engine.stop().await;
+        let _ = self.server.await;
+        self.reloads.abort();
+        self.store.close().await;
+    }
+
+    /// The main config file a reload re-reads.
+    pub fn config_file(&self) -> Option<&Path> {
+        self.config_file.as_deref()
+    }
+}
+
+/// What a reload changes: the engine's settings and the schedule (one reload at a time: the
+/// schedule's lock is held throughout).
+struct Reloading {
+    store: Store,
+    engine: Arc<Engine>,
+    schedule: Arc<tokio::sync::Mutex<Option<Schedule>>>,
+}
+
+impl Reloading {
+    async fn reload(&self, file: Option<&Path>) -> anyhow::Result<()> {
+        let mut schedule = self.schedule.lock().await;
+        let result = self.try_reload(file, &mut schedule).await;
         self.engine
             .record_reload(result.as_ref().err().map(|e| format!("{e:#}")));
+        let config = self.engine.settings().config.clone();
+        if let Err(e) = crate::workshop::notice_hand_edits(&self.store, &config, file).await {
+            tracing::warn!("the editable files could not be compared with the history: {e:#}");
+        }
         result
     }
 
-    async fn try_reload(&mut self, file: Option<&Path>) -> anyhow::Result<()> {
-        let mut fresh = Config::load(file)?;
+    async fn try_reload(
+        &self,
+        file: Option<&Path>,
+        schedule: &mut Option<Schedule>,
+    ) -> anyhow::Result<()> {
         let running = self.engine.settings().config.clone();
+        let mut fresh = crate::workshop::candidate_config(&running, file)?;
         let mut ignored = Vec::new();
         if !same(&fresh.server, &running.server) {
             ignored.push("[server]");
@@ -168,9 +269,9 @@ impl Service {
             settings.config.schedule.timezone,
         );
         self.engine.replace_settings(settings);
-        if schedule_changed && let Some(old) = self.schedule.take() {
+        if schedule_changed && let Some(old) = schedule.take() {
             old.stop().await;
-            self.schedule = Some(Schedule::start(self.engine.clone(), &scan, timezone).await?);
+            *schedule = Some(Schedule::start(self.engine.clone(), &scan, timezone).await?);
         }
         tracing::info!(steps = %steps.join(", "), "reloaded the reminder steps, schedule, events and templates");
         if !ignored.is_empty() {
@@ -180,18 +281,6 @@ impl Service {
             );
         }
         Ok(())
-    }
-
-    /// Stops accepting connections and answers the requests in flight; stops the schedule and lets
-    /// a pass in flight finish its email in hand; then flushes the store.
-    pub async fn stop(self) {
-        let _ = self.stop.send(());
-        if let Some(schedule) = self.schedule {
-            schedule.stop().await;
-        }
-        self.engine.stop().await;
-        let _ = self.server.await;
-        self.store.close().await;
     }
 }
 
@@ -214,7 +303,7 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
         .context("cannot install the SIGINT handler")?;
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot install the SIGHUP handler")?;
-    let mut service = Service::start(config).await?;
+    let mut service = Service::start_from(config, file.clone(), true).await?;
     println!("Listening on http://{}", service.addr);
     println!(
         "Paste this URL into Quicket (Settings -> Integrations -> Webhooks): {}",

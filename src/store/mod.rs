@@ -9,6 +9,7 @@ pub mod email_events;
 mod erase;
 pub mod event_info;
 pub mod experiment;
+pub mod history;
 mod hooks;
 pub mod link_tokens;
 mod orders;
@@ -47,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0008_delivery_problems.sql"),
     include_str!("../../migrations/0009_email_events.sql"),
     include_str!("../../migrations/0010_experiment.sql"),
+    include_str!("../../migrations/0011_history.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside `serve`).
