@@ -285,8 +285,15 @@ impl Workshop {
     /// loaded as the engine loads its settings; and each template the save writes that no step
     /// uses yet, rendered with the sample data the same way.
     pub fn standard_validator(&self) -> Validator {
-        let config = self.candidate_config();
-        Box::new(move |staged: &Staged| validate_settings(config?, staged))
+        let running = self.engine.settings().config.clone();
+        let file = self.config_file.clone();
+        Box::new(move |staged: &Staged| {
+            let config = match staged.change(&FileId::Schedule) {
+                Some(text) => config_with_schedule(&running, file.as_deref(), text)?,
+                None => candidate_config(&running, file.as_deref())?,
+            };
+            validate_settings(config, staged)
+        })
     }
 
     /// Saves: checks each file's version against the disk (a conflict is refused with the
@@ -341,6 +348,17 @@ pub fn candidate_config(running: &Config, file: Option<&Path>) -> anyhow::Result
         Some(file) => Ok(Config::load(Some(file))?),
         None => Ok(running.clone()),
     }
+}
+
+/// The configuration a reload would read if the schedule file held `text` (`None`: removed).
+/// w-sched: the loader over the main file with this schedule text; until then, the schedule file
+/// does not exist and this is [`candidate_config`].
+fn config_with_schedule(
+    running: &Config,
+    file: Option<&Path>,
+    _text: Option<&str>,
+) -> anyhow::Result<Config> {
+    candidate_config(running, file)
 }
 
 /// Validates `config` with the staged templates the way a reload does ([`Settings::load`]), and
