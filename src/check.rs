@@ -39,6 +39,11 @@ pub async fn check(
         Some(path) => format!("config {}: valid", path.display()),
         None => "config: none found, built-in defaults".into(),
     });
+    if let Some(schedule) = &config.schedule.file {
+        report
+            .ok
+            .push(format!("schedule {}: valid", schedule.display()));
+    }
     report.warnings.extend(warnings(&config));
     report.plan = present::plan_in_words(&config);
     let config = Arc::new(config);

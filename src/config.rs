@@ -15,6 +15,9 @@ use crate::domain::OrderState;
 use crate::proxies::ProxyNet;
 use crate::send_rules::{HolidayList, SendRule};
 
+mod schedule_file;
+pub use schedule_file::{SCHEDULE_FILE_KEY, SCHEDULE_FILE_SECTIONS, ScheduleText};
+
 /// Fewest characters of `server.admin_password` (it guards every buyer's data).
 pub const MIN_ADMIN_PASSWORD: usize = 12;
 /// The send window as written (`[schedule] send_window`, or a step's own).
@@ -283,6 +286,11 @@ pub fn redact_smtp_url(text: &str) -> String {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScheduleConfig {
+    /// The schedule file (only in the main configuration): `[schedule]`, `[[reminders]]` and
+    /// `[events]` are read from it too. Relative: to the main file's directory. After loading,
+    /// the resolved path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
     /// Cron expression with a seconds field: when reminder passes run.
     pub scan: String,
     /// The zone Quicket's offset-less `event_date` and the send window are read in.
@@ -338,6 +346,7 @@ impl ScheduleConfig {
 impl Default for ScheduleConfig {
     fn default() -> Self {
         Self {
+            file: None,
             scan: "0 * * * * *".into(),
             timezone: chrono_tz::Africa::Johannesburg,
             send_window: SendWindow::Unset,
@@ -670,14 +679,77 @@ impl Config {
         Self::from_toml(text.as_deref(), file)
     }
 
-    /// Defaults, then `text` (the file's contents; `origin` names it in errors), then secrets
-    /// from the environment, validated.
+    /// Defaults, then `text` (the file's contents; `origin` names it in errors), then the schedule
+    /// file it names (if any, read from disk), then secrets from the environment, validated.
     pub fn from_toml(text: Option<&str>, origin: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::from_sources(text, origin, None)
+    }
+
+    /// Like [`Config::from_toml`], with `schedule` standing in for the schedule file's contents
+    /// (what `/admin/schedule` would write: validated exactly as `check` and a reload will read
+    /// it). A `schedule` given when the main file names no schedule file is an error.
+    pub fn from_sources(
+        text: Option<&str>,
+        origin: Option<&Path>,
+        schedule: Option<&str>,
+    ) -> Result<Self, ConfigError> {
+        let main_name = origin
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the configuration".into());
+        // The layering needs the main file parsed; when it is not TOML, figment says why below.
+        let main_doc = match text.map(|t| schedule_file::parse(t, &main_name)) {
+            Some(Ok(doc)) => Some(doc),
+            Some(Err(e)) => {
+                Self::from_layers(text, origin, None)?;
+                return Err(e);
+            }
+            None => None,
+        };
+        let path = match &main_doc {
+            Some(doc) => schedule_file::named_by(doc, origin)?,
+            None => None,
+        };
+        let layer = match (path, schedule) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(invalid(
+                    SCHEDULE_FILE_KEY,
+                    format!(
+                        "{main_name} names no schedule file, so there is nothing to save the schedule into"
+                    ),
+                ));
+            }
+            (Some(path), Some(text)) => Some(ScheduleText {
+                path,
+                text: text.to_string(),
+            }),
+            (Some(path), None) => Some(schedule_file::read(&path)?),
+        };
+        if let (Some(main), Some(layer)) = (&main_doc, &layer) {
+            let name = layer.path.display().to_string();
+            let doc = schedule_file::parse(&layer.text, &name)?;
+            schedule_file::check_layers(main, &main_name, &doc, &name)?;
+            let mut config = Self::from_layers(text, origin, Some((&doc, layer)))?;
+            config.schedule.file = Some(layer.path.clone());
+            return Ok(config);
+        }
+        Self::from_layers(text, origin, None)
+    }
+
+    fn from_layers(
+        text: Option<&str>,
+        origin: Option<&Path>,
+        schedule: Option<(&toml_edit::DocumentMut, &ScheduleText)>,
+    ) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(text) = text {
             // `merge` replaces arrays, so a `[[reminders]]` list in the file replaces the built-in
             // steps instead of adding to them.
             figment = figment.merge(Toml::string(text));
+        }
+        if let Some((_, layer)) = schedule {
+            // No key is in both files (checked before), so the order only matters for defaults.
+            figment = figment.merge(Toml::string(&layer.text));
         }
         for (var, key) in SECRET_ENV {
             if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
@@ -685,17 +757,37 @@ impl Config {
             }
         }
         let config: Config = figment.extract().map_err(|e| {
-            let where_ = origin
-                .map(|p| format!("{}: ", p.display()))
-                .unwrap_or_default();
             ConfigError::Parse(
                 e.into_iter()
-                    .map(|e| format!("{where_}{}", describe_figment_error(&e)))
+                    .map(|e| {
+                        let file = match schedule {
+                            Some((doc, layer)) if schedule_file::holds(doc, &e.path) => {
+                                Some(layer.path.as_path())
+                            }
+                            _ => origin,
+                        };
+                        let where_ = file
+                            .map(|p| format!("{}: ", p.display()))
+                            .unwrap_or_default();
+                        format!("{where_}{}", describe_figment_error(&e))
+                    })
                     .collect::<Vec<_>>()
                     .join("; "),
             )
         })?;
-        config.validate()?;
+        if let Err(e) = config.validate() {
+            return Err(match (e, schedule) {
+                (ConfigError::Invalid { key, reason }, Some((doc, layer)))
+                    if schedule_file::holds_key(doc, &key) =>
+                {
+                    ConfigError::Invalid {
+                        reason: format!("{reason} (in {})", layer.path.display()),
+                        key,
+                    }
+                }
+                (e, _) => e,
+            });
+        }
         Ok(config)
     }
 

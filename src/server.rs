@@ -263,12 +263,27 @@ impl Reloading {
         let settings = Settings::load(Arc::new(fresh))?;
         let schedule_changed = settings.config.schedule.scan != running.schedule.scan
             || settings.config.schedule.timezone != running.schedule.timezone;
+        // A buyer-event deferred, or finished, under the old steps may be due under the new ones.
+        let rules_changed = !same(&settings.config.reminders, &running.reminders)
+            || !same(&settings.config.schedule, &running.schedule)
+            || !same(&settings.config.events, &running.events);
+        let give_up = chrono::TimeDelta::from_std(settings.config.schedule.give_up_after)
+            .unwrap_or(chrono::TimeDelta::MAX);
         let steps: Vec<String> = settings.config.step_names();
         let (scan, timezone) = (
             settings.config.schedule.scan.clone(),
             settings.config.schedule.timezone,
         );
         self.engine.replace_settings(settings);
+        if rules_changed {
+            let now = chrono::Utc::now();
+            let since = now.checked_sub_signed(give_up).unwrap_or(now);
+            let n = self.store.look_again_at_open(now, since).await?;
+            tracing::info!(
+                buyer_events = n,
+                "the schedule changed: the next pass looks at every open checkout again"
+            );
+        }
         if schedule_changed && let Some(old) = schedule.take() {
             old.stop().await;
             *schedule = Some(Schedule::start(self.engine.clone(), &scan, timezone).await?);

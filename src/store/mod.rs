@@ -12,6 +12,7 @@ pub mod experiment;
 pub mod history;
 mod hooks;
 pub mod link_tokens;
+mod open_checkouts;
 mod orders;
 pub mod privacy;
 pub mod problems;

@@ -98,7 +98,7 @@ pub fn load_due(
     Ok(due)
 }
 
-fn parse_history(text: Option<&str>) -> anyhow::Result<Vec<StepRecord>> {
+pub(super) fn parse_history(text: Option<&str>) -> anyhow::Result<Vec<StepRecord>> {
     let Some(text) = text.filter(|t| !t.is_empty()) else {
         return Ok(Vec::new());
     };
