@@ -34,7 +34,7 @@ impl Engine {
     /// Whether a buyer-event is in the control group: as recorded when its first step fell due;
     /// else emailed if anything was ever sent or claimed for it (before the control group was
     /// turned on); else as the keyed hash says for the share in force.
-    fn held_out(&self, s: &Settings, due: &sql::DueBuyerEvent) -> bool {
+    pub(crate) fn held_out(&self, s: &Settings, due: &sql::DueBuyerEvent) -> bool {
         if let Some(recorded) = due.held_out {
             return recorded;
         }

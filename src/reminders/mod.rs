@@ -5,6 +5,7 @@ pub mod breaker;
 mod decide;
 mod deliver;
 pub mod engine;
+pub mod forecast;
 pub mod pass;
 pub mod planner;
 pub mod report;
