@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 
 use super::planner::{Decision, Rules, plan};
@@ -130,8 +130,16 @@ impl CronPasses {
 
 impl Passes for CronPasses {
     fn next(&self, t: DateTime<Utc>, inclusive: bool) -> Option<DateTime<Utc>> {
+        // croner keeps the fraction of a second it is given; passes run on whole seconds, so
+        // look from the next whole second (at it, when `t` was past the one before).
+        let whole = t.with_nanosecond(0)?;
+        let (from, inclusive) = if whole < t {
+            (whole + TimeDelta::seconds(1), true)
+        } else {
+            (whole, inclusive)
+        };
         self.cron
-            .find_next_occurrence(&t.with_timezone(&self.tz), inclusive)
+            .find_next_occurrence(&from.with_timezone(&self.tz), inclusive)
             .ok()
             .map(|n| n.with_timezone(&Utc))
     }
@@ -272,7 +280,9 @@ pub async fn what_would_send(
     let passes = CronPasses::new(&config.schedule.scan, config.schedule.timezone)
         .map_err(|e| anyhow::anyhow!("schedule.scan: {e}"))?;
     let give_up = TimeDelta::from_std(config.schedule.give_up_after).unwrap_or(TimeDelta::MAX);
-    let since = from.checked_sub_signed(give_up).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let since = from
+        .checked_sub_signed(give_up)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let (open, truncated) = store.open_buyer_events(since, MAX_FOLLOWED).await?;
     let infos = engine.events().all_cached().await;
     let settings = engine.settings();
@@ -307,7 +317,9 @@ mod tests {
     use crate::domain::OrderState;
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn start(email: &str, state: OrderState, changed: &str) -> Start {
@@ -339,8 +351,16 @@ mod tests {
         let until = from + week();
         let starts = [
             start("a@buyer.co.za", OrderState::Started, "2026-12-01T10:00:00Z"),
-            start("b@buyer.co.za", OrderState::EftPending, "2026-12-01T09:00:00Z"),
-            start("c@buyer.co.za", OrderState::Completed, "2026-12-01T09:00:00Z"),
+            start(
+                "b@buyer.co.za",
+                OrderState::EftPending,
+                "2026-12-01T09:00:00Z",
+            ),
+            start(
+                "c@buyer.co.za",
+                OrderState::Completed,
+                "2026-12-01T09:00:00Z",
+            ),
         ];
         let f = forecast(&starts, &rules, &passes, from, until);
         assert_eq!(f.passes, 24 * 7);
@@ -353,7 +373,10 @@ mod tests {
             sent,
             [
                 // 1h after 10:00 is 11:00, the pass on the hour.
-                ("2026-12-01T11:00:00+00:00".to_string(), "abandoned-1".to_string()),
+                (
+                    "2026-12-01T11:00:00+00:00".to_string(),
+                    "abandoned-1".to_string()
+                ),
                 ("2026-12-02T09:00:00+00:00".to_string(), "eft-1".to_string()),
             ]
         );
