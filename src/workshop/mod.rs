@@ -8,6 +8,7 @@ pub mod emails;
 pub mod files;
 mod notice;
 pub mod reload;
+pub mod schedule;
 mod stage;
 
 use std::collections::BTreeMap;
