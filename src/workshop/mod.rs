@@ -143,10 +143,10 @@ impl Paths {
     }
 }
 
-/// The schedule file the configuration names (w-sched: `[schedule] file`, relative to the main
-/// config file's directory). None until that key exists.
-fn schedule_file(_config: &Config, _config_file: Option<&Path>) -> Option<PathBuf> {
-    None
+/// The schedule file the configuration names (`[schedule] file`, resolved against the main
+/// config file's directory when the configuration was loaded).
+fn schedule_file(config: &Config, _config_file: Option<&Path>) -> Option<PathBuf> {
+    config.schedule.file.clone()
 }
 
 /// An editable file as loaded for the editor.
@@ -351,15 +351,28 @@ pub fn candidate_config(running: &Config, file: Option<&Path>) -> anyhow::Result
     }
 }
 
-/// The configuration a reload would read if the schedule file held `text` (`None`: removed).
-/// w-sched: the loader over the main file with this schedule text; until then, the schedule file
-/// does not exist and this is [`candidate_config`].
-fn config_with_schedule(
+/// The configuration a reload would read if the schedule file held `text` (`None`: removed):
+/// the main file read again with that text in place of the schedule file, by the loader `check`
+/// and a reload use.
+pub fn config_with_schedule(
     running: &Config,
     file: Option<&Path>,
-    _text: Option<&str>,
+    text: Option<&str>,
 ) -> anyhow::Result<Config> {
-    candidate_config(running, file)
+    let Some(file) = file else {
+        let _ = running;
+        anyhow::bail!(
+            "the service runs without a configuration file, so there is no schedule file to save into"
+        );
+    };
+    let Some(text) = text else {
+        anyhow::bail!(
+            "the schedule file cannot be removed while the configuration names it (schedule.file)"
+        );
+    };
+    let main =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Ok(Config::from_sources(Some(&main), Some(file), Some(text))?)
 }
 
 /// Validates `config` with the staged templates the way a reload does ([`Settings::load`]), and

@@ -216,6 +216,17 @@ fn duration_ok(text: &str) -> Result<(), String> {
         })
 }
 
+/// What a step is, for telling whether the rows differ from the steps in force: name, timing,
+/// wait, states, templates, window.
+type StepKey = (
+    String,
+    Timing,
+    Option<std::time::Duration>,
+    Vec<OrderState>,
+    Vec<String>,
+    String,
+);
+
 /// The templates a step row names: one, or variants separated by commas.
 fn templates_of(text: &str) -> Vec<String> {
     text.split(',')
@@ -577,9 +588,8 @@ impl Draft {
                     format!("event {} is listed twice", event.id),
                 ));
             }
-            if !event.url.is_empty()
-                && !(event.url.starts_with("http://") || event.url.starts_with("https://"))
-            {
+            let web = event.url.starts_with("http://") || event.url.starts_with("https://");
+            if !event.url.is_empty() && !web {
                 errors.push(FieldError::new(
                     format!("e{i}.url"),
                     format!("event {}: the page must start with https://", event.id),
@@ -713,16 +723,7 @@ impl Draft {
         Ok(doc.to_string())
     }
 
-    fn steps_for_compare(
-        &self,
-    ) -> Vec<(
-        String,
-        Timing,
-        Option<std::time::Duration>,
-        Vec<OrderState>,
-        Vec<String>,
-        String,
-    )> {
+    fn steps_for_compare(&self) -> Vec<StepKey> {
         self.steps
             .iter()
             .map(|s| {
@@ -743,16 +744,7 @@ impl Draft {
     }
 }
 
-fn steps_of(
-    config: &Config,
-) -> Vec<(
-    String,
-    Timing,
-    Option<std::time::Duration>,
-    Vec<OrderState>,
-    Vec<String>,
-    String,
-)> {
+fn steps_of(config: &Config) -> Vec<StepKey> {
     Draft::of(config, None).steps_for_compare()
 }
 
