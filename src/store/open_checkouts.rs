@@ -7,8 +7,8 @@ use rusqlite::params;
 
 use super::reminders::{DueBuyerEvent, parse_history, suppressed_keys};
 use super::{Store, StoreError, parse_timestamp, timestamp};
-use crate::experiment::HELD_OUT;
 use crate::domain::Candidate;
+use crate::experiment::HELD_OUT;
 
 impl Store {
     /// Every buyer-event not paid, not anonymised, changed since `changed_since`, with its history
