@@ -17,6 +17,17 @@ use common::signal;
 fn copy_binary(dir: &Path) -> PathBuf {
     let target = dir.join("quicket-followup");
     std::fs::copy(env!("CARGO_BIN_EXE_quicket-followup"), &target).unwrap();
+    // A child forked by another test thread while the copy was open for writing holds it until
+    // it execs, and until then running the copy fails with ETXTBSY ("Text file busy"): wait
+    // that moment out once here, so that every later start of the copy is a real test.
+    for _ in 0..200 {
+        match Command::new(&target).arg("--version").output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            _ => break,
+        }
+    }
     target
 }
 
