@@ -28,6 +28,44 @@ pub struct CheckReport {
     pub events: Vec<String>,
 }
 
+impl CheckReport {
+    /// Prints the report as `check` shows it: a line per finding, then the plan and event pages.
+    pub fn print(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        for line in &self.ok {
+            writeln!(out, "ok       {line}")?;
+        }
+        for line in &self.warnings {
+            writeln!(out, "warning  {line}")?;
+        }
+        for line in &self.errors {
+            writeln!(out, "error    {line}")?;
+        }
+        writeln!(out, "\nThe reminder plan:")?;
+        for line in &self.plan {
+            writeln!(out, "  {line}")?;
+        }
+        if !self.events.is_empty() {
+            writeln!(out, "\nEvent pages the emails link to:")?;
+            for line in &self.events {
+                writeln!(out, "  {line}")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ok without errors, else the first error (and how many more there are).
+    pub fn verdict(&self) -> anyhow::Result<()> {
+        match self.errors.first() {
+            None => Ok(()),
+            Some(first) if self.errors.len() == 1 => Err(anyhow::anyhow!("{first}")),
+            Some(first) => Err(anyhow::anyhow!(
+                "{first} (and {} more problems above)",
+                self.errors.len() - 1
+            )),
+        }
+    }
+}
+
 /// Runs every check on a loaded configuration. `send_test` sends each step to that address.
 pub async fn check(
     config: Config,

@@ -189,34 +189,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init { .. } => Ok(()),
         Command::Check { send_test } => {
             let report = crate::check::check(config, file.as_deref(), send_test.as_deref()).await?;
-            let mut out = std::io::stdout().lock();
-            for line in &report.ok {
-                writeln!(out, "ok       {line}")?;
-            }
-            for line in &report.warnings {
-                writeln!(out, "warning  {line}")?;
-            }
-            for line in &report.errors {
-                writeln!(out, "error    {line}")?;
-            }
-            writeln!(out, "\nThe reminder plan:")?;
-            for line in &report.plan {
-                writeln!(out, "  {line}")?;
-            }
-            if !report.events.is_empty() {
-                writeln!(out, "\nEvent pages the emails link to:")?;
-                for line in &report.events {
-                    writeln!(out, "  {line}")?;
-                }
-            }
-            match report.errors.first() {
-                None => Ok(()),
-                Some(first) if report.errors.len() == 1 => Err(anyhow::anyhow!("{first}")),
-                Some(first) => Err(anyhow::anyhow!(
-                    "{first} (and {} more problems above)",
-                    report.errors.len() - 1
-                )),
-            }
+            report.print(&mut std::io::stdout().lock())?;
+            report.verdict()
         }
         Command::Preview {
             step,

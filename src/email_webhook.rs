@@ -15,7 +15,7 @@ use warp::reply::{Reply, Response};
 use crate::email_events::signature::{self, SignatureError};
 use crate::email_events::sns::{Envelope, MessageType, SnsError};
 use crate::email_events::{self, EmailEvent, EventKind, Parsed, Provider};
-use crate::store::email_events::DeliveryOutcome;
+use crate::store::email_events::{DeliveryOutcome, StoredEvent};
 use crate::store::privacy::SuppressionSource;
 use crate::web::{ApiError, AppState, json_status, read_limited, with_state};
 
@@ -74,70 +74,90 @@ where
             "unknown provider {provider:?}: use postmark, mailgun, sendgrid or ses in the URL"
         ))
     })?;
-    let name = provider.as_str();
     if length.is_some_and(|l| l > MAX_BODY as u64) {
         return Err(ApiError::PayloadTooLarge(MAX_BODY));
     }
     let body = read_limited(body, MAX_BODY).await?;
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let refused = |e: SignatureError| {
-        count(name, "bad_signature");
-        tracing::warn!(provider = name, "email-events request refused: {e}");
-        match e {
-            SignatureError::NoKey(_) | SignatureError::BadKey(_) => {
-                ApiError::Unavailable(e.to_string())
-            }
-            _ => ApiError::BadSignature(format!("{e}: nothing was changed")),
-        }
-    };
     let now = Utc::now();
-    let parsed = match provider {
-        Provider::Postmark => email_events::parse(provider, &body),
+    if provider == Provider::Ses {
+        return receive_ses(state, body, now).await;
+    }
+    verify(state, provider, headers, &body)?;
+    match email_events::parse(provider, &body) {
+        Ok(parsed) => store_events(state, provider, body, parsed, now).await,
+        Err(e) => keep_rejected(state, provider, body, e.0).await,
+    }
+}
+
+/// Checks the signature of a Postmark (which signs nothing), Mailgun or SendGrid request.
+fn verify(
+    state: &AppState,
+    provider: Provider,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match provider {
+        Provider::Postmark | Provider::Ses => Ok(()),
         Provider::Mailgun => {
-            signature::mailgun(&state.providers.mailgun_key, &body).map_err(refused)?;
-            email_events::parse(provider, &body)
+            signature::mailgun(&state.providers.mailgun_key, body).map_err(|e| refused(provider, e))
         }
-        Provider::Sendgrid => {
-            signature::sendgrid(
-                state.providers.sendgrid_key.as_deref(),
-                header("x-twilio-email-event-webhook-signature"),
-                header("x-twilio-email-event-webhook-timestamp"),
-                &body,
-            )
-            .map_err(refused)?;
-            email_events::parse(provider, &body)
+        Provider::Sendgrid => signature::sendgrid(
+            state.providers.sendgrid_key.as_deref(),
+            header("x-twilio-email-event-webhook-signature"),
+            header("x-twilio-email-event-webhook-timestamp"),
+            body,
+        )
+        .map_err(|e| refused(provider, e)),
+    }
+}
+
+/// A signature that does not verify: 401, or 503 when our own key is missing or unreadable.
+fn refused(provider: Provider, e: SignatureError) -> ApiError {
+    let name = provider.as_str();
+    count(name, "bad_signature");
+    tracing::warn!(provider = name, "email-events request refused: {e}");
+    match e {
+        SignatureError::NoKey(_) | SignatureError::BadKey(_) => {
+            ApiError::Unavailable(e.to_string())
         }
-        Provider::Ses => {
-            let envelope = match Envelope::parse(&body) {
-                Ok(envelope) => envelope,
-                Err(e) => return keep_rejected(state, provider, body, e.0).await,
-            };
-            match state.providers.sns.verify(&envelope).await {
-                Ok(()) => {}
-                Err(SnsError::Signature(e)) => return Err(refused(e)),
-                Err(SnsError::Unavailable(e)) => {
-                    return Err(ApiError::Unavailable(format!(
-                        "the SNS signing certificate could not be fetched: {e}"
-                    )));
-                }
-            }
-            match envelope.kind {
-                MessageType::Notification => email_events::ses(&envelope.message),
-                MessageType::SubscriptionConfirmation => {
-                    return confirm(state, body, &envelope).await;
-                }
-                MessageType::UnsubscribeConfirmation => Ok(Parsed {
-                    events: vec![],
-                    ignored: 1,
-                }),
-            }
-        }
-    };
-    let parsed = match parsed {
-        Ok(parsed) => parsed,
+        _ => ApiError::BadSignature(format!("{e}: nothing was changed")),
+    }
+}
+
+/// SES through SNS: the envelope's signature is checked, then a subscription is confirmed or a
+/// notification read.
+async fn receive_ses(
+    state: &AppState,
+    body: Vec<u8>,
+    now: chrono::DateTime<Utc>,
+) -> Result<Response, ApiError> {
+    let provider = Provider::Ses;
+    let envelope = match Envelope::parse(&body) {
+        Ok(envelope) => envelope,
         Err(e) => return keep_rejected(state, provider, body, e.0).await,
     };
-    store_events(state, provider, body, parsed, now).await
+    match state.providers.sns.verify(&envelope).await {
+        Ok(()) => {}
+        Err(SnsError::Signature(e)) => return Err(refused(provider, e)),
+        Err(SnsError::Unavailable(e)) => {
+            return Err(ApiError::Unavailable(format!(
+                "the SNS signing certificate could not be fetched: {e}"
+            )));
+        }
+    }
+    let parsed = match envelope.kind {
+        MessageType::Notification => email_events::ses(&envelope.message),
+        MessageType::SubscriptionConfirmation => return confirm(state, body, &envelope).await,
+        MessageType::UnsubscribeConfirmation => Ok(Parsed {
+            events: vec![],
+            ignored: 1,
+        }),
+    };
+    match parsed {
+        Ok(parsed) => store_events(state, provider, body, parsed, now).await,
+        Err(e) => keep_rejected(state, provider, body, e.0).await,
+    }
 }
 
 /// A body that passed the checks but could not be read: kept with the reason, answered 400.
@@ -184,34 +204,7 @@ async fn store_events(
         .store
         .record_email_delivery(provider, body, outcome, None, events, now)
         .await?;
-    let (mut suppressed, mut counts) = (0, [0usize; 3]);
-    for event in &stored {
-        let (slot, source) = match event.kind {
-            EventKind::HardBounce => (0, Some(SuppressionSource::Bounce)),
-            EventKind::SoftBounce => (1, None),
-            EventKind::Complaint => (2, Some(SuppressionSource::Complaint)),
-        };
-        counts[slot] += 1;
-        if event.new {
-            count(provider.as_str(), event.kind.as_str());
-        }
-        // Through the store's suppression API (idempotent), also for a repeat whose first
-        // report was stored but not yet suppressed.
-        if let Some(source) = source
-            && state
-                .store
-                .add_suppression(
-                    &event.email,
-                    source,
-                    event.event_id.clone(),
-                    event.step.clone(),
-                    now,
-                )
-                .await?
-        {
-            suppressed += 1;
-        }
-    }
+    let (suppressed, counts) = suppress(state, provider, &stored, now).await?;
     tracing::info!(
         provider = provider.as_str(),
         delivery = id,
@@ -238,6 +231,46 @@ async fn store_events(
         }),
         StatusCode::OK,
     ))
+}
+
+/// Counts the stored events by kind (hard bounces, soft bounces, complaints) and suppresses the
+/// address of each hard bounce and complaint; returns how many were newly suppressed, and the
+/// counts.
+async fn suppress(
+    state: &AppState,
+    provider: Provider,
+    stored: &[StoredEvent],
+    now: chrono::DateTime<Utc>,
+) -> Result<(usize, [usize; 3]), ApiError> {
+    let (mut suppressed, mut counts) = (0, [0usize; 3]);
+    for event in stored {
+        let (slot, source) = match event.kind {
+            EventKind::HardBounce => (0, Some(SuppressionSource::Bounce)),
+            EventKind::SoftBounce => (1, None),
+            EventKind::Complaint => (2, Some(SuppressionSource::Complaint)),
+        };
+        counts[slot] += 1;
+        if event.new {
+            count(provider.as_str(), event.kind.as_str());
+        }
+        // Through the store's suppression API (idempotent), also for a repeat whose first
+        // report was stored but not yet suppressed.
+        if let Some(source) = source
+            && state
+                .store
+                .add_suppression(
+                    &event.email,
+                    source,
+                    event.event_id.clone(),
+                    event.step.clone(),
+                    now,
+                )
+                .await?
+        {
+            suppressed += 1;
+        }
+    }
+    Ok((suppressed, counts))
 }
 
 /// An SNS subscription confirmation (signature already checked): kept, then confirmed by GETting

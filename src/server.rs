@@ -9,6 +9,8 @@ use anyhow::Context;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
 
 use crate::config::Config;
 use crate::reminders::Engine;
@@ -96,28 +98,7 @@ impl Service {
             token.clone(),
             scheduled,
         )?;
-        let routes = webhook::route(&state)
-            .or(crate::email_webhook::route(&state))
-            .unify()
-            .or(web::health_routes(&state))
-            .unify()
-            .or(web::link_routes(&state))
-            .unify()
-            .or(web::admin_routes(&state))
-            .unify()
-            .recover(web::recover)
-            .unify()
-            .map(web::security_headers)
-            .with(warp::log::custom(|info| {
-                tracing::debug!(
-                    method = %info.method(),
-                    status = info.status().as_u16(),
-                    elapsed_ms = info.elapsed().as_secs_f64() * 1000.0,
-                    "http request"
-                );
-            }))
-            .map(warp::Reply::into_response)
-            .boxed();
+        let routes = routes(&state);
         let (stop, stopped) = oneshot::channel::<()>();
         let limits = crate::connections::Limits {
             header_timeout: config.server.header_timeout,
@@ -297,6 +278,33 @@ impl Reloading {
         }
         Ok(())
     }
+}
+
+/// Every route: the hooks, `/healthz` and `/metrics`, the links in emails, `/admin`; then the one
+/// error mapping, the security headers and the request log.
+fn routes(state: &web::AppState) -> BoxedFilter<(Response,)> {
+    webhook::route(state)
+        .or(crate::email_webhook::route(state))
+        .unify()
+        .or(web::health_routes(state))
+        .unify()
+        .or(web::link_routes(state))
+        .unify()
+        .or(web::admin_routes(state))
+        .unify()
+        .recover(web::recover)
+        .unify()
+        .map(web::security_headers)
+        .with(warp::log::custom(|info| {
+            tracing::debug!(
+                method = %info.method(),
+                status = info.status().as_u16(),
+                elapsed_ms = info.elapsed().as_secs_f64() * 1000.0,
+                "http request"
+            );
+        }))
+        .map(warp::Reply::into_response)
+        .boxed()
 }
 
 /// The configured webhook token, else the one generated on first start and kept in the database.

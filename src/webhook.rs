@@ -83,11 +83,26 @@ where
         }
     };
     count(action, result.outcome.label());
-    let id = result.delivery_id;
-    let answer = match result.outcome {
+    answer(
+        state,
+        result.delivery_id,
+        result.outcome,
+        event_id.as_deref(),
+    )
+}
+
+/// The answer for a stored hook; a recorded one's event is looked up in Quicket's API (in the
+/// background).
+fn answer(
+    state: &AppState,
+    id: i64,
+    outcome: HookOutcome,
+    event_id: Option<&str>,
+) -> Result<Response, ApiError> {
+    let answer = match outcome {
         HookOutcome::Recorded => {
             tracing::info!(delivery = id, "hook recorded");
-            if let Some(event_id) = &event_id {
+            if let Some(event_id) = event_id {
                 state.engine.events().notice(event_id);
             }
             json_status(&json!({"status": "recorded"}), StatusCode::OK)

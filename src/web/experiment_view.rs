@@ -1,7 +1,7 @@
 //! The overview's honest part: the control group's sentence, both groups' cumulative purchase
 //! rate since their first step (an SVG chart), and each step's variants with their figures.
 
-use crate::present::experiment_sentence;
+use crate::present::{experiment_sentence, rands};
 use crate::store::stats::{Experiment, Stats, StepFigures};
 
 /// One group's row.
@@ -94,13 +94,16 @@ fn percent(rate: f64) -> String {
     format!("{:.1}%", rate * 100.0)
 }
 
-fn rands(cents: i64) -> String {
-    crate::templates::format_money(Some(crate::domain::Cents(cents))).replace("free", "R0.00")
-}
+/// The chart's size, its plot area's left edge, top and base line.
+const WIDTH: u32 = 640;
+const HEIGHT: u32 = 220;
+const LEFT: f64 = 44.0;
+const TOP: f64 = 10.0;
+const BASE: f64 = 190.0;
 
 fn curve(x: Option<&Experiment>) -> Curve {
-    let (width, height) = (640u32, 220u32);
-    let (left, top, base) = (44.0, 10.0, 190.0);
+    let (width, height) = (WIDTH, HEIGHT);
+    let (left, top, base) = (LEFT, TOP, BASE);
     let points = x.map(|x| x.curve.as_slice()).unwrap_or_default();
     let hours = points.last().map_or(1.0, |p| p.hours.max(1.0));
     let top_rate = points
@@ -124,34 +127,10 @@ fn curve(x: Option<&Experiment>) -> Curve {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let mut labels = vec![
-        Label {
-            x: left - 4.0,
-            y: base,
-            anchor: "end",
-            text: "0%".into(),
-        },
-        Label {
-            x: left - 4.0,
-            y: top + 10.0,
-            anchor: "end",
-            text: format!("{:.0}%", y_max * 100.0),
-        },
-    ];
     let days = (hours / 24.0).round() as i64;
-    for d in 0..=days.max(1) {
-        let h = (d as f64 * 24.0).min(hours);
-        labels.push(Label {
-            x: r(left + h / hours * (f64::from(width) - left - 8.0)),
-            y: f64::from(height) - 4.0,
-            anchor: if d == 0 { "start" } else { "middle" },
-            text: if d == 0 {
-                "first step".into()
-            } else {
-                format!("+{d}d")
-            },
-        });
-    }
+    let labels = axis_labels(hours, days, y_max, |h| {
+        r(left + h / hours * (f64::from(width) - left - 8.0))
+    });
     let end = points.last();
     Curve {
         width,
@@ -170,6 +149,40 @@ fn curve(x: Option<&Experiment>) -> Curve {
             None => "No buyers in the control group yet".into(),
         },
     }
+}
+
+/// The y axis's 0% and top rate; the x axis's first step and each day after it (`x` places an
+/// hour after the first step).
+fn axis_labels(hours: f64, days: i64, y_max: f64, x: impl Fn(f64) -> f64) -> Vec<Label> {
+    let (left, top, base, height) = (LEFT, TOP, BASE, f64::from(HEIGHT));
+    let mut labels = vec![
+        Label {
+            x: left - 4.0,
+            y: base,
+            anchor: "end",
+            text: "0%".into(),
+        },
+        Label {
+            x: left - 4.0,
+            y: top + 10.0,
+            anchor: "end",
+            text: format!("{:.0}%", y_max * 100.0),
+        },
+    ];
+    for d in 0..=days.max(1) {
+        let h = (d as f64 * 24.0).min(hours);
+        labels.push(Label {
+            x: x(h),
+            y: height - 4.0,
+            anchor: if d == 0 { "start" } else { "middle" },
+            text: if d == 0 {
+                "first step".into()
+            } else {
+                format!("+{d}d")
+            },
+        });
+    }
+    labels
 }
 
 fn variants(steps: &[StepFigures]) -> Vec<StepVariants> {

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use warp::reply::Response;
 
 use super::{AppState, Notice, chart, local, page as render, with_notice};
+use crate::config::Config;
 use crate::present::rands;
 use crate::store::stats::Stats;
 use crate::web::ApiError;
@@ -123,51 +124,8 @@ pub(super) async fn page(state: AppState, q: Notice) -> Result<Response, ApiErro
         .and_then(|w| w.reminders.get("failed").copied())
         .unwrap_or(0);
     let last_error = state.store.last_send_error().await?;
-    let next_pass = match (
-        state.scheduled,
-        crate::config::parse_cron(&config.schedule.scan),
-    ) {
-        (true, Ok(cron)) => cron
-            .find_next_occurrence(&now.with_timezone(&config.schedule.timezone), false)
-            .map(|t| t.format("%a %-d %b %H:%M:%S").to_string())
-            .unwrap_or_else(|_| "not scheduled".into()),
-        _ => "passes run only with run-once here".into(),
-    };
-    let (email_status, email_class) = match (&last_error, waiting) {
-        (Some((at, error)), n) if n > 0 => {
-            (format!("failing: {error} ({})", local(state, at)), "bad")
-        }
-        (Some((at, error)), _) => (
-            format!("working; last failure {}: {error}", local(state, at)),
-            "warn",
-        ),
-        (None, _) if config.email.transport == crate::config::Transport::Outbox => (
-            format!(
-                "not sending: emails are written to {} (set email.transport = \"smtp\")",
-                config.email.outbox_dir.display()
-            ),
-            "warn",
-        ),
-        (None, _) => ("working (SMTP)".into(), "ok"),
-    };
-    let api = state.engine.events().status().await;
-    let (api_status, api_class) = match api.state {
-        "off" => (
-            "off: set quicket.api_key for event pages, images and sold-out tickets".to_string(),
-            "muted",
-        ),
-        "waiting" => ("on; no event looked up yet".to_string(), "ok"),
-        "ok" => (format!("working; {} events known", api.events), "ok"),
-        _ => (
-            format!(
-                "failing for {} of {} events: {} (emails use the configured URL)",
-                api.failing,
-                api.events,
-                api.last_error.unwrap_or_default()
-            ),
-            "warn",
-        ),
-    };
+    let (email_status, email_class) = email_status(state, config, last_error, waiting);
+    let (api_status, api_class) = api_status(state.engine.events().status().await);
     let r = &stats.recovered;
     let money =
         |m: &crate::store::stats::Money| format!("{} ({})", m.purchases, rands(m.revenue_cents));
@@ -212,23 +170,87 @@ pub(super) async fn page(state: AppState, q: Notice) -> Result<Response, ApiErro
             .map(|w| WindowLabel { label: w.window })
             .collect(),
         activity: activity(&stats),
-        last_pass: match &last {
-            Some(p) => format!(
-                "{}: considered {}, sent {}, failed {}",
-                local(state, &p.started_at),
-                p.counts.considered,
-                p.counts.sent,
-                p.counts.failed
-            ),
-            None => "none yet".into(),
-        },
-        next_pass,
+        last_pass: last_pass(state, last.as_ref()),
+        next_pass: next_pass(state.scheduled, config, now),
         email_status,
         email_class,
         attention: waiting + failed_recently,
         api_status,
         api_class,
     })
+}
+
+/// The last pass in words.
+fn last_pass(state: &AppState, last: Option<&crate::store::reminders::PassRecord>) -> String {
+    match last {
+        Some(p) => format!(
+            "{}: considered {}, sent {}, failed {}",
+            local(state, &p.started_at),
+            p.counts.considered,
+            p.counts.sent,
+            p.counts.failed
+        ),
+        None => "none yet".into(),
+    }
+}
+
+/// When the next scheduled pass runs, in the configured zone.
+fn next_pass(scheduled: bool, config: &Config, now: DateTime<Utc>) -> String {
+    match (scheduled, crate::config::parse_cron(&config.schedule.scan)) {
+        (true, Ok(cron)) => cron
+            .find_next_occurrence(&now.with_timezone(&config.schedule.timezone), false)
+            .map(|t| t.format("%a %-d %b %H:%M:%S").to_string())
+            .unwrap_or_else(|_| "not scheduled".into()),
+        _ => "passes run only with run-once here".into(),
+    }
+}
+
+/// How sending goes, and the class that colours it: failing while sends wait for a retry,
+/// working with the last failure, or not sending at all (the outbox).
+fn email_status(
+    state: &AppState,
+    config: &Config,
+    last_error: Option<(String, String)>,
+    waiting: i64,
+) -> (String, &'static str) {
+    match (&last_error, waiting) {
+        (Some((at, error)), n) if n > 0 => {
+            (format!("failing: {error} ({})", local(state, at)), "bad")
+        }
+        (Some((at, error)), _) => (
+            format!("working; last failure {}: {error}", local(state, at)),
+            "warn",
+        ),
+        (None, _) if config.email.transport == crate::config::Transport::Outbox => (
+            format!(
+                "not sending: emails are written to {} (set email.transport = \"smtp\")",
+                config.email.outbox_dir.display()
+            ),
+            "warn",
+        ),
+        (None, _) => ("working (SMTP)".into(), "ok"),
+    }
+}
+
+/// How Quicket's API goes, and the class that colours it.
+fn api_status(api: crate::events::ApiStatus) -> (String, &'static str) {
+    match api.state {
+        "off" => (
+            "off: set quicket.api_key for event pages, images and sold-out tickets".to_string(),
+            "muted",
+        ),
+        "waiting" => ("on; no event looked up yet".to_string(), "ok"),
+        "ok" => (format!("working; {} events known", api.events), "ok"),
+        _ => (
+            format!(
+                "failing for {} of {} events: {} (emails use the configured URL)",
+                api.failing,
+                api.events,
+                api.last_error.unwrap_or_default()
+            ),
+            "warn",
+        ),
+    }
 }
 
 /// The last DNS readiness verdict; one older than a day (or none) is refreshed in the background,
