@@ -8,6 +8,7 @@ pub mod emails;
 pub mod files;
 mod notice;
 pub mod reload;
+mod restore;
 pub mod schedule;
 mod stage;
 
