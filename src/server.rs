@@ -97,6 +97,7 @@ impl Service {
             engine.clone(),
             token.clone(),
             scheduled,
+            workshop.clone(),
         )?;
         let routes = routes(&state);
         let (stop, stopped) = oneshot::channel::<()>();

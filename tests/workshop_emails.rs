@@ -296,3 +296,461 @@ async fn the_history_is_in_a_backup_and_survives_forget() {
         .unwrap();
     assert_eq!(subject, "Kept in the history");
 }
+
+// ----- through HTTP: the editor's routes, their door, and bad input ------------------------------
+
+const PASSWORD: &str = "Kirstenbosch-Summer-2030";
+
+fn with_password(templates: PathBuf) -> impl FnOnce(&mut Config) {
+    move |c: &mut Config| {
+        at_once(templates)(c);
+        c.server.admin_password = PASSWORD.into();
+    }
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(common::BROWSER)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value of the hidden field `name` in a page.
+fn hidden(page: &str, name: &str) -> String {
+    let start = page
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no field {name}"))
+        + name.len()
+        + 15;
+    page[start..][..page[start..].find('"').unwrap()].to_string()
+}
+
+/// What the editor's form would post, as the page has it, with the subject replaced.
+async fn editor_form(app: &TestApp, template: &str, subject: &str) -> Vec<(String, String)> {
+    let page = app
+        .client
+        .get(format!("{}/admin/emails/{template}", app.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let loaded = app
+        .service
+        .workshop
+        .template(&TemplateName::parse(template).unwrap())
+        .await
+        .unwrap();
+    vec![
+        ("subject".into(), subject.into()),
+        (
+            "html".into(),
+            loaded.parts[1]
+                .content
+                .clone()
+                .unwrap()
+                .replace('\n', "\r\n"),
+        ),
+        ("text".into(), loaded.parts[2].content.clone().unwrap()),
+        ("v_subject".into(), hidden(&page, "v_subject")),
+        ("v_html".into(), hidden(&page, "v_html")),
+        ("v_text".into(), hidden(&page, "v_text")),
+        ("reference".into(), String::new()),
+        ("test_email".into(), String::new()),
+    ]
+}
+
+async fn post_form(
+    app: &TestApp,
+    path: &str,
+    form: &[(String, String)],
+) -> (u16, String, Option<String>) {
+    let response = no_redirects()
+        .post(format!("{}{path}", app.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .header("origin", &app.base)
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string());
+    (status, response.text().await.unwrap(), location)
+}
+
+#[tokio::test]
+async fn the_editor_previews_unsaved_text_saves_it_and_restores_it_from_the_history() {
+    let templates = copy_of_shipped();
+    let app = TestApp::spawn_with(with_password(templates.path().to_path_buf())).await;
+    let subject_file = templates.path().join("abandoned/subject.txt");
+    let original = std::fs::read_to_string(&subject_file).unwrap();
+
+    let response = app
+        .client
+        .get(format!("{}/admin/emails/abandoned", app.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    let page = response.text().await.unwrap();
+    assert!(page.contains("<textarea") && page.contains("abandoned-1"));
+    assert!(page.contains("Your Jazz on the Lawn tickets are still waiting"));
+    assert!(page.contains("<iframe sandbox=\"\""));
+
+    // The live preview renders the unsaved text, and names a misspelt value with its line.
+    let mut form = editor_form(&app, "abandoned", "Seats for {{ event.name }}").await;
+    let preview = app
+        .client
+        .post(format!("{}/admin/emails/abandoned/preview", app.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .header("origin", &app.base)
+        .header("accept", "application/json")
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let preview: serde_json::Value = serde_json::from_str(&preview).unwrap();
+    assert_eq!(preview["subject"], "Seats for Jazz on the Lawn");
+    assert_eq!(preview["subject_length"], 26);
+    assert_eq!(preview["error"], "");
+    assert!(
+        preview["html"]
+            .as_str()
+            .unwrap()
+            .contains("Jazz on the Lawn")
+    );
+    form[0].1 = "Seats for {{ event.nmae }}".into();
+    let (status, page, _) = post_form(&app, "/admin/emails/abandoned/preview", &form).await;
+    assert_eq!(status, 200, "the Preview button, without JavaScript");
+    assert!(
+        page.contains("abandoned/subject.txt, line 1") && page.contains("event.nmae"),
+        "{page}"
+    );
+    // Save refuses it, and the file is unchanged.
+    let (status, page, _) = post_form(&app, "/admin/emails/abandoned", &form).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("not saved") && page.contains("event.nmae"));
+    assert!(
+        page.contains("Seats for {{ event.nmae }}"),
+        "the draft is kept"
+    );
+    assert_eq!(std::fs::read_to_string(&subject_file).unwrap(), original);
+
+    // Save: the file holds the new subject, with the HTML's line ends as the file had them.
+    form[0].1 = "Seats for {{ event.name }}".into();
+    let (status, _, location) = post_form(&app, "/admin/emails/abandoned", &form).await;
+    assert_eq!(status, 303);
+    assert!(
+        location
+            .unwrap()
+            .starts_with("/admin/emails/abandoned?notice=Saved")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&subject_file).unwrap(),
+        "Seats for {{ event.name }}"
+    );
+    let html = std::fs::read_to_string(templates.path().join("abandoned/body.html")).unwrap();
+    assert!(!html.contains('\r'));
+    let history = app.store().history(10).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].files.len(), 1, "{:?}", history[0].files);
+
+    // A second save of the page as it was loaded is a conflict now.
+    form[0].1 = "Another subject".into();
+    let (status, page, _) = post_form(&app, "/admin/emails/abandoned", &form).await;
+    assert_eq!(status, 409);
+    assert!(page.contains("changed since you opened it"), "{page}");
+    assert!(
+        page.contains("+Another subject"),
+        "the difference is shown: {page}"
+    );
+
+    // Restore from the history: what was there before, checked and recorded.
+    let page = app
+        .client
+        .get(format!("{}/admin/history", app.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("abandoned: subject changed"));
+    assert!(page.contains("saved in the browser at 127.0.0.1"));
+    let id = history[0].id;
+    let versions = hidden(&page, "versions");
+    let (status, _, location) = post_form(
+        &app,
+        &format!("/admin/history/{id}/restore"),
+        &[("versions".to_string(), versions)],
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert!(location.unwrap().contains("Restored"));
+    assert_eq!(std::fs::read_to_string(&subject_file).unwrap(), original);
+    abandoned_checkout(&app, "REF-RESTORED").await;
+    app.service
+        .engine
+        .run_pass(Utc::now(), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        subjects(&app),
+        vec!["Your Jazz on the Lawn tickets are still waiting".to_string()]
+    );
+    assert_eq!(app.store().history(10).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn bad_input_at_the_editor_is_refused_clearly_with_nothing_written_and_the_service_up() {
+    let templates = copy_of_shipped();
+    let app = TestApp::spawn_with(with_password(templates.path().to_path_buf())).await;
+    let before = std::fs::read_to_string(templates.path().join("abandoned/subject.txt")).unwrap();
+    let form = editor_form(&app, "abandoned", "Changed").await;
+    let client = no_redirects();
+    let url = format!("{}/admin/emails/abandoned", app.base);
+
+    // 10 MB.
+    let huge = vec![("subject".to_string(), "x".repeat(10 * 1024 * 1024))];
+    let status = client
+        .post(&url)
+        .basic_auth("admin", Some(PASSWORD))
+        .header("origin", &app.base)
+        .form(&huge)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(413);
+    assert_eq!(status, 413);
+
+    // Names that could leave the templates directory, or are not template names.
+    for name in [
+        "..%2F..%2Fetc",
+        "..",
+        "Abandoned",
+        "a.b",
+        "%2E%2E",
+        "render",
+    ] {
+        let (status, body, _) = post_form(&app, &format!("/admin/emails/{name}"), &form).await;
+        assert!(
+            status == 400 || status == 404 || status == 405,
+            "{name}: {status} {body}"
+        );
+        let get = client
+            .get(format!("{}/admin/emails/{name}/preview", app.base))
+            .basic_auth("admin", Some(PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(get.status().as_u16(), 200, "{name}");
+    }
+    let (status, body, _) = post_form(&app, "/admin/emails/..%2Fabandoned", &form).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("not a template name"), "{body}");
+
+    // A field the form does not have.
+    let mut unknown = form.clone();
+    unknown.push(("path".into(), "/etc/passwd".into()));
+    let (status, body, _) = post_form(&app, "/admin/emails/abandoned", &unknown).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("unknown field `path`"), "{body}");
+    // A version the page never wrote.
+    let mut forged = form.clone();
+    forged[3].1 = "../../x".into();
+    let (status, _, _) = post_form(&app, "/admin/emails/abandoned", &forged).await;
+    assert_eq!(status, 400);
+
+    // No Origin nor Sec-Fetch-Site, another site's Origin, a cross-site fetch.
+    let silent = client
+        .post(&url)
+        .basic_auth("admin", Some(PASSWORD))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(silent.status().as_u16(), 403);
+    let foreign = client
+        .post(&url)
+        .basic_auth("admin", Some(PASSWORD))
+        .header("origin", "https://evil.example")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status().as_u16(), 403);
+    let cross = client
+        .post(&url)
+        .basic_auth("admin", Some(PASSWORD))
+        .header("origin", &app.base)
+        .header("sec-fetch-site", "cross-site")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status().as_u16(), 403);
+    let anonymous = client
+        .post(&url)
+        .header("origin", &app.base)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+
+    // Nothing was written, nothing recorded, and the service answers.
+    assert_eq!(
+        std::fs::read_to_string(templates.path().join("abandoned/subject.txt")).unwrap(),
+        before
+    );
+    assert!(app.store().history(10).await.unwrap().is_empty());
+    let names: Vec<_> = std::fs::read_dir(templates.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| ["_shared", "abandoned", "eft_pending", "last_chance"].contains(&n.as_str())),
+        "{names:?}"
+    );
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn a_copy_is_a_new_email_and_only_an_email_no_step_uses_can_be_deleted() {
+    let templates = copy_of_shipped();
+    let app = TestApp::spawn_with(with_password(templates.path().to_path_buf())).await;
+    let copy = vec![("new_name".to_string(), "abandoned_short".to_string())];
+    let (status, _, location) = post_form(&app, "/admin/emails/abandoned/copy", &copy).await;
+    assert_eq!(status, 303);
+    assert!(
+        location
+            .unwrap()
+            .starts_with("/admin/emails/abandoned_short?notice=")
+    );
+    for file in ["subject.txt", "body.html", "body.txt"] {
+        assert_eq!(
+            std::fs::read(templates.path().join("abandoned_short").join(file)).unwrap(),
+            std::fs::read(templates.path().join("abandoned").join(file)).unwrap()
+        );
+    }
+    // Copying onto an existing name is refused.
+    let (status, body, _) = post_form(&app, "/admin/emails/abandoned/copy", &copy).await;
+    assert_eq!(status, 422);
+    assert!(body.contains("exists already"));
+    // The list shows it, used by no step.
+    let list = app
+        .client
+        .get(format!("{}/admin/emails", app.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains("href=\"/admin/emails/abandoned_short\""));
+
+    // A template a step uses cannot be deleted; the page says which step.
+    let page = app
+        .client
+        .get(format!("{}/admin/emails/abandoned", app.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let versions = |page: &str| {
+        ["v_subject", "v_html", "v_text"]
+            .map(|f| (f.to_string(), hidden(page, f)))
+            .to_vec()
+    };
+    let (status, body, _) =
+        post_form(&app, "/admin/emails/abandoned/delete", &versions(&page)).await;
+    assert_eq!(status, 422);
+    assert!(body.contains("used by the step abandoned-1"), "{body}");
+    assert!(templates.path().join("abandoned/subject.txt").is_file());
+
+    let page = app
+        .client
+        .get(format!("{}/admin/emails/abandoned_short", app.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (status, _, location) = post_form(
+        &app,
+        "/admin/emails/abandoned_short/delete",
+        &versions(&page),
+    )
+    .await;
+    assert_eq!(status, 303, "{location:?}");
+    assert!(!templates.path().join("abandoned_short").exists());
+    let history = app.store().history(10).await.unwrap();
+    assert_eq!(history[0].summary, "abandoned_short: deleted");
+    assert_eq!(
+        history[1].summary,
+        "abandoned_short: new, a copy of abandoned"
+    );
+}
+
+#[tokio::test]
+async fn the_editors_script_and_style_are_served_by_the_binary() {
+    let templates = copy_of_shipped();
+    let app = TestApp::spawn_with(with_password(templates.path().to_path_buf())).await;
+    for (file, kind) in [("editor.js", "text/javascript"), ("editor.css", "text/css")] {
+        let response = app
+            .client
+            .get(format!("{}/admin/static/{file}", app.base))
+            .basic_auth("admin", Some(PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(kind)
+        );
+    }
+    let missing = app
+        .client
+        .get(format!("{}/admin/static/..%2Fsecrets", app.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+}

@@ -152,13 +152,14 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     }
     let (status, message) = if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "no such page".to_string())
+    } else if let Some(e) = rejection.find::<warp::reject::PayloadTooLarge>() {
+        // Before "method not allowed": a GET route at the same path also rejects a big POST.
+        (StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         (
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed".to_string(),
         )
-    } else if let Some(e) = rejection.find::<warp::reject::PayloadTooLarge>() {
-        (StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
     } else {
         // warp's own wording of a rejection names internals; the client needs only this.
         tracing::debug!("request refused: {rejection:?}");

@@ -38,6 +38,8 @@ pub struct AppState {
     pub health: HealthCache,
     /// What the email providers' webhooks are checked with.
     pub providers: Arc<EmailProviders>,
+    /// The editable files (the email editor, the history).
+    pub workshop: Arc<crate::workshop::Workshop>,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
         engine: Arc<Engine>,
         webhook_token: String,
         scheduled: bool,
+        workshop: Arc<crate::workshop::Workshop>,
     ) -> anyhow::Result<AppState> {
         Ok(AppState {
             store,
@@ -61,6 +64,7 @@ impl AppState {
             throttle: Arc::default(),
             health: HealthCache::default(),
             providers: Arc::new(EmailProviders::new(&config.email)?),
+            workshop,
         })
     }
 }

@@ -13,7 +13,7 @@ use warp::Filter;
 use warp::http::{StatusCode, header};
 use warp::reply::{Reply, Response};
 
-use super::{AdminState, page as render_page, with_notice};
+use super::{AppState, page as render_page, with_notice};
 use crate::web::ApiError;
 use crate::workshop::emails::{Draft, Template as Loaded, TemplateName};
 use crate::workshop::{SaveError, Saved, Version};
@@ -38,7 +38,7 @@ pub(super) struct Peer {
 }
 
 /// The [`Peer`] of a request.
-pub(super) fn peer() -> impl Filter<Extract = (Peer,), Error = std::convert::Infallible> + Clone {
+pub(super) fn peer() -> impl Filter<Extract = (Peer,), Error = warp::Rejection> + Clone {
     crate::connections::remote()
         .and(warp::header::optional::<String>("x-forwarded-for"))
         .map(|addr, forwarded_for| Peer {
@@ -49,7 +49,7 @@ pub(super) fn peer() -> impl Filter<Extract = (Peer,), Error = std::convert::Inf
 
 /// The client as the history keeps it: its address (the last proxy hop's word when the
 /// connection comes from a trusted proxy).
-pub(super) fn client(state: &AdminState, peer: &Peer) -> String {
+pub(super) fn client(state: &AppState, peer: &Peer) -> String {
     let config = state.engine.settings().config.clone();
     crate::proxies::client_ip(
         peer.addr.map(|a| a.ip()),
@@ -199,7 +199,7 @@ fn name_of(text: &str) -> Result<TemplateName, ApiError> {
 
 /// Renders `draft` of template `name` for the order `reference` (empty: the sample data).
 async fn preview_of(
-    state: &AdminState,
+    state: &AppState,
     name: &TemplateName,
     draft: &Draft,
     reference: &str,
@@ -229,7 +229,7 @@ async fn preview_of(
         .as_ref()
         .map(|o| o.email.clone())
         .unwrap_or_else(|| crate::templates::sample_context().buyer.email);
-    let rendered = crate::check::render_step(
+    let rendered = crate::present::render_step(
         &state.engine,
         &settings,
         order.as_ref(),
@@ -254,7 +254,7 @@ async fn preview_of(
 }
 
 /// Where the templates are, in words.
-fn source(state: &AdminState) -> String {
+pub(super) fn source(state: &AppState) -> String {
     let paths = state.workshop.paths();
     if paths.built_in {
         format!(
@@ -276,7 +276,7 @@ struct Shown {
 
 /// The editor page for `draft` (the saved parts when `None`), with a preview of it.
 async fn editor_page(
-    state: &AdminState,
+    state: &AppState,
     name: &TemplateName,
     form: Option<&EditorForm>,
     shown: Shown,
@@ -349,7 +349,7 @@ async fn editor_page(
 
 /// `GET /admin/emails/{template}`
 pub(super) async fn page(
-    state: AdminState,
+    state: AppState,
     (name, q): (String, EditorQuery),
 ) -> Result<Response, ApiError> {
     let name = name_of(&name)?;
@@ -383,7 +383,7 @@ pub(super) async fn page(
 /// `POST /admin/emails/{template}/preview`: the draft rendered; JSON for the page's script, the
 /// whole page for the Preview button.
 pub(super) async fn preview(
-    state: AdminState,
+    state: AppState,
     (name, accept, body): (String, Option<String>, bytes::Bytes),
 ) -> Result<Response, ApiError> {
     let name = name_of(&name)?;
@@ -398,7 +398,7 @@ pub(super) async fn preview(
 
 /// `POST /admin/emails/{template}`: Save.
 pub(super) async fn save(
-    state: AdminState,
+    state: AppState,
     (name, peer, body): (String, Peer, bytes::Bytes),
 ) -> Result<Response, ApiError> {
     let name = name_of(&name)?;
@@ -430,7 +430,7 @@ pub(super) fn saved_notice(saved: &Saved, done: &str) -> String {
 
 /// The editor again, with the draft kept and why it was not saved.
 async fn refused(
-    state: &AdminState,
+    state: &AppState,
     name: &TemplateName,
     f: &EditorForm,
     e: SaveError,
@@ -462,7 +462,7 @@ pub(super) fn status_of(e: &SaveError) -> StatusCode {
 
 /// `POST /admin/emails/{template}/test`: sends the draft to the address given.
 pub(super) async fn send_test(
-    state: AdminState,
+    state: AppState,
     (name, body): (String, bytes::Bytes),
 ) -> Result<Response, ApiError> {
     let name = name_of(&name)?;
@@ -475,19 +475,14 @@ pub(super) async fn send_test(
                 "" => None,
                 reference => state.store.order(reference).await?,
             };
-            let mut report = crate::check::CheckReport::default();
-            crate::check::send_tests(
-                &state.engine,
-                &settings,
-                order.as_ref(),
-                &address,
-                &mut report,
-            )
-            .await;
-            if report.errors.is_empty() {
+            let sends =
+                crate::present::send_tests(&state.engine, &settings, order.as_ref(), &address)
+                    .await;
+            let failures = sends.failures();
+            if failures.is_empty() {
                 format!("Sent a test of {name} as edited here to {address}.")
             } else {
-                format!("The test was not sent: {}", report.errors.join("; "))
+                format!("The test was not sent: {}", failures.join("; "))
             }
         }
     };
@@ -500,7 +495,7 @@ pub(super) async fn send_test(
 
 /// `POST /admin/emails/{template}/copy`: a new template from this one.
 pub(super) async fn copy(
-    state: AdminState,
+    state: AppState,
     (name, peer, body): (String, Peer, bytes::Bytes),
 ) -> Result<Response, ApiError> {
     let from = name_of(&name)?;
@@ -531,7 +526,7 @@ pub(super) async fn copy(
 
 /// `POST /admin/emails/{template}/delete`: refused while a step uses it.
 pub(super) async fn delete(
-    state: AdminState,
+    state: AppState,
     (name, peer, body): (String, Peer, bytes::Bytes),
 ) -> Result<Response, ApiError> {
     let name = name_of(&name)?;
@@ -567,7 +562,7 @@ pub(super) async fn delete(
 }
 
 /// `GET /admin/static/{file}`: the editor's script and style, built into the binary.
-pub(super) async fn asset(state: AdminState, file: String) -> Result<Response, ApiError> {
+pub(super) async fn asset(state: AppState, file: String) -> Result<Response, ApiError> {
     let _ = state;
     let (body, kind) = match file.as_str() {
         "editor.js" => (

@@ -52,6 +52,8 @@ struct EmailsPage {
     error: String,
     /// Which templates are in use: the built-in ones or a directory.
     source: String,
+    /// Every template, with the steps that use it.
+    templates: Vec<(String, String)>,
 }
 
 async fn rendered(
@@ -116,15 +118,15 @@ pub(super) async fn page(state: AppState, q: EmailsQuery) -> Result<Response, Ap
         subject,
         frame,
         error,
-        source: match state.engine.settings().templates.source() {
-            crate::config::TemplateSource::BuiltIn => format!(
-                "The built-in templates are in use (templates.dir is unset and there is no {}): run `quicket-followup init` to write them out for editing.",
-                crate::config::DEFAULT_TEMPLATES_DIR
-            ),
-            crate::config::TemplateSource::Dir(dir) => {
-                format!("The templates in {} are in use.", dir.display())
-            }
-        },
+        source: super::email_editor::source(state),
+        templates: state
+            .workshop
+            .template_names()
+            .await
+            .map_err(|e| ApiError::Internal(format!("{e:#}")))?
+            .into_iter()
+            .map(|(name, used)| (name.to_string(), used.join(", ")))
+            .collect(),
     })
 }
 

@@ -8,7 +8,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::email_editor::{DiffLine, Peer, client, diff_lines, form, saved_notice, status_of};
-use super::{AdminState, page as render_page, with_notice};
+use super::{AppState, page as render_page, with_notice};
 use crate::store::history::Via;
 use crate::web::ApiError;
 use crate::workshop::Version;
@@ -57,7 +57,7 @@ struct HistoryPage {
 }
 
 async fn history_page(
-    state: &AdminState,
+    state: &AppState,
     notice: String,
     problem: String,
     diff: Vec<DiffLine>,
@@ -115,13 +115,13 @@ async fn history_page(
 }
 
 /// `GET /admin/history`
-pub(super) async fn page(state: AdminState, q: HistoryQuery) -> Result<Response, ApiError> {
+pub(super) async fn page(state: AppState, q: HistoryQuery) -> Result<Response, ApiError> {
     history_page(&state, q.notice, String::new(), Vec::new(), StatusCode::OK).await
 }
 
 /// `POST /admin/history/{id}/restore`
 pub(super) async fn restore(
-    state: AdminState,
+    state: AppState,
     (id, peer, body): (i64, Peer, bytes::Bytes),
 ) -> Result<Response, ApiError> {
     let f: RestoreForm = form(&body)?;
@@ -162,7 +162,7 @@ pub(super) async fn restore(
 
 /// What the overview's banner says: a refused reload, or files changed by hand (the newest
 /// change in the history, until a save from the browser follows it).
-pub(super) async fn banners(state: &AdminState) -> Vec<String> {
+pub(super) async fn banners(state: &AppState) -> Vec<String> {
     let mut banners = Vec::new();
     if let Some(error) = state.engine.reload_status().last_error {
         banners.push(format!(

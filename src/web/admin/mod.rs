@@ -7,7 +7,9 @@
 //! `async fn(AppState, Query) -> Result<Response, ApiError>`, then add one line to [`routes`].
 
 mod chart;
+mod email_editor;
 mod emails;
+mod history;
 mod orders;
 mod overview;
 mod problems;
@@ -245,6 +247,65 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
         get(path!("emails"), emails::page),
         get(path!("emails" / "render"), emails::render),
         post(path!("emails" / "test"), emails::send_test),
+        route(
+            path!("emails" / String)
+                .and(warp::get())
+                .and(warp::query::<email_editor::EditorQuery>())
+                .map(|name, q| (name, q)),
+            email_editor::page,
+        ),
+        route(
+            path!("emails" / String / "preview")
+                .and(warp::post())
+                .and(warp::header::optional::<String>("accept"))
+                .and(email_editor::body())
+                .map(|name, accept, body| (name, accept, body)),
+            email_editor::preview,
+        ),
+        route(
+            path!("emails" / String)
+                .and(warp::post())
+                .and(email_editor::peer())
+                .and(email_editor::body())
+                .map(|name, peer, body| (name, peer, body)),
+            email_editor::save,
+        ),
+        route(
+            path!("emails" / String / "test")
+                .and(warp::post())
+                .and(email_editor::body())
+                .map(|name, body| (name, body)),
+            email_editor::send_test,
+        ),
+        route(
+            path!("emails" / String / "copy")
+                .and(warp::post())
+                .and(email_editor::peer())
+                .and(email_editor::body())
+                .map(|name, peer, body| (name, peer, body)),
+            email_editor::copy,
+        ),
+        route(
+            path!("emails" / String / "delete")
+                .and(warp::post())
+                .and(email_editor::peer())
+                .and(email_editor::body())
+                .map(|name, peer, body| (name, peer, body)),
+            email_editor::delete,
+        ),
+        route(
+            path!("static" / String).and(warp::get()),
+            email_editor::asset,
+        ),
+        get(path!("history"), history::page),
+        route(
+            path!("history" / i64 / "restore")
+                .and(warp::post())
+                .and(email_editor::peer())
+                .and(email_editor::body())
+                .map(|name, peer, body| (name, peer, body)),
+            history::restore,
+        ),
         get(path!("schedule"), schedule::page),
         get(path!("suppressions"), suppressions::page),
         post(path!("suppressions"), suppressions::add),

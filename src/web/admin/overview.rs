@@ -58,6 +58,10 @@ struct OverviewPage {
     attention: i64,
     api_status: String,
     api_class: &'static str,
+    /// A refused reload, files changed by hand (see [`super::history::banners`]).
+    banners: Vec<String>,
+    /// The steps in force, each with the emails it sends (linked to their editor).
+    steps: Vec<(String, Vec<String>)>,
 }
 
 /// What an activity row counts, in words ("hookcheckout_started" -> "Checkouts started").
@@ -132,7 +136,21 @@ pub(super) async fn page(state: AppState, q: Notice) -> Result<Response, ApiErro
     let (dns_checked, dns_findings) = dns_readiness(state, now).await?;
     let pause = state.store.sending_pause().await?;
     let rates = crate::reminders::breaker::rates(&state.store, now).await?;
+    let banners = super::history::banners(state).await;
+    let steps = state
+        .engine
+        .settings()
+        .config
+        .reminders
+        .iter()
+        .map(|s| {
+            let templates = s.templates().into_iter().map(String::from).collect();
+            (s.name.clone(), templates)
+        })
+        .collect();
     render(&OverviewPage {
+        banners,
+        steps,
         active: "overview",
         notice: q.notice,
         paused_since: pause
