@@ -8,7 +8,9 @@
   if (!form) {
     return;
   }
-  var previewUrl = form.getAttribute("data-preview");
+  // From the origin: an address typed with credentials (http://admin:...@host/) keeps them in
+  // the page's URL, and fetch refuses a URL that carries credentials.
+  var previewUrl = window.location.origin + form.getAttribute("data-preview");
   var timer = null;
   var asked = 0;
 

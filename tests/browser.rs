@@ -657,3 +657,206 @@ async fn the_overview_leads_with_what_the_reminders_added_against_the_control_gr
     driver.session = None;
     drop(driver);
 }
+
+/// The subject of each email in the outbox, oldest first.
+fn outbox_subjects(app: &TestApp) -> Vec<String> {
+    let outbox = app.dir.path().join("data/outbox");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&outbox)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).unwrap());
+    files
+        .iter()
+        .filter_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+        })
+        .collect()
+}
+
+/// Waits (bounded) until the element `css` says exactly `text`.
+async fn wait_for_text(client: &Client, css: &str, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = match client.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if now.contains(text) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let url = client
+                .current_url()
+                .await
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            panic!(
+                "{css} did not say {text:?} within 10 s; it says {now:?}; at {url}: {}",
+                body_text(client).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The email editor: change the subject and watch the preview follow, save, and the next pass's
+/// email has it; a misspelt name shows its error and is not saved; restoring the first version from
+/// the history brings the old email back. Screenshots `admin-email-editor*.png`,
+/// `admin-history*.png`.
+#[tokio::test]
+async fn an_organiser_edits_an_email_in_the_browser_saves_it_and_restores_it_from_the_history() {
+    let Some(chromedriver) = chromedriver() else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI needs chromedriver (apt-get install chromium chromium-driver)"
+        );
+        eprintln!(
+            "skipped: chromedriver is not installed (apt-get install chromium chromium-driver)"
+        );
+        return;
+    };
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let templates = common::copy_of_shipped_templates();
+    let dir = templates.path().to_path_buf();
+    let app = TestApp::spawn_with(move |c| {
+        organiser(c);
+        c.templates.dir = Some(dir);
+    })
+    .await;
+    let subject_file = templates.path().join("abandoned/subject.txt");
+    let original = std::fs::read_to_string(&subject_file).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let mut driver = Driver::start(&chromedriver).await;
+    let client = browser(&driver, profile.path()).await;
+    driver.session = client.session_id().await.unwrap();
+    let addr = app.service.addr;
+    client
+        .goto(&format!("http://admin:{PASSWORD}@{addr}/admin"))
+        .await
+        .unwrap();
+    wait_for(&client, Locator::Css("main h1")).await;
+    // The overview links the step to its email.
+    client
+        .find(Locator::Css("#steps a[href='/admin/emails/abandoned']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let subject = wait_for(&client, Locator::Css("textarea#subject")).await;
+    wait_for_text(
+        &client,
+        "#preview-subject",
+        "Your Jazz on the Lawn tickets are still waiting",
+    )
+    .await;
+    assert!(body_text(&client).await.contains("47 of 60 characters"));
+    screenshot(&client, 1280, &shots.join("admin-email-editor.png")).await;
+    screenshot(&client, 390, &shots.join("admin-email-editor-phone.png")).await;
+    client.set_window_size(1280, 1000).await.unwrap();
+
+    // Type a new subject: the preview follows without a click.
+    subject.clear().await.unwrap();
+    subject
+        .send_keys("Seats for {{ event.name }} are waiting")
+        .await
+        .unwrap();
+    wait_for_text(
+        &client,
+        "#preview-subject",
+        "Seats for Jazz on the Lawn are waiting",
+    )
+    .await;
+    wait_for_text(&client, "#subject-length", "38 of 60 characters").await;
+    client
+        .find(Locator::Css("#save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "main .notice", "Saved. The next emails use it.").await;
+    assert_eq!(
+        std::fs::read_to_string(&subject_file).unwrap(),
+        "Seats for {{ event.name }} are waiting"
+    );
+    post(&app, &THANDI, "checkout_started").await;
+    let report = app
+        .service
+        .engine
+        .run_pass(Utc::now(), false)
+        .await
+        .unwrap();
+    assert_eq!(report.counts.sent, 1);
+    assert_eq!(
+        outbox_subjects(&app),
+        vec!["Seats for Jazz on the Lawn are waiting".to_string()]
+    );
+
+    // A misspelt name: the error shows beside the preview, and Save is refused.
+    let subject = wait_for(&client, Locator::Css("textarea#subject")).await;
+    subject.send_keys(" {{ buyer.frist_name }}").await.unwrap();
+    wait_for_text(&client, "#errors", "buyer.frist_name").await;
+    let errors = client
+        .find(Locator::Css("#errors"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(errors.contains("abandoned/subject.txt, line 1"), "{errors}");
+    client
+        .find(Locator::Css("#save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "#problem", "not saved").await;
+    assert_eq!(
+        std::fs::read_to_string(&subject_file).unwrap(),
+        "Seats for {{ event.name }} are waiting",
+        "the file is unchanged"
+    );
+
+    // History: restore what was there before the save.
+    client
+        .find(Locator::LinkText("History"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "ul.history", "abandoned: subject changed").await;
+    screenshot(&client, 1280, &shots.join("admin-history.png")).await;
+    screenshot(&client, 390, &shots.join("admin-history-phone.png")).await;
+    client.set_window_size(1280, 1000).await.unwrap();
+    client
+        .find(Locator::Css("ul.history li button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "main .notice", "Restored what was there before").await;
+    assert_eq!(std::fs::read_to_string(&subject_file).unwrap(), original);
+    post(&app, &PIETER, "checkout_started").await;
+    let report = app
+        .service
+        .engine
+        .run_pass(Utc::now(), false)
+        .await
+        .unwrap();
+    assert_eq!(report.counts.sent, 1);
+    assert_eq!(
+        outbox_subjects(&app).last().unwrap(),
+        "Your Cape Town Comedy Night tickets are still waiting"
+    );
+    client.close().await.unwrap();
+    driver.session = None;
+    drop(driver);
+}

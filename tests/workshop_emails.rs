@@ -10,30 +10,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::Utc;
-use common::TestApp;
+use common::{TestApp, no_redirects};
 use quicket_followup::config::{Config, SendWindow};
 use quicket_followup::store::history::Via;
 use quicket_followup::workshop::SaveError;
 use quicket_followup::workshop::emails::{Draft, TemplateName};
 
-/// A copy of the shipped templates, to edit.
-pub fn copy_of_shipped() -> tempfile::TempDir {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let path = entry.unwrap().path();
-            let target = to.join(path.file_name().unwrap());
-            if path.is_dir() {
-                copy(&path, &target);
-            } else {
-                std::fs::copy(&path, &target).unwrap();
-            }
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    copy(&common::templates_dir(), dir.path());
-    dir
-}
+use common::copy_of_shipped_templates as copy_of_shipped;
 
 /// Reminders go out on the first pass, at any hour, using the templates in `templates`.
 fn at_once(templates: PathBuf) -> impl FnOnce(&mut Config) {
@@ -306,14 +289,6 @@ fn with_password(templates: PathBuf) -> impl FnOnce(&mut Config) {
         at_once(templates)(c);
         c.server.admin_password = PASSWORD.into();
     }
-}
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(common::BROWSER)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 /// The value of the hidden field `name` in a page.
@@ -608,6 +583,27 @@ async fn bad_input_at_the_editor_is_refused_clearly_with_nothing_written_and_the
         .await
         .unwrap();
     assert_eq!(cross.status().as_u16(), 403);
+    // A browser's form under `Referrer-Policy: no-referrer` says `Origin: null`: only its
+    // `Sec-Fetch-Site` can vouch for it.
+    let null_alone = client
+        .post(&url)
+        .basic_auth("admin", Some(PASSWORD))
+        .header("origin", "null")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(null_alone.status().as_u16(), 403);
+    let null_cross = client
+        .post(&url)
+        .basic_auth("admin", Some(PASSWORD))
+        .header("origin", "null")
+        .header("sec-fetch-site", "cross-site")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(null_cross.status().as_u16(), 403);
     let anonymous = client
         .post(&url)
         .header("origin", &app.base)
@@ -753,4 +749,161 @@ async fn the_editors_script_and_style_are_served_by_the_binary() {
         .await
         .unwrap();
     assert_eq!(missing.status().as_u16(), 404);
+}
+
+/// `serve` as a child process started in `dir`, killed when dropped.
+struct ServedIn {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for ServedIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve_in(dir: &Path) -> ServedIn {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(common::binary())
+        .current_dir(dir)
+        .args(["--config", "quicket-followup.toml", "serve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before printing its address")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("Listening on ") {
+            break rest.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    ServedIn { child, base }
+}
+
+async fn get_page(base: &str, path: &str) -> String {
+    reqwest::Client::builder()
+        .user_agent(common::BROWSER)
+        .build()
+        .unwrap()
+        .get(format!("{base}{path}"))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The real binary in an empty directory, so the built-in emails are in use: the first save from
+/// the browser writes the templates where the service then reads them; `check` passes on them; a
+/// hand edit after the save is put in force by SIGHUP and shows up in the history.
+#[tokio::test]
+async fn the_first_save_with_the_built_in_emails_writes_files_that_check_passes_and_sighup_reads() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("quicket-followup.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_password = \"{PASSWORD}\"\nwebhook_token = \"{}\"\n",
+            common::TOKEN
+        ),
+    )
+    .unwrap();
+    let served = serve_in(work.path());
+    let page = get_page(&served.base, "/admin/emails/abandoned").await;
+    assert!(page.contains("The built-in emails are in use"), "{page}");
+    assert_eq!(hidden(&page, "v_subject"), "absent");
+    let built_in = |file: &str| {
+        quicket_followup::builtin_templates::get(file)
+            .unwrap()
+            .to_string()
+    };
+    let form = [
+        ("subject", "Seats for {{ event.name }}".to_string()),
+        ("html", built_in("abandoned/body.html")),
+        ("text", built_in("abandoned/body.txt")),
+        ("v_subject", hidden(&page, "v_subject")),
+        ("v_html", hidden(&page, "v_html")),
+        ("v_text", hidden(&page, "v_text")),
+        ("reference", String::new()),
+        ("test_email", String::new()),
+    ];
+    let response = no_redirects()
+        .post(format!("{}/admin/emails/abandoned", served.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .header("origin", &served.base)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    let dir = work.path().join("templates/emails");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("abandoned/subject.txt")).unwrap(),
+        "Seats for {{ event.name }}"
+    );
+    for (file, text) in quicket_followup::builtin_templates::FILES {
+        if *file != "abandoned/subject.txt" {
+            assert_eq!(
+                &std::fs::read_to_string(dir.join(file)).unwrap(),
+                text,
+                "{file}"
+            );
+        }
+    }
+    let preview = get_page(&served.base, "/admin/emails?step=abandoned-1").await;
+    assert!(preview.contains("Seats for Jazz on the Lawn"), "{preview}");
+
+    // `check` reads the saved files and passes.
+    let check = std::process::Command::new(common::binary())
+        .current_dir(work.path())
+        .args(["--config", "quicket-followup.toml", "check"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(out.contains("templates in templates/emails"), "{out}");
+
+    // By hand, then SIGHUP: in force, and in the history as a change on disk.
+    std::fs::write(
+        dir.join("abandoned/subject.txt"),
+        "Edited by hand for {{ event.name }}",
+    )
+    .unwrap();
+    common::signal(&served.child, "HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let history = get_page(&served.base, "/admin/history").await;
+        if history.contains("changed on disk: templates/abandoned/subject.txt") {
+            assert!(history.contains("abandoned: subject changed"));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hand edit was not recorded within 20 s: {history}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let preview = get_page(&served.base, "/admin/emails?step=abandoned-1").await;
+    assert!(
+        preview.contains("Edited by hand for Jazz on the Lawn"),
+        "{preview}"
+    );
+    let overview = get_page(&served.base, "/admin").await;
+    assert!(
+        overview.contains("Files were changed by hand"),
+        "{overview}"
+    );
 }

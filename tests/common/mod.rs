@@ -54,6 +54,25 @@ pub fn no_redirects() -> reqwest::Client {
         .unwrap()
 }
 
+/// A copy of the shipped templates in a temp dir, for a test that edits them.
+pub fn copy_of_shipped_templates() -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            let target = to.join(path.file_name().unwrap());
+            if path.is_dir() {
+                copy(&path, &target);
+            } else {
+                std::fs::copy(&path, &target).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy(&templates_dir(), dir.path());
+    dir
+}
+
 /// The shipped templates.
 pub fn templates_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/emails")

@@ -71,7 +71,13 @@ fn same_origin(door: &Door, public_url: &str) -> bool {
     {
         return false;
     }
-    match door.origin.as_deref() {
+    // Under `Referrer-Policy: no-referrer` a browser's form POST says `Origin: null`; then only
+    // its `Sec-Fetch-Site: same-origin` (checked above) can vouch for it.
+    match door
+        .origin
+        .as_deref()
+        .filter(|o| !o.eq_ignore_ascii_case("null"))
+    {
         Some(origin) => authority(origin).is_some_and(|theirs| {
             door.host
                 .as_deref()
