@@ -100,17 +100,7 @@ async fn the_binary_started_in_an_empty_directory_records_a_hook_and_writes_a_wh
     };
     std::thread::spawn(move || for _ in lines {});
     let client = reqwest::Client::new();
-    let health: serde_json::Value = serde_json::from_str(
-        &client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let health = common::get_json(&client, &format!("{base}/healthz")).await;
     assert_eq!(health["templates"], "built-in", "{health}");
     let mut body: serde_json::Value = common::hook("REF-ANY", "checkout_started").json();
     body["email"] = "lerato@mail.co.za".into();

@@ -89,12 +89,8 @@ async fn two_hundred_sends_and_one_complaint_pause_sending_until_resumed() {
     );
     // The overview shows the banner with its Resume button.
     let overview = app
-        .client
-        .get(format!("{}/admin", app.base))
-        .basic_auth("admin", Some(PASSWORD))
-        .send()
+        .admin_get("/admin", PASSWORD)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

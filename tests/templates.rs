@@ -272,18 +272,21 @@ fn check_send_test_delivers_one_email_per_step_to_a_real_smtp_server() {
     assert_eq!(ids.len(), 3);
 }
 
+/// `serve` from a copy of the shipped templates in `dir`, with one step sent a second after a
+/// checkout, passes every second and no window: an email comes out at once. Returns the copy.
+fn serve_with_own_templates(dir: &Path) -> (std::path::PathBuf, common::Served) {
+    let templates = copy_templates(dir);
+    let config = config_with_templates(
+        dir,
+        &templates,
+        "[schedule]\nscan = \"* * * * * *\"\nsend_window = \"\"\ndormant_after = \"1s\"\n\n\
+         [[reminders]]\nname = \"quick\"\nafter = \"1s\"\nwhen = [\"checkout_started\"]\ntemplate = \"abandoned\"\n",
+    );
+    (templates, serve(&config, &[]))
+}
+
 async fn health(client: &reqwest::Client, base: &str) -> serde_json::Value {
-    serde_json::from_str(
-        &client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap()
+    common::get_json(client, &format!("{base}/healthz")).await
 }
 
 /// Waits (bounded) until /healthz shows `reloads` successful reloads or a refused one.
@@ -336,14 +339,7 @@ async fn wait_for_emails(outbox: &Path, n: usize) -> Vec<String> {
 async fn sighup_with_a_good_template_changes_the_next_email_and_with_a_broken_one_changes_nothing()
 {
     let dir = tempfile::tempdir().unwrap();
-    let templates = copy_templates(dir.path());
-    let config = config_with_templates(
-        dir.path(),
-        &templates,
-        "[schedule]\nscan = \"* * * * * *\"\nsend_window = \"\"\ndormant_after = \"1s\"\n\n\
-         [[reminders]]\nname = \"quick\"\nafter = \"1s\"\nwhen = [\"checkout_started\"]\ntemplate = \"abandoned\"\n",
-    );
-    let mut served = serve(&config, &[]);
+    let (templates, mut served) = serve_with_own_templates(dir.path());
     let client = reqwest::Client::new();
     let outbox = dir.path().join("data/outbox");
 
@@ -461,14 +457,7 @@ fn check_names_each_kind_of_broken_template_and_exits_1() {
 #[tokio::test]
 async fn sighup_with_each_kind_of_broken_template_keeps_the_service_and_the_running_version() {
     let dir = tempfile::tempdir().unwrap();
-    let templates = copy_templates(dir.path());
-    let config = config_with_templates(
-        dir.path(),
-        &templates,
-        "[schedule]\nscan = \"* * * * * *\"\nsend_window = \"\"\ndormant_after = \"1s\"\n\n\
-         [[reminders]]\nname = \"quick\"\nafter = \"1s\"\nwhen = [\"checkout_started\"]\ntemplate = \"abandoned\"\n",
-    );
-    let mut served = serve(&config, &[]);
+    let (templates, mut served) = serve_with_own_templates(dir.path());
     let client = reqwest::Client::new();
     let outbox = dir.path().join("data/outbox");
     for (i, (file, append, needle)) in BROKEN.iter().enumerate() {

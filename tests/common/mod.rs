@@ -205,8 +205,7 @@ impl TestApp {
 
     /// GET `path` and read the answer as JSON.
     pub async fn get_json(&self, path: &str) -> Value {
-        let text = self.get_text(path).await;
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} is not JSON ({e}): {text}"))
+        get_json(&self.client, &format!("{}{path}", self.base)).await
     }
 
     /// Runs a command of the binary against this app's database (see [`TestApp::cli_config`]);
@@ -217,6 +216,13 @@ impl TestApp {
         all.extend_from_slice(args);
         run_cli(&all, &[])
     }
+}
+
+/// GET `url` and read the answer as JSON.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    let response = client.get(url).send().await.unwrap();
+    let text = response.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url} is not JSON ({e}): {text}"))
 }
 
 /// The webhook URL of a service listening on `addr`, with the test token.
