@@ -279,7 +279,10 @@ impl Engine {
                 .finish_pass(id, report.counts.clone(), error)
                 .await?;
         }
-        drop(lock);
+        // Unlocked explicitly, not by closing: a child process forked meanwhile by another thread
+        // (a test running the CLI) holds a copy of the descriptor until it execs, and the lock
+        // would outlive this pass, refusing the next one as Busy.
+        let _ = lock.unlock();
         result?;
         Ok(report)
     }
