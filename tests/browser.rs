@@ -658,24 +658,6 @@ async fn the_overview_leads_with_what_the_reminders_added_against_the_control_gr
     drop(driver);
 }
 
-/// The subject of each email in the outbox, oldest first.
-fn outbox_subjects(app: &TestApp) -> Vec<String> {
-    let outbox = app.dir.path().join("data/outbox");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&outbox)
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).unwrap());
-    files
-        .iter()
-        .filter_map(|p| {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .lines()
-                .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
-        })
-        .collect()
-}
-
 /// Waits (bounded) until the element `css` says exactly `text`.
 async fn wait_for_text(client: &Client, css: &str, text: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -793,7 +775,7 @@ async fn an_organiser_edits_an_email_in_the_browser_saves_it_and_restores_it_fro
         .unwrap();
     assert_eq!(report.counts.sent, 1);
     assert_eq!(
-        outbox_subjects(&app),
+        common::outbox_subjects(&app),
         vec!["Seats for Jazz on the Lawn are waiting".to_string()]
     );
 
@@ -853,7 +835,7 @@ async fn an_organiser_edits_an_email_in_the_browser_saves_it_and_restores_it_fro
         .unwrap();
     assert_eq!(report.counts.sent, 1);
     assert_eq!(
-        outbox_subjects(&app).last().unwrap(),
+        common::outbox_subjects(&app).last().unwrap(),
         "Your Cape Town Comedy Night tickets are still waiting"
     );
     client.close().await.unwrap();

@@ -32,19 +32,9 @@ fn at_once(templates: PathBuf) -> impl FnOnce(&mut Config) {
     }
 }
 
-/// The subjects of the emails in the outbox.
+/// The subjects of the emails in the outbox, sorted.
 fn subjects(app: &TestApp) -> Vec<String> {
-    let outbox = app.dir.path().join("data/outbox");
-    let Ok(entries) = std::fs::read_dir(&outbox) else {
-        return Vec::new();
-    };
-    let mut subjects: Vec<String> = entries
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .filter_map(|eml| {
-            eml.lines()
-                .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
-        })
-        .collect();
+    let mut subjects = common::outbox_subjects(app);
     subjects.sort();
     subjects
 }
@@ -555,63 +545,32 @@ async fn bad_input_at_the_editor_is_refused_clearly_with_nothing_written_and_the
     let (status, _, _) = post_form(&app, "/admin/emails/abandoned", &forged).await;
     assert_eq!(status, 400);
 
-    // No Origin nor Sec-Fetch-Site, another site's Origin, a cross-site fetch.
-    let silent = client
-        .post(&url)
-        .basic_auth("admin", Some(PASSWORD))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(silent.status().as_u16(), 403);
-    let foreign = client
-        .post(&url)
-        .basic_auth("admin", Some(PASSWORD))
-        .header("origin", "https://evil.example")
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(foreign.status().as_u16(), 403);
-    let cross = client
-        .post(&url)
-        .basic_auth("admin", Some(PASSWORD))
-        .header("origin", &app.base)
-        .header("sec-fetch-site", "cross-site")
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cross.status().as_u16(), 403);
-    // A browser's form under `Referrer-Policy: no-referrer` says `Origin: null`: only its
-    // `Sec-Fetch-Site` can vouch for it.
-    let null_alone = client
-        .post(&url)
-        .basic_auth("admin", Some(PASSWORD))
-        .header("origin", "null")
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(null_alone.status().as_u16(), 403);
-    let null_cross = client
-        .post(&url)
-        .basic_auth("admin", Some(PASSWORD))
-        .header("origin", "null")
-        .header("sec-fetch-site", "cross-site")
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(null_cross.status().as_u16(), 403);
-    let anonymous = client
-        .post(&url)
-        .header("origin", &app.base)
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(anonymous.status().as_u16(), 401);
+    // Where the form says it comes from: nothing, another site, a cross-site fetch, and the
+    // `Origin: null` a browser's form sends under `Referrer-Policy: no-referrer`, which only its
+    // `Sec-Fetch-Site` can vouch for. Each is refused; without credentials it is 401.
+    let base = app.base.as_str();
+    for (headers, refused) in [
+        (vec![], 403),
+        (vec![("origin", "https://evil.example")], 403),
+        (
+            vec![("origin", base), ("sec-fetch-site", "cross-site")],
+            403,
+        ),
+        (vec![("origin", "null")], 403),
+        (
+            vec![("origin", "null"), ("sec-fetch-site", "cross-site")],
+            403,
+        ),
+    ] {
+        let mut request = client.post(&url).basic_auth("admin", Some(PASSWORD));
+        for (name, value) in &headers {
+            request = request.header(*name, *value);
+        }
+        let status = request.form(&form).send().await.unwrap().status();
+        assert_eq!(status.as_u16(), refused, "{headers:?}");
+    }
+    let anonymous = client.post(&url).header("origin", base).form(&form).send();
+    assert_eq!(anonymous.await.unwrap().status().as_u16(), 401);
 
     // Nothing was written, nothing recorded, and the service answers.
     assert_eq!(

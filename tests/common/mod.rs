@@ -54,6 +54,24 @@ pub fn no_redirects() -> reqwest::Client {
         .unwrap()
 }
 
+/// The subject of each email in `app`'s outbox, oldest first.
+pub fn outbox_subjects(app: &TestApp) -> Vec<String> {
+    let outbox = app.dir.path().join("data/outbox");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&outbox)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).unwrap());
+    files
+        .iter()
+        .filter_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+        })
+        .collect()
+}
+
 /// A copy of the shipped templates in a temp dir, for a test that edits them.
 pub fn copy_of_shipped_templates() -> tempfile::TempDir {
     fn copy(from: &Path, to: &Path) {
