@@ -18,7 +18,7 @@ use crate::config::Config;
 pub use crate::domain::{EventInfo, TicketTypeInfo};
 use crate::quicket_api::{LookupError, QuicketApi};
 use crate::store::Store;
-use crate::store::event_info::{self, StoredEvent};
+use crate::store::event_info::StoredEvent;
 
 /// Lookups in flight at once (a pass may need several events).
 const LOOKUP_CONCURRENCY: usize = 4;
@@ -135,13 +135,11 @@ impl EventDirectory {
         let api = QuicketApi::from_config(&config.quicket)?;
         let known = if api.is_some() {
             store
-                .read(|conn| {
-                    Ok(event_info::all(conn)?
-                        .into_iter()
-                        .map(|e| e.event_id)
-                        .collect())
-                })
+                .event_infos()
                 .await?
+                .into_iter()
+                .map(|e| e.event_id)
+                .collect()
         } else {
             HashSet::new()
         };
@@ -186,9 +184,8 @@ impl EventDirectory {
     /// follow the configuration alone, not answers kept from when a key was set.
     pub async fn cached(&self, event_id: &str) -> Option<EventInfo> {
         self.api.as_ref()?;
-        let id = event_id.to_string();
         self.store
-            .read(move |conn| event_info::get(conn, &id))
+            .event_info(event_id)
             .await
             .ok()
             .flatten()
@@ -201,7 +198,7 @@ impl EventDirectory {
             return HashMap::new();
         }
         self.store
-            .read(event_info::all)
+            .event_infos()
             .await
             .unwrap_or_default()
             .into_iter()
@@ -238,14 +235,9 @@ impl EventDirectory {
         persist: bool,
         retry_failed: bool,
     ) -> HashMap<String, EventInfo> {
-        let ids = event_ids.clone();
         let stored: Vec<Option<StoredEvent>> = self
             .store
-            .read(move |conn| {
-                ids.iter()
-                    .map(|id| event_info::get(conn, id))
-                    .collect::<anyhow::Result<Vec<_>>>()
-            })
+            .event_infos_of(event_ids.clone())
             .await
             .unwrap_or_default();
         let mut known: HashMap<String, EventInfo> = HashMap::new();
@@ -338,9 +330,7 @@ impl EventDirectory {
             Ok(info) => {
                 let info = info.clone();
                 tracing::info!(event = %event_id, "event details looked up in Quicket's API");
-                self.store
-                    .write(move |conn| event_info::record_success(conn, &id, &info, now))
-                    .await
+                self.store.record_lookup(id, info, now).await
             }
             Err(e) => {
                 let wait = match e {
@@ -354,9 +344,7 @@ impl EventDirectory {
                 let error = e.to_string();
                 let not_found = *e == LookupError::NotFound;
                 self.store
-                    .write(move |conn| {
-                        event_info::record_failure(conn, &id, &error, not_found, now, retry_at)
-                    })
+                    .record_failed_lookup(id, error, not_found, now, retry_at)
                     .await
             }
         };
@@ -381,7 +369,7 @@ impl EventDirectory {
 
     /// The state of the lookups, from the cache.
     pub async fn status(&self) -> ApiStatus {
-        let rows = self.store.read(event_info::all).await.unwrap_or_default();
+        let rows = self.store.event_infos().await.unwrap_or_default();
         let failing: Vec<&StoredEvent> = rows
             .iter()
             .filter(|r| r.error.is_some() && !r.not_found)

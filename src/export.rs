@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::store::{self, OrderRecord, Store};
+use crate::store::{OrderRecord, Store};
 
 /// What to export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -35,24 +35,25 @@ pub async fn export(
     format: ExportFormat,
     out: Box<dyn Write + Send>,
 ) -> anyhow::Result<()> {
-    store
-        .read(move |conn| {
-            let mut sink = Sink::new(format, out);
-            match kind {
-                ExportKind::Orders => {
-                    store::for_each_order(conn, |o| sink.write(&o, || OrderRow::from(&o)))?
-                }
-                ExportKind::Deliveries => {
-                    store::for_each_delivery(conn, |d| sink.write(&d, || d.clone()))?
-                }
-                ExportKind::Reminders => {
-                    store::reminders::for_each_reminder(conn, |r| sink.write(&r, || r.clone()))?
-                }
-            }
-            sink.finish()
-        })
-        .await?;
-    Ok(())
+    let sink = Sink::new(format, out);
+    let sink = match kind {
+        ExportKind::Orders => {
+            store
+                .each_order(sink, |sink, o| sink.write(&o, || OrderRow::from(&o)))
+                .await?
+        }
+        ExportKind::Deliveries => {
+            store
+                .each_delivery(sink, |sink, d| sink.write(&d, || d.clone()))
+                .await?
+        }
+        ExportKind::Reminders => {
+            store
+                .each_reminder(sink, |sink, r| sink.write(&r, || r.clone()))
+                .await?
+        }
+    };
+    sink.finish()
 }
 
 enum Sink {

@@ -2,7 +2,7 @@
 //! tickets, the planner's answer, and sorting the answers into what is sent and what is recorded.
 //! Nothing here sends.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -11,8 +11,9 @@ use super::planner::{Decision, StepStatus, plan};
 use super::report::{PassLine, PassReport, line};
 use crate::events::EventInfo;
 use crate::experiment::HELD_OUT;
-use crate::store::event_info;
-use crate::store::reminders::{self as sql, DecisionRecord, DueBuyerEvent};
+use crate::store::reminders::{
+    DecisionRecord, DueBuyerEvent, HoldOut, QuietDecisions, StepSkips,
+};
 
 /// A skipped step and why: what the planner hands over with a step to send.
 pub(super) type Skips = Vec<(String, String)>;
@@ -20,12 +21,8 @@ pub(super) type Skips = Vec<(String, String)>;
 /// One page's decisions, sorted by what becomes of them.
 #[derive(Default)]
 pub(super) struct Sorted {
-    /// Every decision that sends nothing now, to record.
-    pub(super) quiet: Vec<DecisionRecord>,
-    /// Steps skipped without an email (sold out).
-    pub(super) step_skips: Vec<sql::StepSkips>,
-    /// Steps the control group would have been sent.
-    pub(super) held: Vec<sql::HoldOut>,
+    /// Everything that sends nothing now, to record.
+    pub(super) quiet: QuietDecisions,
     /// Steps to claim and send.
     pub(super) sends: Vec<(DueBuyerEvent, String, Skips)>,
 }
@@ -34,7 +31,7 @@ impl Engine {
     /// Whether a buyer-event is in the control group: as recorded when its first step fell due;
     /// else emailed if anything was ever sent or claimed for it (before the control group was
     /// turned on); else as the keyed hash says for the share in force.
-    pub(crate) fn held_out(&self, s: &Settings, due: &sql::DueBuyerEvent) -> bool {
+    pub(crate) fn held_out(&self, s: &Settings, due: &DueBuyerEvent) -> bool {
         if let Some(recorded) = due.held_out {
             return recorded;
         }
@@ -79,57 +76,34 @@ impl Engine {
     pub(super) async fn check_sold_out(
         &self,
         s: &Settings,
-        decided: &mut [(sql::DueBuyerEvent, Decision)],
+        decided: &mut [(DueBuyerEvent, Decision)],
         infos: &mut HashMap<String, EventInfo>,
-        refreshed: &mut std::collections::HashSet<String>,
+        refreshed: &mut HashSet<String>,
         now: DateTime<Utc>,
         dry_run: bool,
     ) -> anyhow::Result<()> {
-        if !self.events.enabled() {
+        if !self.events.enabled() || !decided.iter().any(|(_, d)| sends_now(d)) {
             return Ok(());
         }
-        // The control group is checked like the emailed group, so that both skip alike.
-        let would_send =
-            |d: &Decision| matches!(d, Decision::Send { .. } | Decision::HoldOut { .. });
-        let sending = || decided.iter().filter(|(_, d)| would_send(d));
-        if sending().next().is_none() {
-            return Ok(());
-        }
-        let mut events: Vec<String> = sending()
-            .map(|(due, _)| due.candidate.event_id.clone())
-            .filter(|id| !refreshed.contains(id))
-            .collect();
-        events.sort();
-        events.dedup();
-        if !events.is_empty() {
-            refreshed.extend(events.iter().cloned());
-            infos.extend(self.events.refresh(events, now, !dry_run).await);
-        }
+        self.refresh_events(decided, infos, refreshed, now, dry_run)
+            .await;
         let local_now = now.with_timezone(&s.rules.timezone).naive_local();
         // The buyer's choice matters only when something of the event is still on sale.
-        let to_check: Vec<(usize, String)> = decided
+        let (at, references): (Vec<usize>, Vec<String>) = decided
             .iter()
             .enumerate()
             .filter(|(_, (due, d))| {
-                would_send(d)
+                sends_now(d)
                     && infos.get(&due.candidate.event_id).is_some_and(|info| {
                         info.may_be_sold_out() && !info.nothing_on_sale(local_now)
                     })
             })
             .map(|(i, (due, _))| (i, due.reference.clone()))
-            .collect();
-        let chosen = self
-            .store
-            .read(move |conn| {
-                to_check
-                    .into_iter()
-                    .map(|(i, reference)| Ok((i, event_info::ticket_types(conn, &reference)?)))
-                    .collect::<anyhow::Result<Vec<_>>>()
-            })
-            .await?;
-        let mut chosen = chosen.into_iter().peekable();
+            .unzip();
+        let types = self.store.chosen_ticket_types(references).await?;
+        let mut chosen = at.into_iter().zip(types).peekable();
         for (i, (due, decision)) in decided.iter_mut().enumerate() {
-            if !would_send(decision) {
+            if !sends_now(decision) {
                 continue;
             }
             let Some(info) = infos.get(&due.candidate.event_id) else {
@@ -154,6 +128,36 @@ impl Engine {
         }
         Ok(())
     }
+
+    /// Refreshes what Quicket's API says about the events of the steps about to be sent, each
+    /// at most once per pass.
+    async fn refresh_events(
+        &self,
+        decided: &[(DueBuyerEvent, Decision)],
+        infos: &mut HashMap<String, EventInfo>,
+        refreshed: &mut HashSet<String>,
+        now: DateTime<Utc>,
+        dry_run: bool,
+    ) {
+        let mut events: Vec<String> = decided
+            .iter()
+            .filter(|(_, d)| sends_now(d))
+            .map(|(due, _)| due.candidate.event_id.clone())
+            .filter(|id| !refreshed.contains(id))
+            .collect();
+        events.sort();
+        events.dedup();
+        if !events.is_empty() {
+            refreshed.extend(events.iter().cloned());
+            infos.extend(self.events.refresh(events, now, !dry_run).await);
+        }
+    }
+}
+
+/// Whether a decision would email now; the control group is checked like the emailed group, so
+/// that both skip alike.
+fn sends_now(d: &Decision) -> bool {
+    matches!(d, Decision::Send { .. } | Decision::HoldOut { .. })
 }
 
 /// Sorts a page's decisions: steps to send, and the records (with report lines) of the rest.
@@ -196,14 +200,14 @@ fn hold_out(
         Some(&step),
         HELD_OUT.into(),
     ));
-    sorted.quiet.push(DecisionRecord {
+    sorted.quiet.decisions.push(DecisionRecord {
         email_key: c.email_key.clone(),
         event_id: c.event_id.clone(),
         decision: "skipped",
         reason: format!("{step}: {HELD_OUT}"),
         next_check_at: Some(now),
     });
-    sorted.held.push(sql::HoldOut {
+    sorted.quiet.held.push(HoldOut {
         email_key: c.email_key.clone(),
         event_id: c.event_id.clone(),
         reference: due.reference.clone(),
@@ -241,14 +245,14 @@ fn record_quiet(
         reason.clone(),
     ));
     if let Decision::SkipSteps { skip } = &decision {
-        sorted.step_skips.push(sql::StepSkips {
+        sorted.quiet.step_skips.push(StepSkips {
             email_key: c.email_key.clone(),
             event_id: c.event_id.clone(),
             reference: due.reference.clone(),
             skip: skip.clone(),
         });
     }
-    sorted.quiet.push(DecisionRecord {
+    sorted.quiet.decisions.push(DecisionRecord {
         email_key: c.email_key.clone(),
         event_id: c.event_id.clone(),
         decision: decision.label(),

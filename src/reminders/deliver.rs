@@ -18,7 +18,7 @@ use crate::domain::{EventInfo, OrderState, check_deliverable};
 use crate::email::{self, Outgoing, SendError};
 use crate::links::{LinkTarget, LinkUrls};
 use crate::store::StoreError;
-use crate::store::reminders::{self as sql, ClaimResult, OpenClaim, PassCounts, SendCheck};
+use crate::store::reminders::{ClaimResult, OpenClaim, PassCounts, SendCheck};
 
 /// First delay after a temporary failure; doubles per attempt up to [`MAX_RETRY_DELAY`].
 const FIRST_RETRY_DELAY: Duration = Duration::from_secs(60);
@@ -96,15 +96,7 @@ impl Engine {
         claim: OpenClaim,
         now: DateTime<Utc>,
     ) -> anyhow::Result<(PassLine, PassCounts)> {
-        let (key, event, reference) = (
-            claim.email_key.clone(),
-            claim.event_id.clone(),
-            claim.reference.clone(),
-        );
-        let check = self
-            .store
-            .read(move |conn| sql::send_check(conn, &key, &event, &reference))
-            .await?;
+        let check = self.store.send_check(&claim).await?;
         let result = match self.attempt(s, &claim, check, now).await {
             Ok(result) => result,
             Err(e) => ClaimResult::Retry {
@@ -123,17 +115,7 @@ impl Engine {
             _ => now + chrono::TimeDelta::seconds(1),
         };
         self.store
-            .write(move |conn| {
-                sql::finish_claim(
-                    conn,
-                    &claim.email_key,
-                    &claim.event_id,
-                    &claim.step,
-                    &result,
-                    now,
-                    next_check,
-                )
-            })
+            .finish_claim(claim, result, now, next_check)
             .await?;
         Ok(done)
     }

@@ -14,7 +14,7 @@ use super::engine::Engine;
 pub use super::engine::Settings;
 use super::report::{PassLine, PassReport, line};
 use crate::email;
-use crate::store::reminders::{self as sql, Claim, DueBuyerEvent, OpenClaim, PassCounts};
+use crate::store::reminders::{Claim, DueBuyerEvent, OpenClaim, PassCounts};
 
 /// Buyer-events read per page.
 const PAGE: usize = 2000;
@@ -49,19 +49,15 @@ impl Engine {
             report.interrupted = true;
             return Ok(());
         }
-        let suppressed = Arc::new(self.store.read(sql::suppressed_keys).await?);
+        let suppressed = Arc::new(self.store.suppressed_keys().await?);
         let mut infos = self.events.all_cached().await;
         // Events refreshed by this pass already (a dry run keeps no answer in the database).
         let mut refreshed = HashSet::new();
         let mut after: Option<(String, String, String)> = None;
         loop {
-            let from = after.clone();
             let page = self
                 .store
-                .read({
-                    let suppressed = suppressed.clone();
-                    move |conn| sql::load_due(conn, &suppressed, now, from.as_ref(), PAGE)
-                })
+                .due_page(suppressed.clone(), now, after.clone(), PAGE)
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some((
@@ -97,7 +93,7 @@ impl Engine {
         let tz = s.rules.timezone;
         let claims: Vec<OpenClaim> = self
             .store
-            .read(move |conn| sql::open_claims(conn, now))
+            .open_claims(now)
             .await?
             .into_iter()
             .filter(|claim| s.rules.window_for(&claim.step).allows(now, tz))
@@ -129,26 +125,15 @@ impl Engine {
         dry_run: bool,
         report: &mut PassReport,
     ) -> anyhow::Result<bool> {
-        let Sorted {
-            quiet,
-            step_skips,
-            held,
-            sends,
-        } = sorted;
+        let Sorted { quiet, sends } = sorted;
         if dry_run {
             for (due, step, skip) in sends {
                 report.push(would_send(due, &step, &skip));
             }
             return Ok(false);
         }
-        if !quiet.is_empty() {
-            self.store
-                .write(move |conn| {
-                    sql::skip_steps(conn, &step_skips, now)?;
-                    sql::hold_out(conn, &held, now)?;
-                    sql::record_decisions(conn, &quiet, now)
-                })
-                .await?;
+        if !quiet.decisions.is_empty() {
+            self.store.record_quiet(quiet, now).await?;
         }
         let jobs = sends
             .into_iter()
@@ -239,10 +224,7 @@ impl Engine {
             template: template.clone(),
             share: s.config.experiment.holdout,
         };
-        let claimed = self
-            .store
-            .write(move |conn| sql::claim(conn, &claim))
-            .await?;
+        let claimed = self.store.claim(claim).await?;
         if let Err(refused) = claimed {
             let counts = PassCounts {
                 skipped: 1,

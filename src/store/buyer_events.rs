@@ -1,15 +1,14 @@
 //! Keeping `buyer_events` (one row per buyer and event) in step with the orders, inside the same
 //! transaction as the hook that changed them, so a pass never sees one without the other.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use super::OptionalRow;
 use crate::domain::OrderState;
 
 /// Recomputes the buyer-event of (`email_key`, `event_id`) from its orders. A buyer-event is paid
 /// once any of its orders is; otherwise it takes the state of the order that changed last. Asking
 /// the next pass to look at it again is always safe: the pass decides from the database.
-pub(crate) fn refresh(
+pub(super) fn refresh(
     conn: &Connection,
     email_key: &str,
     event_id: Option<&str>,
@@ -29,7 +28,7 @@ pub(crate) fn refresh(
         .query_row(params![email_key, event_id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
-        .optional_row()?;
+        .optional()?;
     let latest: Option<(String, OrderState, String, String, Option<String>)> = conn
         .prepare_cached(
             "SELECT reference, state, changed_at, email, event_date FROM orders
@@ -39,7 +38,7 @@ pub(crate) fn refresh(
         .query_row(params![email_key, event_id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
-        .optional_row()?;
+        .optional()?;
     let Some((latest_reference, latest_state, changed_at, latest_email, latest_date)) = latest
     else {
         conn.execute(

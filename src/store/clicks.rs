@@ -3,9 +3,9 @@
 //! reminder that was sent, and only when a person made it.
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
-use super::{OptionalRow, Store, StoreError, parse_timestamp, timestamp};
+use super::{Store, StoreError, parse_timestamp, timestamp};
 use crate::scanner::{self, Link, Reason, Request, Timing};
 
 /// A fetch to record.
@@ -54,7 +54,7 @@ impl Store {
                      WHERE email_key = ?1 AND event_id = ?2 AND step = ?3 AND status = 'sent'",
                 )?
                 .query_row(params![f.email_key, f.event_id, f.step], |r| r.get(0))
-                .optional_row()?;
+                .optional()?;
             let Some(sent_at) = sent_at else {
                 return Ok(Fetched::NoReminder);
             };

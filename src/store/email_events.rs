@@ -2,11 +2,11 @@
 //! tied to the reminder it answers), and the rates the circuit breaker reads.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{OptionalRow, Store, StoreError, timestamp};
+use super::{Store, StoreError, timestamp};
 use crate::domain::email_key;
 use crate::email_events::{EmailEvent, EventKind, Provider};
 
@@ -124,7 +124,7 @@ impl Store {
 }
 
 /// See [`Store::email_rates`]; for callers already holding a connection.
-pub fn rates(conn: &Connection, since: DateTime<Utc>) -> anyhow::Result<Rates> {
+pub(super) fn rates(conn: &Connection, since: DateTime<Utc>) -> anyhow::Result<Rates> {
     let since = timestamp(since);
     let sent: i64 = conn.query_row(
         "SELECT count(*) FROM reminders WHERE sent_at IS NOT NULL AND sent_at >= ?1",
@@ -234,7 +234,7 @@ fn reminder_of(
             .query_row(params![format!("<{id}>"), key], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
             })
-            .optional_row()?;
+            .optional()?;
         if let Some((event, step)) = found {
             return Ok((Some(event), Some(step)));
         }
@@ -247,7 +247,7 @@ fn reminder_of(
         .query_row([key], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
         })
-        .optional_row()?;
+        .optional()?;
     Ok(match latest {
         Some((event, step)) => (Some(event), Some(step)),
         None => (None, None),
@@ -272,7 +272,7 @@ pub struct TimelineEvent {
 }
 
 /// The bounces and complaints of a buyer-event (and those tied to no reminder), oldest first.
-pub fn for_timeline(
+pub(super) fn for_timeline(
     conn: &Connection,
     key: &str,
     event: &str,
@@ -304,7 +304,7 @@ pub fn for_timeline(
 }
 
 /// `forget`: removes one address's bounces and complaints and any provider's raw body naming it.
-pub fn forget(conn: &Connection, key: &str) -> anyhow::Result<u64> {
+pub(super) fn forget(conn: &Connection, key: &str) -> anyhow::Result<u64> {
     conn.execute("DELETE FROM email_events WHERE email_key = ?1", [key])?;
     Ok(conn.execute(
         "UPDATE email_deliveries SET body = NULL
@@ -315,7 +315,7 @@ pub fn forget(conn: &Connection, key: &str) -> anyhow::Result<u64> {
 
 /// Retention: providers' raw bodies (they name buyers) older than `cutoff` are dropped; the
 /// events stay, counted, for the rates.
-pub fn expire(conn: &Connection, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
+pub(super) fn expire(conn: &Connection, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
     Ok(conn.execute(
         "UPDATE email_deliveries SET body = NULL WHERE body IS NOT NULL AND received_at < ?1",
         [timestamp(cutoff)],

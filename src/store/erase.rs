@@ -87,7 +87,7 @@ fn unescape(text: &str) -> String {
 
 /// The names a person goes by: the buyer name of their orders, and the attendee name on any
 /// ticket with their address (theirs or someone else's order).
-pub fn names_of(conn: &Connection, key: &str) -> anyhow::Result<Vec<String>> {
+pub(super) fn names_of(conn: &Connection, key: &str) -> anyhow::Result<Vec<String>> {
     let mut names = Vec::new();
     let mut stmt = conn.prepare("SELECT email_key, buyer_name, tickets FROM orders")?;
     let mut rows = stmt.query([])?;
@@ -114,7 +114,7 @@ pub fn names_of(conn: &Connection, key: &str) -> anyhow::Result<Vec<String>> {
 
 /// Removes the person from other people's orders: a ticket with their address or name keeps its
 /// type and price without its attendee, and a buyer name copied from their ticket is cleared.
-pub fn clear_from_orders(conn: &Connection, person: &Person) -> anyhow::Result<u64> {
+pub(super) fn clear_from_orders(conn: &Connection, person: &Person) -> anyhow::Result<u64> {
     let mut changed = Vec::new();
     {
         let mut stmt = conn.prepare("SELECT reference, buyer_name, tickets FROM orders")?;
@@ -148,7 +148,7 @@ pub fn clear_from_orders(conn: &Connection, person: &Person) -> anyhow::Result<u
 
 /// Drops every raw body (of the deliveries `filter` selects, an SQL condition) that mentions the
 /// person. Returns how many.
-pub fn drop_bodies(conn: &Connection, person: &Person, filter: &str) -> anyhow::Result<u64> {
+pub(super) fn drop_bodies(conn: &Connection, person: &Person, filter: &str) -> anyhow::Result<u64> {
     let mut ids = Vec::new();
     {
         let mut stmt = conn.prepare(&format!(
@@ -185,7 +185,7 @@ const TEXTS: &[(&str, &str)] = &[
 ];
 
 /// Replaces each of [`TEXTS`] that names one of the person's addresses.
-pub fn scrub_texts(conn: &Connection, person: &Person) -> anyhow::Result<()> {
+pub(super) fn scrub_texts(conn: &Connection, person: &Person) -> anyhow::Result<()> {
     let keys_only = Person {
         keys: person.keys.clone(),
         names: Vec::new(),

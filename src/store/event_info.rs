@@ -1,9 +1,9 @@
 //! The cache of what Quicket's API said about each event (`event_info`, schema 5).
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{OptionalRow, parse_timestamp, timestamp};
+use super::{Store, StoreError, parse_timestamp, timestamp};
 use crate::domain::EventInfo;
 
 /// One event's row: the latest good answer (if any) and how the latest lookup went.
@@ -56,12 +56,12 @@ fn decode(
 }
 
 /// One event's row.
-pub fn get(conn: &Connection, event_id: &str) -> anyhow::Result<Option<StoredEvent>> {
+fn get(conn: &Connection, event_id: &str) -> anyhow::Result<Option<StoredEvent>> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM event_info WHERE event_id = ?1"
     ))?
     .query_row([event_id], from_row)
-    .optional_row()?
+    .optional()?
     .map(decode)
     .transpose()
 }
@@ -78,7 +78,7 @@ pub fn all(conn: &Connection) -> anyhow::Result<Vec<StoredEvent>> {
 }
 
 /// Keeps a successful lookup.
-pub fn record_success(
+fn record_success(
     conn: &Connection,
     event_id: &str,
     info: &EventInfo,
@@ -97,7 +97,7 @@ pub fn record_success(
 
 /// Notes a failed lookup (`not_found`: the API answered 404); the last good answer, if any, is
 /// kept.
-pub fn record_failure(
+fn record_failure(
     conn: &Connection,
     event_id: &str,
     error: &str,
@@ -150,11 +150,11 @@ pub fn known_events(conn: &Connection) -> anyhow::Result<Vec<KnownEvent>> {
 }
 
 /// The ticket type names of an order, as Quicket sent them.
-pub fn ticket_types(conn: &Connection, reference: &str) -> anyhow::Result<Vec<String>> {
+fn ticket_types(conn: &Connection, reference: &str) -> anyhow::Result<Vec<String>> {
     let tickets: Option<String> = conn
         .prepare_cached("SELECT tickets FROM orders WHERE reference = ?1")?
         .query_row([reference], |r| r.get(0))
-        .optional_row()?;
+        .optional()?;
     let Some(tickets) = tickets else {
         return Ok(Vec::new());
     };
@@ -170,4 +170,66 @@ pub fn ticket_types(conn: &Connection, reference: &str) -> anyhow::Result<Vec<St
         .map(|t| t.ticket_type)
         .filter(|t| !t.trim().is_empty())
         .collect())
+}
+
+impl Store {
+    /// One event's cached row.
+    pub async fn event_info(&self, event_id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        let id = event_id.to_string();
+        self.read(move |conn| get(conn, &id)).await
+    }
+
+    /// The cached rows of `event_ids`, in their order (`None` for an event never looked up).
+    pub async fn event_infos_of(
+        &self,
+        event_ids: Vec<String>,
+    ) -> Result<Vec<Option<StoredEvent>>, StoreError> {
+        self.read(move |conn| event_ids.iter().map(|id| get(conn, id)).collect())
+            .await
+    }
+
+    /// Every event's cached row.
+    pub async fn event_infos(&self) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(all).await
+    }
+
+    /// Keeps a successful lookup of `event_id`.
+    pub async fn record_lookup(
+        &self,
+        event_id: String,
+        info: EventInfo,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| record_success(conn, &event_id, &info, now))
+            .await
+    }
+
+    /// Notes a failed lookup of `event_id` (`not_found`: the API answered 404), to be tried
+    /// again from `retry_at`; the last good answer, if any, is kept.
+    pub async fn record_failed_lookup(
+        &self,
+        event_id: String,
+        error: String,
+        not_found: bool,
+        now: DateTime<Utc>,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| record_failure(conn, &event_id, &error, not_found, now, retry_at))
+            .await
+    }
+
+    /// Every event named by a stored order, latest event date first.
+    pub async fn known_events(&self) -> Result<Vec<KnownEvent>, StoreError> {
+        self.read(known_events).await
+    }
+
+    /// The ticket type names each of `references` chose, in their order (none for an order
+    /// that is not stored).
+    pub async fn chosen_ticket_types(
+        &self,
+        references: Vec<String>,
+    ) -> Result<Vec<Vec<String>>, StoreError> {
+        self.read(move |conn| references.iter().map(|r| ticket_types(conn, r)).collect())
+            .await
+    }
 }

@@ -21,7 +21,7 @@ pub struct Member {
 }
 
 /// Every buyer-event of the experiment.
-pub fn members(conn: &Connection) -> anyhow::Result<Vec<Member>> {
+pub(super) fn members(conn: &Connection) -> anyhow::Result<Vec<Member>> {
     let mut stmt = conn.prepare(
         "SELECT x.held_out, x.decided_at, be.completed_at,
                 (SELECT coalesce(sum(o.amount_cents), 0) FROM orders o
@@ -71,7 +71,7 @@ pub struct Sent {
 }
 
 /// Every step sent.
-pub fn sent(conn: &Connection) -> anyhow::Result<Vec<Sent>> {
+pub(super) fn sent(conn: &Connection) -> anyhow::Result<Vec<Sent>> {
     let mut stmt = conn.prepare(
         "SELECT r.step, r.template, r.sent_at,
                 EXISTS (SELECT 1 FROM clicks c

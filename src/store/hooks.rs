@@ -2,9 +2,9 @@
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{OptionalRow, Store, StoreError, buyer_events, timestamp};
+use super::{Store, StoreError, buyer_events, timestamp};
 use crate::domain::{OrderState, email_key};
 use crate::quicket::{Hook, HookAction, HookError};
 
@@ -213,7 +213,7 @@ fn replay(conn: &Connection, timezone: chrono_tz::Tz) -> anyhow::Result<ReplayRe
                 r.get::<_, Vec<u8>>(2)?,
             ))
         })
-        .optional_row()?
+        .optional()?
     {
         after = id;
         report.examined += 1;
@@ -251,14 +251,14 @@ fn apply(
     let seen: Option<i64> = conn
         .prepare_cached("SELECT id FROM order_history WHERE reference = ?1 AND fingerprint = ?2")?
         .query_row(params![hook.reference, hook.fingerprint], |r| r.get(0))
-        .optional_row()?;
+        .optional()?;
     if seen.is_some() {
         return Ok(HookOutcome::Duplicate);
     }
     let current: Option<(OrderState, String, Option<String>)> = conn
         .prepare_cached("SELECT state, email_key, event_id FROM orders WHERE reference = ?1")?
         .query_row([&hook.reference], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional_row()?;
+        .optional()?;
     let tickets = serde_json::to_string(&hook.tickets)?;
     let event_date = hook
         .event_date

@@ -3,9 +3,9 @@
 //! old signed format working only while their reminder is stored and not too old.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{OptionalRow, Store, StoreError, parse_timestamp, timestamp};
+use super::{Store, StoreError, parse_timestamp, timestamp};
 use crate::links::{LinkTarget, Purpose};
 
 /// An event link works this long after the event's start (or after sending, with no date).
@@ -67,7 +67,7 @@ impl Store {
                         step: r.get(2)?,
                     })
                 })
-                .optional_row()?)
+                .optional()?)
         })
         .await
     }
@@ -90,7 +90,7 @@ impl Store {
                     params![target.email_key, target.event_id, target.step],
                     |r| r.get(0),
                 )
-                .optional_row()?;
+                .optional()?;
             let Some(Some(sent)) = sent else {
                 return Ok(false);
             };
@@ -121,7 +121,7 @@ fn issue(
             ],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .optional_row()?;
+        .optional()?;
     let expires = timestamp(expires);
     if let Some((token, old)) = existing {
         if expires > old {

@@ -1,9 +1,11 @@
 //! The SQLite store: the only source of truth. One writer thread owns the write connection and
 //! commits whatever is queued as one transaction (group commit: many hooks, one fsync); readers use
-//! a small pool of their own connections. Every SQL statement of the service lives under this module.
+//! a small pool of their own connections. Every SQL statement of the service lives under this module,
+//! behind async methods on [`Store`] that each run one transaction or one read.
 
 mod backup;
 mod buyer_events;
+mod claims;
 pub mod clicks;
 pub mod email_events;
 mod erase;
@@ -29,13 +31,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use rusqlite_migration::{M, Migrations};
 use tokio::sync::{mpsc, oneshot};
 
 pub use backup::BackupReport;
 pub use hooks::{HookOutcome, IngestResult, ReplayReport};
-pub use orders::{DeliveryRecord, OrderRecord, TicketRecord, for_each_delivery, for_each_order};
+pub use orders::{DeliveryRecord, OrderRecord, TicketRecord};
 
 /// The migrations, in order; the schema version is their count.
 const MIGRATIONS: &[&str] = &[
@@ -150,7 +152,9 @@ impl Store {
     }
 
     /// Runs `work` in the writer's next transaction and answers once that transaction is durable.
-    /// `work` runs inside a savepoint: if it fails, only its own changes are rolled back.
+    /// `work` runs inside a savepoint: if it fails, only its own changes are rolled back. The
+    /// service changes the database through the typed methods only; this stays public for the
+    /// integration tests, which arrange what an older version left behind.
     pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -181,7 +185,8 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Runs a read on a pooled connection off the async runtime.
+    /// Runs a read on a pooled connection off the async runtime. The service reads through the
+    /// typed methods; this stays public for the integration tests, which look into tables.
     pub async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -244,7 +249,7 @@ impl Store {
         self.write(move |conn| {
             let existing: Option<String> = conn
                 .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-                .optional_row()?;
+                .optional()?;
             if let Some(value) = existing {
                 return Ok(value);
             }
@@ -292,21 +297,6 @@ impl Store {
             Ok(version)
         })
         .await
-    }
-}
-
-/// `Option` for a query that may return no row.
-pub(crate) trait OptionalRow<T> {
-    fn optional_row(self) -> rusqlite::Result<Option<T>>;
-}
-
-impl<T> OptionalRow<T> for rusqlite::Result<T> {
-    fn optional_row(self) -> rusqlite::Result<Option<T>> {
-        match self {
-            Ok(v) => Ok(Some(v)),
-            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 }
 

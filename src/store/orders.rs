@@ -1,9 +1,9 @@
 //! Reading orders and deliveries back: for `export`, `/admin` and the tests.
 
-use rusqlite::{Connection, Row};
+use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::{OptionalRow, Store, StoreError};
+use super::{Store, StoreError};
 use crate::domain::{Cents, OrderState};
 use crate::quicket::Ticket;
 
@@ -126,7 +126,7 @@ fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<DeliveryRecord> {
 }
 
 /// Calls `each` for every order, oldest first, without holding them all in memory.
-pub fn for_each_order(
+fn for_each_order(
     conn: &Connection,
     mut each: impl FnMut(OrderRecord) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
@@ -141,7 +141,7 @@ pub fn for_each_order(
 }
 
 /// Calls `each` for every delivery, in arrival order.
-pub fn for_each_delivery(
+fn for_each_delivery(
     conn: &Connection,
     mut each: impl FnMut(DeliveryRecord) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
@@ -156,6 +156,34 @@ pub fn for_each_delivery(
 }
 
 impl Store {
+    /// Hands every order, oldest first, to `each`, streaming in one read; returns `state` as
+    /// `each` left it.
+    pub async fn each_order<S: Send + 'static>(
+        &self,
+        mut state: S,
+        mut each: impl FnMut(&mut S, OrderRecord) -> anyhow::Result<()> + Send + 'static,
+    ) -> Result<S, StoreError> {
+        self.read(move |conn| {
+            for_each_order(conn, |o| each(&mut state, o))?;
+            Ok(state)
+        })
+        .await
+    }
+
+    /// Hands every delivery, in arrival order, to `each`, streaming in one read; returns
+    /// `state` as `each` left it.
+    pub async fn each_delivery<S: Send + 'static>(
+        &self,
+        mut state: S,
+        mut each: impl FnMut(&mut S, DeliveryRecord) -> anyhow::Result<()> + Send + 'static,
+    ) -> Result<S, StoreError> {
+        self.read(move |conn| {
+            for_each_delivery(conn, |d| each(&mut state, d))?;
+            Ok(state)
+        })
+        .await
+    }
+
     /// One order by reference.
     pub async fn order(&self, reference: &str) -> Result<Option<OrderRecord>, StoreError> {
         let reference = reference.to_string();
@@ -166,7 +194,7 @@ impl Store {
                     [reference],
                     order_from_row,
                 )
-                .optional_row()?)
+                .optional()?)
         })
         .await
     }
@@ -182,7 +210,7 @@ impl Store {
                     [],
                     order_from_row,
                 )
-                .optional_row()?)
+                .optional()?)
         })
         .await
     }
@@ -207,7 +235,7 @@ impl Store {
                 .query_row("SELECT body FROM deliveries WHERE id = ?1", [id], |r| {
                     r.get(0)
                 })
-                .optional_row()?
+                .optional()?
                 .flatten())
         })
         .await

@@ -107,7 +107,7 @@ impl Store {
     /// Whether an address is suppressed.
     pub async fn is_suppressed(&self, email: &str) -> Result<bool, StoreError> {
         let key = email_key(email);
-        self.read(move |conn| super::reminders::is_suppressed(conn, &key))
+        self.read(move |conn| super::claims::is_suppressed(conn, &key))
             .await
     }
 

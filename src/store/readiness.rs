@@ -1,9 +1,9 @@
 //! The last DNS readiness verdict (`check`, or the daily refresh for `/admin`), kept in `meta`.
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
-use super::{OptionalRow, Store, StoreError, parse_timestamp, timestamp};
+use super::{Store, StoreError, parse_timestamp, timestamp};
 use crate::domain::Finding;
 
 const KEY: &str = "dns_readiness";
@@ -14,7 +14,7 @@ impl Store {
         self.read(|conn| {
             let value: Option<String> = conn
                 .query_row("SELECT value FROM meta WHERE key = ?1", [KEY], |r| r.get(0))
-                .optional_row()?;
+                .optional()?;
             Ok(value
                 .and_then(|v| serde_json::from_str::<(String, Vec<Finding>)>(&v).ok())
                 .and_then(|(at, findings)| Some((parse_timestamp(&at).ok()?, findings))))

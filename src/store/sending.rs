@@ -1,10 +1,10 @@
 //! Whether sending is paused by the circuit breaker, kept in `meta` so that a restart keeps it.
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{OptionalRow, Store, StoreError, parse_timestamp, timestamp};
+use super::{Store, StoreError, parse_timestamp, timestamp};
 
 const PAUSED: &str = "sending_paused";
 const RESUMED: &str = "sending_resumed_at";
@@ -26,7 +26,7 @@ impl Store {
                 .query_row("SELECT value FROM meta WHERE key = ?1", [PAUSED], |r| {
                     r.get(0)
                 })
-                .optional_row()?;
+                .optional()?;
             Ok(value
                 .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
                 .map(|v| Pause {
@@ -73,7 +73,7 @@ impl Store {
                 .query_row("SELECT value FROM meta WHERE key = ?1", [RESUMED], |r| {
                     r.get(0)
                 })
-                .optional_row()?;
+                .optional()?;
             Ok(value.and_then(|v| parse_timestamp(&v).ok()))
         })
         .await

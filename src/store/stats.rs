@@ -238,7 +238,7 @@ fn recovered(conn: &Connection, window: chrono::TimeDelta) -> anyhow::Result<Vec
 const CURVE_POINTS: u32 = 28;
 
 /// The experiment's figures from its members; `None` when there is none and the share is 0 %.
-pub fn experiment(
+pub(super) fn experiment(
     members: &[Member],
     holdout: Share,
     window: chrono::TimeDelta,
@@ -306,7 +306,7 @@ pub fn experiment(
 }
 
 /// Each step and template's figures, in the steps' order then by template.
-pub fn step_figures(
+pub(super) fn step_figures(
     sent: &[Sent],
     templates: &BTreeMap<String, String>,
     order: &[String],

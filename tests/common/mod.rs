@@ -176,7 +176,7 @@ impl TestApp {
         let claimed = self
             .service
             .store
-            .write(move |conn| quicket_followup::store::reminders::claim(conn, &claim))
+            .claim(claim)
             .await
             .unwrap();
         assert!(claimed.is_ok(), "the claim was refused: {claimed:?}");

@@ -1,0 +1,523 @@
+//! Claiming a step before it is sent (re-checking, inside the transaction, what may have changed),
+//! the last check before an email leaves, and recording how it ended; steps skipped or held out.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Store, StoreError, parse_timestamp, timestamp};
+use crate::domain::OrderState;
+use crate::experiment::{HELD_OUT, Share};
+
+/// Why a claim was refused at the last moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimRefused {
+    /// An order for the event was paid meanwhile.
+    Paid,
+    /// The address was suppressed meanwhile.
+    Suppressed,
+    /// The step was already decided (another pass got there first).
+    AlreadyDecided,
+    /// Another email went out within min_gap.
+    TooSoon,
+    /// The buyer-event is in the control group.
+    HeldOut,
+    /// Another step for the buyer-event is claimed and not yet sent (waiting for a retry).
+    InFlight,
+}
+
+impl ClaimRefused {
+    /// For people.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ClaimRefused::Paid => "the buyer paid",
+            ClaimRefused::Suppressed => "the address is unsubscribed",
+            ClaimRefused::AlreadyDecided => "already decided by another pass",
+            ClaimRefused::TooSoon => "another email went out within min_gap",
+            ClaimRefused::HeldOut => HELD_OUT,
+            ClaimRefused::InFlight => {
+                "another email to this buyer about this event waits for a retry"
+            }
+        }
+    }
+}
+
+/// A step to claim.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The buyer.
+    pub email_key: String,
+    /// The event.
+    pub event_id: String,
+    /// The step.
+    pub step: String,
+    /// Earlier steps skipped with it, and why.
+    pub skip: Vec<(String, String)>,
+    /// The order it is about.
+    pub reference: String,
+    /// The address it goes to.
+    pub email: String,
+    /// Its Message-ID.
+    pub message_id: String,
+    /// The pass's time.
+    pub now: DateTime<Utc>,
+    /// min_gap, checked again inside the claim.
+    pub min_gap: chrono::TimeDelta,
+    /// The template (the step's variant) the email is rendered from.
+    pub template: String,
+    /// `[experiment] holdout` in force, recorded with the buyer-event's group on its first step.
+    pub share: Share,
+}
+
+/// Claims a step before sending it, re-checking inside the transaction what could have changed
+/// since the pass read the buyer-event: paid, suppressed, already decided, another email too recent.
+fn claim(conn: &Connection, c: &Claim) -> anyhow::Result<Result<(), ClaimRefused>> {
+    let state: Option<OrderState> = conn
+        .query_row(
+            "SELECT state FROM buyer_events WHERE email_key = ?1 AND event_id = ?2",
+            params![c.email_key, c.event_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if state.is_none_or(|s| s == OrderState::Completed) {
+        return Ok(Err(ClaimRefused::Paid));
+    }
+    if is_suppressed(conn, &c.email_key)? {
+        return Ok(Err(ClaimRefused::Suppressed));
+    }
+    let decided: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM reminders WHERE email_key = ?1 AND event_id = ?2 AND step = ?3)",
+        params![c.email_key, c.event_id, c.step],
+        |r| r.get(0),
+    )?;
+    if decided {
+        return Ok(Err(ClaimRefused::AlreadyDecided));
+    }
+    // One email at a time per buyer-event: a claim still waiting for its retry would otherwise go
+    // out in the same pass as this one (min_gap is counted from when an email is sent).
+    let in_flight: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM reminders WHERE email_key = ?1 AND event_id = ?2 AND status = 'claimed')",
+        params![c.email_key, c.event_id],
+        |r| r.get(0),
+    )?;
+    if in_flight {
+        return Ok(Err(ClaimRefused::InFlight));
+    }
+    let last: Option<String> = conn.query_row(
+        "SELECT max(coalesce(sent_at, decided_at)) FROM reminders
+         WHERE email_key = ?1 AND event_id = ?2 AND status IN ('sent', 'claimed')",
+        params![c.email_key, c.event_id],
+        |r| r.get(0),
+    )?;
+    if let Some(last) = last
+        && parse_timestamp(&last)? + c.min_gap > c.now
+    {
+        return Ok(Err(ClaimRefused::TooSoon));
+    }
+    // Belt and braces: whatever the pass thought, a buyer-event recorded as held out is never sent.
+    let held_out: Option<bool> = conn
+        .query_row(
+            "SELECT held_out FROM experiment WHERE email_key = ?1 AND event_id = ?2",
+            params![c.email_key, c.event_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if held_out == Some(true) {
+        return Ok(Err(ClaimRefused::HeldOut));
+    }
+    let at = timestamp(c.now);
+    conn.execute(
+        "INSERT INTO reminders (email_key, event_id, step, status, reference, email, message_id, decided_at, template)
+         VALUES (?1, ?2, ?3, 'claimed', ?4, ?5, ?6, ?7, ?8)",
+        params![c.email_key, c.event_id, c.step, c.reference, c.email, c.message_id, at, c.template],
+    )?;
+    record_group(
+        conn,
+        &c.email_key,
+        &c.event_id,
+        false,
+        c.share,
+        &c.step,
+        &at,
+    )?;
+    insert_skipped(conn, &c.email_key, &c.event_id, &c.reference, &c.skip, &at)?;
+    Ok(Ok(()))
+}
+
+/// Records `skip` (steps and why) as skipped for a buyer-event; a step already decided is left
+/// alone, as each step is decided once.
+fn insert_skipped(
+    conn: &Connection,
+    email_key: &str,
+    event_id: &str,
+    reference: &str,
+    skip: &[(String, String)],
+    at: &str,
+) -> anyhow::Result<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO reminders (email_key, event_id, step, status, reason, reference, message_id, decided_at)
+         VALUES (?1, ?2, ?3, 'skipped', ?4, ?5, '', ?6) ON CONFLICT DO NOTHING",
+    )?;
+    for (step, reason) in skip {
+        insert.execute(params![email_key, event_id, step, reason, reference, at])?;
+    }
+    Ok(())
+}
+
+/// Records a buyer-event's group when its first step falls due; a group once recorded stays.
+fn record_group(
+    conn: &Connection,
+    email_key: &str,
+    event_id: &str,
+    held_out: bool,
+    share: Share,
+    step: &str,
+    at: &str,
+) -> anyhow::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO experiment (email_key, event_id, held_out, share, step, decided_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+    )?
+    .execute(params![
+        email_key,
+        event_id,
+        held_out,
+        share.hundredths(),
+        step,
+        at
+    ])?;
+    Ok(())
+}
+
+/// A step that would have been sent to a held-out buyer-event.
+#[derive(Debug, Clone)]
+pub struct HoldOut {
+    /// The buyer.
+    pub email_key: String,
+    /// The event.
+    pub event_id: String,
+    /// The order it was about.
+    pub reference: String,
+    /// The step that would have been sent.
+    pub step: String,
+    /// Steps skipped with it, and why.
+    pub skip: Vec<(String, String)>,
+    /// `[experiment] holdout` in force.
+    pub share: Share,
+}
+
+/// Records held-out steps (`skipped`, "held out") and, on the first, the buyer-event's group.
+pub(super) fn hold_out(conn: &Connection, held: &[HoldOut], now: DateTime<Utc>) -> anyhow::Result<()> {
+    let at = timestamp(now);
+    for h in held {
+        let mut skip = vec![(h.step.clone(), HELD_OUT.to_string())];
+        skip.extend(h.skip.iter().cloned());
+        insert_skipped(conn, &h.email_key, &h.event_id, &h.reference, &skip, &at)?;
+        record_group(conn, &h.email_key, &h.event_id, true, h.share, &h.step, &at)?;
+    }
+    Ok(())
+}
+
+/// Due steps of one buyer-event to record as skipped without sending anything.
+#[derive(Debug, Clone)]
+pub struct StepSkips {
+    /// The buyer.
+    pub email_key: String,
+    /// The event.
+    pub event_id: String,
+    /// The order they were about.
+    pub reference: String,
+    /// The steps, and why.
+    pub skip: Vec<(String, String)>,
+}
+
+/// Records steps as skipped (each step stays decided once: a step already decided is left alone).
+pub(super) fn skip_steps(
+    conn: &Connection,
+    skips: &[StepSkips],
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let at = timestamp(now);
+    for s in skips {
+        insert_skipped(conn, &s.email_key, &s.event_id, &s.reference, &s.skip, &at)?;
+    }
+    Ok(())
+}
+
+/// Whether an address is on the suppression list.
+pub(super) fn is_suppressed(conn: &Connection, email_key: &str) -> anyhow::Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_key = ?1)",
+        [email_key],
+        |r| r.get(0),
+    )?)
+}
+
+/// How a claimed step ended (or did not yet).
+#[derive(Debug, Clone)]
+pub enum ClaimResult {
+    /// Sent, with the proof of when and under which rule.
+    Sent {
+        /// The local time it left, RFC 3339 with the zone's offset.
+        local: String,
+        /// The send-window rule that allowed it.
+        rule: String,
+    },
+    /// A temporary failure: try again at `retry_at`.
+    Retry {
+        /// When.
+        retry_at: DateTime<Utc>,
+        /// The failure.
+        error: String,
+    },
+    /// Failed for good.
+    Failed {
+        /// The server's reply.
+        error: String,
+        /// Also suppress the address (the mailbox does not exist).
+        suppress: bool,
+    },
+    /// Not sent after all, and never will be.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Records how a claimed step ended, on the step and on its buyer-event.
+fn finish_claim(
+    conn: &Connection,
+    email_key: &str,
+    event_id: &str,
+    step: &str,
+    result: &ClaimResult,
+    now: DateTime<Utc>,
+    next_check: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let at = timestamp(now);
+    let (decision, reason) = match result {
+        ClaimResult::Sent { local, rule } => {
+            conn.execute(
+                "UPDATE reminders SET status = 'sent', sent_at = ?4, attempts = attempts + 1,
+                    retry_at = NULL, reason = NULL, sent_local = ?5, send_rule = ?6
+                 WHERE email_key = ?1 AND event_id = ?2 AND step = ?3",
+                params![email_key, event_id, step, at, local, rule],
+            )?;
+            ("sent", format!("{step} sent"))
+        }
+        ClaimResult::Retry { retry_at, error } => {
+            conn.execute(
+                "UPDATE reminders SET attempts = attempts + 1, retry_at = ?4, last_error = ?5
+                 WHERE email_key = ?1 AND event_id = ?2 AND step = ?3",
+                params![email_key, event_id, step, timestamp(*retry_at), error],
+            )?;
+            ("failed", format!("{step} will be retried: {error}"))
+        }
+        ClaimResult::Failed { error, suppress } => {
+            conn.execute(
+                "UPDATE reminders SET status = 'failed', attempts = attempts + 1, retry_at = NULL,
+                    reason = ?4, last_error = ?4
+                 WHERE email_key = ?1 AND event_id = ?2 AND step = ?3",
+                params![email_key, event_id, step, error],
+            )?;
+            if *suppress {
+                conn.execute(
+                    "INSERT INTO suppressions (email_key, added_at, source, reason)
+                     VALUES (?1, ?2, 'bounce', ?3) ON CONFLICT DO NOTHING",
+                    params![email_key, at, error],
+                )?;
+            }
+            ("failed", format!("{step} refused: {error}"))
+        }
+        ClaimResult::Skipped { reason } => {
+            conn.execute(
+                "UPDATE reminders SET status = 'skipped', retry_at = NULL, reason = ?4
+                 WHERE email_key = ?1 AND event_id = ?2 AND step = ?3",
+                params![email_key, event_id, step, reason],
+            )?;
+            ("skipped", format!("{step} not sent: {reason}"))
+        }
+    };
+    // A later pass plans the remaining steps; a completed buyer-event stays closed.
+    conn.execute(
+        "UPDATE buyer_events SET last_decision = ?3, last_reason = ?4, last_pass_at = ?5,
+            next_check_at = CASE WHEN state = 'checkout_completed' THEN NULL ELSE ?6 END
+         WHERE email_key = ?1 AND event_id = ?2",
+        params![
+            email_key,
+            event_id,
+            decision,
+            reason,
+            at,
+            timestamp(next_check)
+        ],
+    )?;
+    Ok(())
+}
+
+/// A claimed step still to send: left by a crash, or waiting after a temporary failure.
+#[derive(Debug, Clone)]
+pub struct OpenClaim {
+    /// The buyer.
+    pub email_key: String,
+    /// The event.
+    pub event_id: String,
+    /// The step.
+    pub step: String,
+    /// The order it is about.
+    pub reference: String,
+    /// The address.
+    pub email: String,
+    /// Its Message-ID (the same on every attempt).
+    pub message_id: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When it was claimed.
+    pub decided_at: DateTime<Utc>,
+    /// The template (variant) chosen when it was claimed; `None` for a claim older than schema 10.
+    pub template: Option<String>,
+}
+
+/// Claims whose time to (re)send has come.
+fn open_claims(conn: &Connection, now: DateTime<Utc>) -> anyhow::Result<Vec<OpenClaim>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT email_key, event_id, step, coalesce(reference, ''), coalesce(email, ''), message_id,
+                attempts, decided_at, template
+         FROM reminders WHERE status = 'claimed' AND (retry_at IS NULL OR retry_at <= ?1)
+         ORDER BY decided_at",
+    )?;
+    let rows = stmt
+        .query_map([timestamp(now)], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, u32>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, Option<String>>(8)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(
+            |(email_key, event_id, step, reference, email, message_id, attempts, at, template)| {
+                Ok(OpenClaim {
+                    email_key,
+                    event_id,
+                    step,
+                    reference,
+                    email,
+                    message_id,
+                    attempts,
+                    decided_at: parse_timestamp(&at)?,
+                    template,
+                })
+            },
+        )
+        .collect()
+}
+
+/// A buyer-event as it is right now: the last check before an email leaves.
+#[derive(Debug, Clone)]
+pub struct SendCheck {
+    /// Its state (paid or not).
+    pub state: OrderState,
+    /// Whether the address is suppressed.
+    pub suppressed: bool,
+    /// The latest checkout change.
+    pub changed_at: DateTime<Utc>,
+    /// The event's local start, from the order the email is about.
+    pub event_date: Option<NaiveDateTime>,
+    /// Emails already sent to this buyer about this event.
+    pub sent: u32,
+}
+
+/// Reads a buyer-event's [`SendCheck`]; `None` when it no longer exists (forgotten).
+fn send_check(
+    conn: &Connection,
+    email_key: &str,
+    event_id: &str,
+    reference: &str,
+) -> anyhow::Result<Option<SendCheck>> {
+    let row: Option<(OrderState, String)> = conn
+        .query_row(
+            "SELECT state, changed_at FROM buyer_events WHERE email_key = ?1 AND event_id = ?2",
+            params![email_key, event_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((state, changed_at)) = row else {
+        return Ok(None);
+    };
+    let event_date: Option<String> = conn
+        .query_row(
+            "SELECT event_date FROM orders WHERE reference = ?1",
+            [reference],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    let sent: u32 = conn.query_row(
+        "SELECT count(*) FROM reminders WHERE email_key = ?1 AND event_id = ?2 AND status = 'sent'",
+        params![email_key, event_id],
+        |r| r.get(0),
+    )?;
+    Ok(Some(SendCheck {
+        state,
+        suppressed: is_suppressed(conn, email_key)?,
+        changed_at: parse_timestamp(&changed_at)?,
+        event_date: event_date
+            .as_deref()
+            .and_then(|d| NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M:%S").ok()),
+        sent,
+    }))
+}
+
+impl Store {
+    /// Claims a step before sending it, in one transaction that re-checks what could have
+    /// changed since the pass read the buyer-event; why not, when the claim is refused.
+    pub async fn claim(&self, claim: Claim) -> Result<Result<(), ClaimRefused>, StoreError> {
+        self.write(move |conn| self::claim(conn, &claim)).await
+    }
+
+    /// Claims whose time to (re)send has come.
+    pub async fn open_claims(&self, now: DateTime<Utc>) -> Result<Vec<OpenClaim>, StoreError> {
+        self.read(move |conn| open_claims(conn, now)).await
+    }
+
+    /// The buyer-event of a claim as it is right now (`None`: it no longer exists).
+    pub async fn send_check(&self, claim: &OpenClaim) -> Result<Option<SendCheck>, StoreError> {
+        let (key, event, reference) = (
+            claim.email_key.clone(),
+            claim.event_id.clone(),
+            claim.reference.clone(),
+        );
+        self.read(move |conn| send_check(conn, &key, &event, &reference))
+            .await
+    }
+
+    /// Records how a claimed step ended, on the step and on its buyer-event (looked at again
+    /// from `next_check`).
+    pub async fn finish_claim(
+        &self,
+        claim: OpenClaim,
+        result: ClaimResult,
+        now: DateTime<Utc>,
+        next_check: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            finish_claim(
+                conn,
+                &claim.email_key,
+                &claim.event_id,
+                &claim.step,
+                &result,
+                now,
+                next_check,
+            )
+        })
+        .await
+    }
+}
