@@ -5,10 +5,36 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// Stores an enum as its name (`as_str`) and reads it back (`parse`), refusing a name it does not
+/// know.
+macro_rules! stored_as_text {
+    ($type:ty, $what:literal) => {
+        impl rusqlite::types::ToSql for $type {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+
+        impl rusqlite::types::FromSql for $type {
+            fn column_result(
+                value: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                let text = value.as_str()?;
+                Self::parse(text).ok_or_else(|| {
+                    rusqlite::types::FromSqlError::Other(
+                        format!(concat!("unknown ", $what, " {:?}"), text).into(),
+                    )
+                })
+            }
+        }
+    };
+}
+pub(crate) use stored_as_text;
+
 mod buyer_event;
 mod event_info;
 
-pub use buyer_event::{Candidate, StepRecord, StepStatus};
+pub use buyer_event::{ADDRESS_SUPPRESSED, BUYER_PAID, Candidate, Outcome, StepRecord, StepStatus};
 pub use event_info::{EventInfo, TicketTypeInfo};
 
 /// The state of one order (one `reference`), named after the Quicket action that put it there.

@@ -1,5 +1,7 @@
 //! A buyer-event as the planner sees it: its state, its history of steps and what became of
-//! each. The store reads these, the planner decides on them.
+//! each, and what a pass made of it. The store reads these, the planner decides on them.
+
+use std::fmt;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
@@ -57,6 +59,81 @@ impl StepStatus {
         ]
         .into_iter()
         .find(|s| s.as_str() == text)
+    }
+}
+
+stored_as_text!(StepStatus, "step status");
+
+/// Why a buyer is not emailed: they paid for the event meanwhile.
+pub const BUYER_PAID: &str = "the buyer paid";
+/// Why a buyer is not emailed: the address is on the suppression list.
+pub const ADDRESS_SUPPRESSED: &str = "the address is unsubscribed";
+
+/// What a pass made of a buyer-event or a claim, as `run-once`, the logs and the database
+/// (`buyer_events.last_decision`) name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// An email went out.
+    Sent,
+    /// Nothing now; looked at again later.
+    Deferred,
+    /// Not emailed, for the reason given.
+    Skipped,
+    /// Nothing left to send.
+    Done,
+    /// Sending failed (to be retried, or refused for good).
+    Failed,
+    /// A dry run would send it (never stored).
+    WouldSend,
+}
+
+impl Outcome {
+    /// Every outcome.
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Sent,
+        Outcome::Deferred,
+        Outcome::Skipped,
+        Outcome::Done,
+        Outcome::Failed,
+        Outcome::WouldSend,
+    ];
+
+    /// The name `run-once` prints and the database keeps.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Sent => "sent",
+            Outcome::Deferred => "deferred",
+            Outcome::Skipped => "skipped",
+            Outcome::Done => "done",
+            Outcome::Failed => "failed",
+            Outcome::WouldSend => "would send",
+        }
+    }
+
+    /// The outcome for a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == text)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `pad`, so that `{:<10}` lines the report's columns up.
+        f.pad(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Outcome {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+stored_as_text!(Outcome, "outcome");
+
+impl serde::Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 

@@ -9,11 +9,10 @@ use chrono::{DateTime, Utc};
 use super::engine::{Engine, Settings};
 use super::planner::{Decision, StepStatus, plan};
 use super::report::{PassLine, PassReport, line};
+use crate::domain::Outcome;
 use crate::events::EventInfo;
 use crate::experiment::HELD_OUT;
-use crate::store::reminders::{
-    DecisionRecord, DueBuyerEvent, HoldOut, QuietDecisions, StepSkips,
-};
+use crate::store::reminders::{DecisionRecord, DueBuyerEvent, HoldOut, QuietDecisions, StepSkips};
 
 /// A skipped step and why: what the planner hands over with a step to send.
 pub(super) type Skips = Vec<(String, String)>;
@@ -193,7 +192,7 @@ fn hold_out(
     let c = &due.candidate;
     report.counts.skipped += 1;
     report.push(line(
-        "skipped",
+        Outcome::Skipped,
         &c.email,
         &c.event_id,
         &due.reference,
@@ -203,7 +202,7 @@ fn hold_out(
     sorted.quiet.decisions.push(DecisionRecord {
         email_key: c.email_key.clone(),
         event_id: c.event_id.clone(),
-        decision: "skipped",
+        decision: Outcome::Skipped,
         reason: format!("{step}: {HELD_OUT}"),
         next_check_at: Some(now),
     });
@@ -287,7 +286,7 @@ pub(super) fn would_send(due: DueBuyerEvent, step: &str, skip: &Skips) -> PassLi
         reason = format!("due; would skip {}", names.join(", "));
     }
     line(
-        "would send",
+        Outcome::WouldSend,
         &c.email,
         &c.event_id,
         &due.reference,

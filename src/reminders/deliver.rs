@@ -14,7 +14,9 @@ use super::engine::{Engine, Settings};
 use super::pass::Job;
 use super::report::{PassLine, line};
 use crate::config::ReminderStep;
-use crate::domain::{EventInfo, OrderState, check_deliverable};
+use crate::domain::{
+    ADDRESS_SUPPRESSED, BUYER_PAID, EventInfo, OrderState, Outcome, check_deliverable,
+};
 use crate::email::{self, Outgoing, SendError};
 use crate::links::{LinkTarget, LinkUrls};
 use crate::store::StoreError;
@@ -84,7 +86,14 @@ impl Engine {
         };
         let reason = format!("{}; waits for the next pass", window.closed_reason(at, tz));
         Some((
-            line("deferred", email, event_id, reference, Some(step), reason),
+            line(
+                Outcome::Deferred,
+                email,
+                event_id,
+                reference,
+                Some(step),
+                reason,
+            ),
             counts,
         ))
     }
@@ -249,10 +258,10 @@ impl Engine {
 /// address that cannot receive it), or `None`.
 fn not_wanted(claim: &OpenClaim, check: &SendCheck) -> Option<&'static str> {
     if check.state == OrderState::Completed {
-        return Some("the buyer paid");
+        return Some(BUYER_PAID);
     }
     if check.suppressed {
-        return Some("the address is unsubscribed");
+        return Some(ADDRESS_SUPPRESSED);
     }
     check_deliverable(&claim.email).err()
 }
@@ -301,16 +310,14 @@ fn describe(s: &Settings, claim: &OpenClaim, result: &ClaimResult) -> (PassLine,
         ClaimResult::Sent { .. } => {
             counts.sent += 1;
             tracing::info!(reference = %claim.reference, step = %claim.step, "reminder sent");
-            ("sent", "sent".to_string())
+            (Outcome::Sent, "sent".to_string())
         }
         ClaimResult::Retry { retry_at, error } => {
             counts.failed += 1;
             tracing::warn!(reference = %claim.reference, step = %claim.step, "reminder not sent, will retry: {error}");
             let at = retry_at.with_timezone(&s.rules.timezone);
-            (
-                "failed",
-                format!("{error}; will retry at {}", at.format("%Y-%m-%d %H:%M")),
-            )
+            let reason = format!("{error}; will retry at {}", at.format("%Y-%m-%d %H:%M"));
+            (Outcome::Failed, reason)
         }
         ClaimResult::Failed { error, suppress } => {
             counts.failed += 1;
@@ -320,11 +327,11 @@ fn describe(s: &Settings, claim: &OpenClaim, result: &ClaimResult) -> (PassLine,
             } else {
                 ""
             };
-            ("failed", format!("{error}{also}"))
+            (Outcome::Failed, format!("{error}{also}"))
         }
         ClaimResult::Skipped { reason } => {
             counts.skipped += 1;
-            ("skipped", reason.clone())
+            (Outcome::Skipped, reason.clone())
         }
     };
     let done = line(

@@ -13,6 +13,7 @@ use super::engine::Engine;
 // Where callers found it before the engine had its own file.
 pub use super::engine::Settings;
 use super::report::{PassLine, PassReport, line};
+use crate::domain::Outcome;
 use crate::email;
 use crate::store::reminders::{Claim, DueBuyerEvent, OpenClaim, PassCounts};
 
@@ -104,7 +105,7 @@ impl Engine {
         }
         for claim in claims {
             report.push(line(
-                "would send",
+                Outcome::WouldSend,
                 &claim.email,
                 &claim.event_id,
                 &claim.reference,
@@ -232,7 +233,7 @@ impl Engine {
             };
             let reason = refused.reason().into();
             let skipped = line(
-                "skipped",
+                Outcome::Skipped,
                 &c.email,
                 &c.event_id,
                 &due.reference,

@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::config::{Config, EventConfig, ReminderStep, StepTiming};
-use crate::domain::{OrderState, check_deliverable};
+use crate::domain::{ADDRESS_SUPPRESSED, BUYER_PAID, OrderState, Outcome, check_deliverable};
 use crate::send_rules::SendRule;
 
 /// The rules a pass applies, taken from the configuration.
@@ -112,15 +112,15 @@ pub enum Decision {
 }
 
 impl Decision {
-    /// The one-word name used in logs, `run-once` and the database.
-    pub fn label(&self) -> &'static str {
+    /// The outcome named in logs, `run-once` and the database.
+    pub fn label(&self) -> Outcome {
         match self {
-            Decision::Send { .. } => "sent",
-            Decision::Defer { .. } => "deferred",
+            Decision::Send { .. } => Outcome::Sent,
+            Decision::Defer { .. } => Outcome::Deferred,
             Decision::Skip { .. } | Decision::SkipSteps { .. } | Decision::HoldOut { .. } => {
-                "skipped"
+                Outcome::Skipped
             }
-            Decision::Done { .. } => "done",
+            Decision::Done { .. } => Outcome::Done,
         }
     }
 
@@ -197,7 +197,7 @@ pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
     let skip = |reason: String| Decision::Skip { reason };
     if c.state == OrderState::Completed {
         return Decision::Done {
-            reason: "the buyer paid".into(),
+            reason: BUYER_PAID.into(),
         };
     }
     if rules.events.get(&c.event_id).is_some_and(|e| !e.reminders) {
@@ -207,7 +207,7 @@ pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
         return skip(why.to_string());
     }
     if c.suppressed {
-        return skip("the address is unsubscribed".into());
+        return skip(ADDRESS_SUPPRESSED.into());
     }
     let event_start = c.event_date.map(|d| rules.event_start(d));
     let stop_at = event_start.map(|s| s - chrono_duration(rules.stop_before_event));

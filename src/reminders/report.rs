@@ -2,13 +2,14 @@
 
 use std::fmt;
 
+use crate::domain::Outcome;
 use crate::store::reminders::PassCounts;
 
 /// One line of a pass's report: a buyer-event considered, or a claim resent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PassLine {
     /// sent, deferred, skipped, done, failed (and "would send" in a dry run).
-    pub decision: String,
+    pub decision: Outcome,
     /// The buyer.
     pub email: String,
     /// The event.
@@ -81,7 +82,7 @@ impl PassReport {
 }
 
 pub(super) fn line(
-    decision: &str,
+    decision: Outcome,
     email: &str,
     event_id: &str,
     reference: &str,
@@ -89,7 +90,7 @@ pub(super) fn line(
     reason: String,
 ) -> PassLine {
     PassLine {
-        decision: decision.into(),
+        decision,
         email: email.into(),
         event_id: event_id.into(),
         reference: reference.into(),

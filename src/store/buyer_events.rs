@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::domain::OrderState;
+use crate::domain::{BUYER_PAID, OrderState, Outcome};
 
 /// Recomputes the buyer-event of (`email_key`, `event_id`) from its orders. A buyer-event is paid
 /// once any of its orders is; otherwise it takes the state of the order that changed last. Asking
@@ -78,8 +78,8 @@ pub(super) fn refresh(
             reference = excluded.reference,
             completed_at = excluded.completed_at,
             next_check_at = excluded.next_check_at,
-            last_decision = CASE WHEN excluded.state = 'checkout_completed' THEN 'done' ELSE last_decision END,
-            last_reason = CASE WHEN excluded.state = 'checkout_completed' THEN 'the buyer paid' ELSE last_reason END",
+            last_decision = CASE WHEN excluded.state = 'checkout_completed' THEN ?10 ELSE last_decision END,
+            last_reason = CASE WHEN excluded.state = 'checkout_completed' THEN ?11 ELSE last_reason END",
     )?
     .execute(params![
         email_key,
@@ -90,7 +90,9 @@ pub(super) fn refresh(
         completed_at,
         next_check_at,
         email,
-        event_date
+        event_date,
+        Outcome::Done,
+        BUYER_PAID
     ])?;
     Ok(())
 }

@@ -4,8 +4,9 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::privacy::SuppressionSource;
 use super::{Store, StoreError, parse_timestamp, timestamp};
-use crate::domain::OrderState;
+use crate::domain::{ADDRESS_SUPPRESSED, BUYER_PAID, OrderState, Outcome};
 use crate::experiment::{HELD_OUT, Share};
 
 /// Why a claim was refused at the last moment.
@@ -29,8 +30,8 @@ impl ClaimRefused {
     /// For people.
     pub fn reason(&self) -> &'static str {
         match self {
-            ClaimRefused::Paid => "the buyer paid",
-            ClaimRefused::Suppressed => "the address is unsubscribed",
+            ClaimRefused::Paid => BUYER_PAID,
+            ClaimRefused::Suppressed => ADDRESS_SUPPRESSED,
             ClaimRefused::AlreadyDecided => "already decided by another pass",
             ClaimRefused::TooSoon => "another email went out within min_gap",
             ClaimRefused::HeldOut => HELD_OUT,
@@ -206,7 +207,11 @@ pub struct HoldOut {
 }
 
 /// Records held-out steps (`skipped`, "held out") and, on the first, the buyer-event's group.
-pub(super) fn hold_out(conn: &Connection, held: &[HoldOut], now: DateTime<Utc>) -> anyhow::Result<()> {
+pub(super) fn hold_out(
+    conn: &Connection,
+    held: &[HoldOut],
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     let at = timestamp(now);
     for h in held {
         let mut skip = vec![(h.step.clone(), HELD_OUT.to_string())];
@@ -302,7 +307,7 @@ fn finish_claim(
                  WHERE email_key = ?1 AND event_id = ?2 AND step = ?3",
                 params![email_key, event_id, step, at, local, rule],
             )?;
-            ("sent", format!("{step} sent"))
+            (Outcome::Sent, format!("{step} sent"))
         }
         ClaimResult::Retry { retry_at, error } => {
             conn.execute(
@@ -310,7 +315,7 @@ fn finish_claim(
                  WHERE email_key = ?1 AND event_id = ?2 AND step = ?3",
                 params![email_key, event_id, step, timestamp(*retry_at), error],
             )?;
-            ("failed", format!("{step} will be retried: {error}"))
+            (Outcome::Failed, format!("{step} will be retried: {error}"))
         }
         ClaimResult::Failed { error, suppress } => {
             conn.execute(
@@ -322,11 +327,11 @@ fn finish_claim(
             if *suppress {
                 conn.execute(
                     "INSERT INTO suppressions (email_key, added_at, source, reason)
-                     VALUES (?1, ?2, 'bounce', ?3) ON CONFLICT DO NOTHING",
-                    params![email_key, at, error],
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                    params![email_key, at, SuppressionSource::Bounce, error],
                 )?;
             }
-            ("failed", format!("{step} refused: {error}"))
+            (Outcome::Failed, format!("{step} refused: {error}"))
         }
         ClaimResult::Skipped { reason } => {
             conn.execute(
@@ -334,7 +339,7 @@ fn finish_claim(
                  WHERE email_key = ?1 AND event_id = ?2 AND step = ?3",
                 params![email_key, event_id, step, reason],
             )?;
-            ("skipped", format!("{step} not sent: {reason}"))
+            (Outcome::Skipped, format!("{step} not sent: {reason}"))
         }
     };
     // A later pass plans the remaining steps; a completed buyer-event stays closed.

@@ -26,9 +26,42 @@ pub struct StoredEvent {
     pub retry_at: Option<DateTime<Utc>>,
 }
 
+/// How an event's latest lookup went, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LookupStatus {
+    /// It answered.
+    Ok,
+    /// It failed (timeout, 401, 429, 5xx, garbage).
+    Failed,
+    /// Quicket answered 404.
+    NotFound,
+}
+
+impl LookupStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            LookupStatus::Ok => "ok",
+            LookupStatus::Failed => "failed",
+            LookupStatus::NotFound => "not_found",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [
+            LookupStatus::Ok,
+            LookupStatus::Failed,
+            LookupStatus::NotFound,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+crate::domain::stored_as_text!(LookupStatus, "lookup status");
+
 const COLUMNS: &str = "event_id, info, fetched_at, attempted_at, error, retry_at, status";
 
-type RawRow = (String, Option<String>, [Option<String>; 4], String);
+type RawRow = (String, Option<String>, [Option<String>; 4], LookupStatus);
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<RawRow> {
     Ok((
@@ -49,7 +82,7 @@ fn decode(
         fetched_at: time(fetched)?,
         attempted_at: time(attempted)?.unwrap_or_default(),
         error,
-        not_found: status == "not_found",
+        not_found: status == LookupStatus::NotFound,
         retry_at: time(retry)?,
         event_id,
     })
@@ -87,10 +120,15 @@ fn record_success(
     let at = timestamp(now);
     conn.execute(
         "INSERT INTO event_info (event_id, info, fetched_at, attempted_at, status, error, retry_at)
-         VALUES (?1, ?2, ?3, ?3, 'ok', NULL, NULL)
+         VALUES (?1, ?2, ?3, ?3, ?4, NULL, NULL)
          ON CONFLICT (event_id) DO UPDATE SET info = excluded.info, fetched_at = excluded.fetched_at,
-             attempted_at = excluded.attempted_at, status = 'ok', error = NULL, retry_at = NULL",
-        params![event_id, serde_json::to_string(info)?, at],
+             attempted_at = excluded.attempted_at, status = ?4, error = NULL, retry_at = NULL",
+        params![
+            event_id,
+            serde_json::to_string(info)?,
+            at,
+            LookupStatus::Ok
+        ],
     )?;
     Ok(())
 }
@@ -105,7 +143,11 @@ fn record_failure(
     now: DateTime<Utc>,
     retry_at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let status = if not_found { "not_found" } else { "failed" };
+    let status = if not_found {
+        LookupStatus::NotFound
+    } else {
+        LookupStatus::Failed
+    };
     conn.execute(
         "INSERT INTO event_info (event_id, attempted_at, status, error, retry_at)
          VALUES (?1, ?2, ?3, ?4, ?5)

@@ -25,7 +25,17 @@ pub enum SuppressionSource {
 }
 
 impl SuppressionSource {
-    fn as_str(self) -> &'static str {
+    /// Every source.
+    pub const ALL: [SuppressionSource; 5] = [
+        SuppressionSource::Unsubscribe,
+        SuppressionSource::Cli,
+        SuppressionSource::Admin,
+        SuppressionSource::Bounce,
+        SuppressionSource::Complaint,
+    ];
+
+    /// The stored name, as the suppression list shows it.
+    pub fn as_str(self) -> &'static str {
         match self {
             SuppressionSource::Unsubscribe => "unsubscribe",
             SuppressionSource::Cli => "cli",
@@ -33,6 +43,25 @@ impl SuppressionSource {
             SuppressionSource::Bounce => "bounce",
             SuppressionSource::Complaint => "complaint",
         }
+    }
+
+    /// The source for a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+crate::domain::stored_as_text!(SuppressionSource, "suppression source");
+
+impl std::fmt::Display for SuppressionSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for SuppressionSource {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -43,7 +72,8 @@ pub struct Suppression {
     pub email: String,
     /// When.
     pub added_at: String,
-    /// unsubscribe, cli, admin, bounce or complaint.
+    /// unsubscribe, cli, admin, bounce or complaint (kept as text: the suppression list's
+    /// readers, the tests among them, compare and show the name).
     pub source: String,
     /// The event and step of the email it came from, when it came from one.
     pub event_id: Option<String>,
@@ -77,7 +107,7 @@ impl Store {
             let added = conn.execute(
                 "INSERT INTO suppressions (email_key, added_at, source, event_id, step)
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-                params![key, timestamp(now), source.as_str(), event_id, step],
+                params![key, timestamp(now), source, event_id, step],
             )?;
             Ok(added > 0)
         })

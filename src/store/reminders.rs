@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::claims::{hold_out, skip_steps};
 use super::{Store, StoreError, parse_timestamp, timestamp};
-use crate::domain::{Candidate, OrderState, StepRecord, StepStatus};
+use crate::domain::{Candidate, Outcome, StepRecord, StepStatus};
 use crate::experiment::HELD_OUT;
 
 pub use super::claims::{
@@ -136,7 +136,7 @@ pub struct DecisionRecord {
     /// The event.
     pub event_id: String,
     /// sent, deferred, skipped, failed, done.
-    pub decision: &'static str,
+    pub decision: Outcome,
     /// Why.
     pub reason: String,
     /// When to look again.

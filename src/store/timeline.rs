@@ -5,6 +5,7 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::{Store, StoreError};
+use crate::domain::{OrderState, Outcome, StepStatus};
 
 /// A buyer-event found by a search.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -16,11 +17,11 @@ pub struct BuyerEventRow {
     /// The event's name.
     pub event_name: String,
     /// The buyer-event's state.
-    pub state: String,
+    pub state: OrderState,
     /// The latest checkout change.
     pub changed_at: String,
     /// The latest decision of a pass, and why.
-    pub last_decision: Option<String>,
+    pub last_decision: Option<Outcome>,
     /// Why.
     pub last_reason: Option<String>,
     /// When a pass looks at it again.
@@ -175,16 +176,18 @@ fn timeline(conn: &Connection, key: &str, event: &str) -> anyhow::Result<Option<
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
+            r.get::<_, StepStatus>(2)?,
             r.get::<_, Option<String>>(3)?,
             r.get::<_, i64>(4)?,
         ))
     })? {
         let (at, step, status, reason, attempts) = r?;
-        let status = match status.as_str() {
-            "claimed" if attempts > 0 => "waiting to be retried".to_string(),
-            "claimed" => "being sent".to_string(),
-            other => other.to_string(),
+        let status = match status {
+            StepStatus::Claimed if attempts > 0 => "waiting to be retried",
+            StepStatus::Claimed => "being sent",
+            StepStatus::Sent | StepStatus::Skipped | StepStatus::Failed | StepStatus::HeldOut => {
+                status.as_str()
+            }
         };
         entries.push(Entry {
             at,
@@ -271,7 +274,7 @@ fn timeline(conn: &Connection, key: &str, event: &str) -> anyhow::Result<Option<
         });
     }
     // Once paid, the "paid" entry says it all; the pass's older decision would only confuse.
-    let paid = buyer_event.state == "checkout_completed";
+    let paid = buyer_event.state == OrderState::Completed;
     if let (false, Some(decision), Some(at)) = (
         paid,
         &buyer_event.last_decision,
@@ -280,7 +283,7 @@ fn timeline(conn: &Connection, key: &str, event: &str) -> anyhow::Result<Option<
             params![key, event],
             |r| r.get::<_, Option<String>>(0),
         )?,
-    ) && decision != "sent"
+    ) && *decision != Outcome::Sent
     {
         entries.push(Entry {
             at,

@@ -173,12 +173,7 @@ impl TestApp {
             template: String::new(),
             share: Default::default(),
         };
-        let claimed = self
-            .service
-            .store
-            .claim(claim)
-            .await
-            .unwrap();
+        let claimed = self.service.store.claim(claim).await.unwrap();
         assert!(claimed.is_ok(), "the claim was refused: {claimed:?}");
     }
 

@@ -6,6 +6,7 @@ use warp::reply::Response;
 
 use super::{AppState, buyer_link, local, page as render, see_other};
 use crate::present::rands;
+use crate::domain::Outcome;
 use crate::web::ApiError;
 
 /// The query of `/admin/orders`.
@@ -39,21 +40,17 @@ struct OrderRow {
     decision: String,
 }
 
-/// A stored state name for people ("checkout_completed" -> "Paid").
-fn state_for_people(state: &str) -> &'static str {
-    crate::domain::OrderState::from_action(state).map_or("Unknown", |s| s.for_people())
-}
-
 /// A pass's latest decision for people.
-fn decision_for_people(decision: Option<&str>, reason: Option<&str>) -> String {
+fn decision_for_people(decision: Option<Outcome>, reason: Option<&str>) -> String {
     let reason = reason.unwrap_or_default();
     match decision {
-        Some("sent") => "Emailed".into(),
-        Some("deferred") => format!("Waiting: {reason}"),
-        Some("skipped") => format!("Not emailed: {reason}"),
-        Some("failed") => format!("Sending failed: {reason}"),
-        Some("done") => format!("Nothing more to send: {reason}"),
-        Some(other) => format!("{other}: {reason}"),
+        Some(Outcome::Sent) => "Emailed".into(),
+        Some(Outcome::Deferred) => format!("Waiting: {reason}"),
+        Some(Outcome::Skipped) => format!("Not emailed: {reason}"),
+        Some(Outcome::Failed) => format!("Sending failed: {reason}"),
+        Some(Outcome::Done) => format!("Nothing more to send: {reason}"),
+        // Never stored: only a dry run says it.
+        Some(Outcome::WouldSend) => format!("Would be emailed: {reason}"),
         None => "Not looked at yet".into(),
     }
 }
@@ -87,9 +84,9 @@ pub(super) async fn list(state: AppState, q: OrdersQuery) -> Result<Response, Ap
                 amount: money(r.amount_cents),
                 email: r.email_key,
                 event: format!("{} ({})", r.event_name, r.event_id),
-                state: state_for_people(&r.state),
+                state: r.state.for_people(),
                 changed: local(state, &r.changed_at),
-                decision: decision_for_people(r.last_decision.as_deref(), r.last_reason.as_deref()),
+                decision: decision_for_people(r.last_decision, r.last_reason.as_deref()),
             })
             .collect(),
         query,
@@ -147,7 +144,7 @@ pub(super) async fn buyer(state: AppState, q: BuyerQuery) -> Result<Response, Ap
             .unwrap_or_default(),
         amount: money(t.buyer_event.amount_cents),
         tickets: t.buyer_event.tickets,
-        state: state_for_people(&t.buyer_event.state),
+        state: t.buyer_event.state.for_people(),
         references: t.references.join(", "),
         next_check: t
             .buyer_event
