@@ -68,7 +68,7 @@ pub async fn event_pages(
     store: &Store,
     lookups: Lookups,
 ) -> Result<EventListing, StoreError> {
-    let mut known = store.read(crate::store::event_info::known_events).await?;
+    let mut known = store.known_events().await?;
     let total = known.len();
     known.truncate(EVENTS_SHOWN);
     let directory = engine.events();
@@ -79,7 +79,7 @@ pub async fn event_pages(
         HashMap::new()
     };
     let stored: HashMap<String, StoredEvent> = store
-        .read(crate::store::event_info::all)
+        .event_infos()
         .await?
         .into_iter()
         .map(|e| (e.event_id.clone(), e))

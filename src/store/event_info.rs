@@ -100,7 +100,7 @@ fn get(conn: &Connection, event_id: &str) -> anyhow::Result<Option<StoredEvent>>
 }
 
 /// Every row (one per event looked up: a few hundred at most for an organiser).
-pub fn all(conn: &Connection) -> anyhow::Result<Vec<StoredEvent>> {
+fn all(conn: &Connection) -> anyhow::Result<Vec<StoredEvent>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM event_info ORDER BY event_id"
     ))?;
@@ -172,7 +172,7 @@ pub struct KnownEvent {
 }
 
 /// Every event named by a stored order, latest event date first.
-pub fn known_events(conn: &Connection) -> anyhow::Result<Vec<KnownEvent>> {
+fn known_events(conn: &Connection) -> anyhow::Result<Vec<KnownEvent>> {
     let mut stmt = conn.prepare(
         "SELECT event_id, max(event_name), max(event_date), count(*) FROM orders
          WHERE event_id IS NOT NULL GROUP BY event_id

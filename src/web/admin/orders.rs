@@ -5,8 +5,8 @@ use serde::Deserialize;
 use warp::reply::Response;
 
 use super::{AppState, buyer_link, local, page as render, see_other};
-use crate::present::rands;
 use crate::domain::Outcome;
+use crate::present::rands;
 use crate::web::ApiError;
 
 /// The query of `/admin/orders`.
