@@ -194,11 +194,41 @@ pub const SOLD_OUT: &str = "sold out";
 
 /// Decides what to do for one buyer-event at `now`.
 pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
-    let skip = |reason: String| Decision::Skip { reason };
-    if c.state == OrderState::Completed {
+    let event_start = c.event_date.map(|d| rules.event_start(d));
+    let stop_at = event_start.map(|s| s - chrono_duration(rules.stop_before_event));
+    let give_up_at = c.changed_at + chrono_duration(rules.give_up_after);
+    if let Some(never) = never_now(c, rules, now, event_start, stop_at, give_up_at) {
+        return never;
+    }
+    let pending = pending_steps(c, rules, event_start);
+    if pending.is_empty() {
         return Decision::Done {
-            reason: BUYER_PAID.into(),
+            reason: format!("no step left for {}", c.state),
         };
+    }
+    // Whatever is pending, nothing can go out once these pass.
+    let horizon = stop_at.map_or(give_up_at, |stop| stop.min(give_up_at));
+    match due_steps(c, rules, now, &pending, horizon) {
+        Ok(due) => choose(c, rules, now, due, horizon),
+        Err(wait) => wait,
+    }
+}
+
+/// Why nothing is sent to this buyer-event now whatever its steps: paid, reminders off for the
+/// event, an address that cannot receive mail, unsubscribed, too close to the event, too old.
+fn never_now(
+    c: &Candidate,
+    rules: &Rules,
+    now: DateTime<Utc>,
+    event_start: Option<DateTime<Utc>>,
+    stop_at: Option<DateTime<Utc>>,
+    give_up_at: DateTime<Utc>,
+) -> Option<Decision> {
+    let skip = |reason: String| Some(Decision::Skip { reason });
+    if c.state == OrderState::Completed {
+        return Some(Decision::Done {
+            reason: BUYER_PAID.into(),
+        });
     }
     if rules.events.get(&c.event_id).is_some_and(|e| !e.reminders) {
         return skip(format!("reminders are off for event {}", c.event_id));
@@ -209,8 +239,6 @@ pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
     if c.suppressed {
         return skip(ADDRESS_SUPPRESSED.into());
     }
-    let event_start = c.event_date.map(|d| rules.event_start(d));
-    let stop_at = event_start.map(|s| s - chrono_duration(rules.stop_before_event));
     if let (Some(start), Some(stop)) = (event_start, stop_at)
         && now >= stop
     {
@@ -220,17 +248,23 @@ pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
             "too close to the event".into()
         });
     }
-    let give_up_at = c.changed_at + chrono_duration(rules.give_up_after);
     if now >= give_up_at {
         return skip(format!(
             "gave up: the last change was more than {} ago",
             humantime::format_duration(rules.give_up_after)
         ));
     }
+    None
+}
 
-    // The steps that apply to this state and were never decided, with when each falls due.
+/// The steps that apply to this state and were never decided, with when each falls due.
+fn pending_steps<'r>(
+    c: &Candidate,
+    rules: &'r Rules,
+    event_start: Option<DateTime<Utc>>,
+) -> Vec<(&'r ReminderStep, DateTime<Utc>)> {
     let decided = |name: &str| c.history.iter().any(|r| r.step == name);
-    let mut pending: Vec<(&ReminderStep, DateTime<Utc>)> = Vec::new();
+    let mut pending = Vec::new();
     for step in rules.steps.iter() {
         if !step.when.contains(&c.state) || decided(&step.name) {
             continue;
@@ -244,22 +278,26 @@ pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
         };
         pending.push((step, due));
     }
-    if pending.is_empty() {
-        return Decision::Done {
-            reason: format!("no step left for {}", c.state),
-        };
-    }
-    // Whatever is pending, nothing can go out once these pass.
-    let horizon = stop_at.map_or(give_up_at, |stop| stop.min(give_up_at));
+    pending
+}
 
+/// The pending steps due now, or why the buyer-event waits: the checkout is still active, no step
+/// is due yet, or an email went out within `min_gap`.
+fn due_steps<'r>(
+    c: &Candidate,
+    rules: &Rules,
+    now: DateTime<Utc>,
+    pending: &[(&'r ReminderStep, DateTime<Utc>)],
+    horizon: DateTime<Utc>,
+) -> Result<Vec<(&'r ReminderStep, DateTime<Utc>)>, Decision> {
     let still_until = c.changed_at + chrono_duration(rules.dormant_after);
     if now < still_until {
-        return Decision::Defer {
+        return Err(Decision::Defer {
             until: still_until.min(horizon),
             reason: "the checkout is still active".into(),
-        };
+        });
     }
-    let mut due: Vec<(&ReminderStep, DateTime<Utc>)> = pending
+    let due: Vec<(&ReminderStep, DateTime<Utc>)> = pending
         .iter()
         .filter(|(_, at)| *at <= now)
         .copied()
@@ -270,10 +308,10 @@ pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
             .min_by_key(|(_, at)| *at)
             .copied()
             .unwrap_or((pending[0].0, horizon));
-        return Decision::Defer {
+        return Err(Decision::Defer {
             until: at.min(horizon),
             reason: format!("{} is due at {}", step.name, when_text(at, rules.timezone)),
-        };
+        });
     }
     let last_email = c
         .history
@@ -281,22 +319,34 @@ pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
         .filter_map(|r| match r.status {
             StepStatus::Sent => Some(r.sent_at.unwrap_or(r.decided_at)),
             StepStatus::Claimed | StepStatus::HeldOut => Some(r.decided_at),
-            _ => None,
+            StepStatus::Skipped | StepStatus::Failed => None,
         })
         .max();
     if let Some(last) = last_email {
         let gap_ends = last + chrono_duration(rules.min_gap);
         if now < gap_ends {
-            return Decision::Defer {
+            return Err(Decision::Defer {
                 until: gap_ends.min(horizon),
                 reason: format!(
                     "an email went out at {}; at most one per {}",
                     when_text(last, rules.timezone),
                     humantime::format_duration(rules.min_gap)
                 ),
-            };
+            });
         }
     }
+    Ok(due)
+}
+
+/// Of the steps due, the one to send (the latest due; the others are skipped with it), unless the
+/// tickets are sold out, the send window is closed or the buyer-event is in the control group.
+fn choose(
+    c: &Candidate,
+    rules: &Rules,
+    now: DateTime<Utc>,
+    mut due: Vec<(&ReminderStep, DateTime<Utc>)>,
+    horizon: DateTime<Utc>,
+) -> Decision {
     // Sold out: a step would invite the buyer back to tickets they cannot buy, unless it says
     // it is meant for that.
     due.sort_by_key(|(_, at)| *at);

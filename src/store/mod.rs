@@ -21,6 +21,7 @@ pub mod problems;
 pub mod readiness;
 pub mod reminders;
 pub mod sending;
+mod sends;
 pub mod stats;
 pub mod timeline;
 

@@ -13,9 +13,8 @@ use super::{Store, StoreError, parse_timestamp, timestamp};
 use crate::domain::{Candidate, Outcome, StepRecord, StepStatus};
 use crate::experiment::HELD_OUT;
 
-pub use super::claims::{
-    Claim, ClaimRefused, ClaimResult, HoldOut, OpenClaim, SendCheck, StepSkips,
-};
+pub use super::claims::{Claim, ClaimRefused, HoldOut, StepSkips};
+pub use super::sends::{ClaimResult, OpenClaim, SendCheck};
 
 /// A due buyer-event with what the planner needs, and the order a reminder would be about.
 #[derive(Debug, Clone)]

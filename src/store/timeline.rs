@@ -137,8 +137,30 @@ fn timeline(conn: &Connection, key: &str, event: &str) -> anyhow::Result<Option<
     let buyer_event = row(first)?;
     let email: String = first.get(12)?;
     drop(rows);
-    let mut references = Vec::new();
     let mut entries = Vec::new();
+    let references = hook_entries(conn, key, event, &mut entries)?;
+    reminder_entries(conn, key, event, &mut entries)?;
+    click_entries(conn, key, event, &mut entries)?;
+    suppression_entries(conn, key, &mut entries)?;
+    provider_entries(conn, key, event, &mut entries)?;
+    state_entries(conn, key, event, &buyer_event, &mut entries)?;
+    entries.sort_by(|a, b| a.at.cmp(&b.at));
+    Ok(Some(Timeline {
+        buyer_event,
+        email,
+        references,
+        entries,
+    }))
+}
+
+/// Each hook of the buyer's orders for the event, as received; returns the orders' references.
+fn hook_entries(
+    conn: &Connection,
+    key: &str,
+    event: &str,
+    entries: &mut Vec<Entry>,
+) -> anyhow::Result<Vec<String>> {
+    let mut references = Vec::new();
     let mut stmt = conn.prepare(
         "SELECT o.reference, h.received_at, h.action, h.applied, h.note, d.body
          FROM orders o JOIN order_history h ON h.reference = o.reference
@@ -168,6 +190,16 @@ fn timeline(conn: &Connection, key: &str, event: &str) -> anyhow::Result<Option<
             body: body.map(|b| readable_body(&b)),
         });
     }
+    Ok(references)
+}
+
+/// Each step decided, and what became of it.
+fn reminder_entries(
+    conn: &Connection,
+    key: &str,
+    event: &str,
+    entries: &mut Vec<Entry>,
+) -> anyhow::Result<()> {
     let mut stmt = conn.prepare(
         "SELECT coalesce(sent_at, decided_at), step, status, coalesce(reason, last_error), attempts
          FROM reminders WHERE email_key = ?1 AND event_id = ?2",
@@ -197,6 +229,16 @@ fn timeline(conn: &Connection, key: &str, event: &str) -> anyhow::Result<Option<
             body: None,
         });
     }
+    Ok(())
+}
+
+/// Each fetch of a link in the emails (scanners' marked as such).
+fn click_entries(
+    conn: &Connection,
+    key: &str,
+    event: &str,
+    entries: &mut Vec<Entry>,
+) -> anyhow::Result<()> {
     let mut stmt = conn.prepare(
         "SELECT clicked_at, step, link, scanner FROM clicks WHERE email_key = ?1 AND event_id = ?2",
     )?;
@@ -222,6 +264,15 @@ fn timeline(conn: &Connection, key: &str, event: &str) -> anyhow::Result<Option<
             body: None,
         });
     }
+    Ok(())
+}
+
+/// The address's suppression, if any.
+fn suppression_entries(
+    conn: &Connection,
+    key: &str,
+    entries: &mut Vec<Entry>,
+) -> anyhow::Result<()> {
     let mut stmt = conn.prepare(
         "SELECT added_at, source, event_id, step FROM suppressions WHERE email_key = ?1",
     )?;
@@ -246,6 +297,16 @@ fn timeline(conn: &Connection, key: &str, event: &str) -> anyhow::Result<Option<
             body: None,
         });
     }
+    Ok(())
+}
+
+/// Bounces and complaints the email provider reported.
+fn provider_entries(
+    conn: &Connection,
+    key: &str,
+    event: &str,
+    entries: &mut Vec<Entry>,
+) -> anyhow::Result<()> {
     for e in super::email_events::for_timeline(conn, key, event)? {
         entries.push(Entry {
             at: e.at,
@@ -259,6 +320,17 @@ fn timeline(conn: &Connection, key: &str, event: &str) -> anyhow::Result<Option<
             body: None,
         });
     }
+    Ok(())
+}
+
+/// When it was paid, or else the latest pass's decision.
+fn state_entries(
+    conn: &Connection,
+    key: &str,
+    event: &str,
+    buyer_event: &BuyerEventRow,
+    entries: &mut Vec<Entry>,
+) -> anyhow::Result<()> {
     let completed: Option<String> = conn.query_row(
         "SELECT completed_at FROM buyer_events WHERE email_key = ?1 AND event_id = ?2",
         params![key, event],
@@ -293,13 +365,7 @@ fn timeline(conn: &Connection, key: &str, event: &str) -> anyhow::Result<Option<
             body: None,
         });
     }
-    entries.sort_by(|a, b| a.at.cmp(&b.at));
-    Ok(Some(Timeline {
-        buyer_event,
-        email,
-        references,
-        entries,
-    }))
+    Ok(())
 }
 
 impl Store {
