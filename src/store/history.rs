@@ -3,9 +3,9 @@
 //! in it, so `forget` and retention never touch it; `backup` copies it with every other table.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{OptionalRow, Store, StoreError, parse_timestamp, timestamp};
+use super::{Store, StoreError, parse_timestamp, timestamp};
 
 /// How a change reached the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,7 +220,7 @@ fn load_change(conn: &Connection, id: i64) -> anyhow::Result<Option<Change>> {
                 r.get::<_, String>(3)?,
             ))
         })
-        .optional_row()?;
+        .optional()?;
     let Some((at, via, client, summary)) = head else {
         return Ok(None);
     };

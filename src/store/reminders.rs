@@ -30,7 +30,7 @@ pub struct DueBuyerEvent {
 }
 
 /// The suppression list, read once per pass (it is short; a lookup per buyer-event is not).
-fn suppressed_keys(conn: &Connection) -> anyhow::Result<HashSet<String>> {
+pub(super) fn suppressed_keys(conn: &Connection) -> anyhow::Result<HashSet<String>> {
     let mut stmt = conn.prepare("SELECT email_key FROM suppressions")?;
     let keys = stmt
         .query_map([], |r| r.get(0))?
