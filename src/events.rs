@@ -94,27 +94,14 @@ fn warn_due(warned: &mut HashMap<String, Instant>, event_id: &str, now: Instant)
     due
 }
 
-/// How the lookups go, as `/healthz` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApiState {
-    /// No key: nothing is looked up.
-    Off,
-    /// Every event's latest lookup succeeded, or Quicket does not know the event.
-    Ok,
-    /// Some event's latest lookup failed.
-    Failing,
-    /// No lookup yet.
-    Waiting,
-}
-
 /// The state of the lookups, for `/healthz` and `check`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiStatus {
     /// Whether a key is set.
     pub enabled: bool,
-    /// How the lookups go.
-    pub state: ApiState,
+    /// `off` (no key), `ok` (every event's latest lookup succeeded, or Quicket does not know
+    /// it), `failing` (some failed), `waiting` (no lookup yet).
+    pub state: &'static str,
     /// Events looked up.
     pub events: usize,
     /// Events whose latest lookup failed (not counting those Quicket does not know).
@@ -397,10 +384,10 @@ impl EventDirectory {
             .max()
             .map(crate::store::timestamp);
         let state = match (self.api.is_some(), rows.is_empty(), failing.is_empty()) {
-            (false, _, _) => ApiState::Off,
-            (true, true, _) => ApiState::Waiting,
-            (true, false, true) => ApiState::Ok,
-            (true, false, false) => ApiState::Failing,
+            (false, _, _) => "off",
+            (true, true, _) => "waiting",
+            (true, false, true) => "ok",
+            (true, false, false) => "failing",
         };
         ApiStatus {
             enabled: self.api.is_some(),
