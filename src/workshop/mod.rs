@@ -10,6 +10,7 @@ mod notice;
 pub mod reload;
 mod restore;
 pub mod schedule;
+pub mod schedule_edit;
 mod stage;
 
 use std::collections::BTreeMap;

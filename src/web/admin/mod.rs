@@ -313,6 +313,19 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
             history::restore,
         ),
         get(path!("schedule"), schedule::page),
+        route(
+            path!("schedule")
+                .and(warp::post())
+                .and(body())
+                .and(peer())
+                .map(|body, peer| (body, peer)),
+            schedule::post,
+        ),
+        route(
+            path!("schedule" / "preview").and(warp::post()).and(body()),
+            schedule::preview,
+        ),
+        get(path!("static" / "schedule.js"), schedule::script),
         get(path!("suppressions"), suppressions::page),
         post(path!("suppressions"), suppressions::add),
         post(path!("suppressions" / "remove"), suppressions::remove),
@@ -372,4 +385,74 @@ fn buyer_link(email_key: &str, event_id: &str) -> String {
 fn with_notice(path: &str, pairs: &[(&str, &str)]) -> Response {
     let query = serde_urlencoded::to_string(pairs).unwrap_or_default();
     see_other(&format!("{path}?{query}"))
+}
+
+/// Who is asking: the connecting address and what a proxy says (read with the trusted proxies).
+#[derive(Debug, Clone)]
+struct Peer {
+    addr: Option<std::net::SocketAddr>,
+    forwarded_for: Option<String>,
+}
+
+/// The [`Peer`] of a request.
+fn peer() -> impl Filter<Extract = (Peer,), Error = Rejection> + Clone {
+    crate::connections::remote()
+        .and(warp::header::optional::<String>("x-forwarded-for"))
+        .map(|addr, forwarded_for| Peer {
+            addr,
+            forwarded_for,
+        })
+}
+
+/// The client as the history keeps it: its address (the last proxy hop's word when the
+/// connection comes from a trusted proxy).
+fn client(state: &AppState, peer: &Peer) -> String {
+    let config = state.engine.settings().config.clone();
+    crate::proxies::client_ip(
+        peer.addr.map(|a| a.ip()),
+        peer.forwarded_for.as_deref(),
+        &config.server.trusted_proxies,
+    )
+    .to_string()
+}
+
+/// One line of a diff, classed for colour.
+struct DiffLine {
+    class: &'static str,
+    text: String,
+}
+
+/// A unified diff as lines to show.
+fn diff_lines(diff: &str) -> Vec<DiffLine> {
+    diff.lines()
+        .map(|line| DiffLine {
+            class: match line.as_bytes().first() {
+                Some(b'+') if !line.starts_with("+++") => "add",
+                Some(b'-') if !line.starts_with("---") => "del",
+                Some(b'@') => "hunk",
+                _ => "ctx",
+            },
+            text: line.to_string(),
+        })
+        .collect()
+}
+
+/// A request body, read by the handler with a limit ([`crate::web::read_limited`]: 413 past it,
+/// with or without a Content-Length).
+type Body = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, warp::Error>> + Send + 'static>,
+>;
+
+/// The [`Body`] of a request.
+fn body() -> impl Filter<Extract = (Body,), Error = Rejection> + Clone {
+    warp::body::stream().map(boxed_body)
+}
+
+fn boxed_body<S, B>(stream: S) -> Body
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>> + Send + 'static,
+    B: bytes::Buf,
+{
+    use futures_util::TryStreamExt;
+    Box::pin(stream.map_ok(|mut chunk| chunk.copy_to_bytes(chunk.remaining())))
 }
