@@ -842,3 +842,160 @@ async fn an_organiser_edits_an_email_in_the_browser_saves_it_and_restores_it_fro
     driver.session = None;
     drop(driver);
 }
+
+/// The schedule editor in the browser: a step added and its wait typed, the plan in words and
+/// "What would this send?" update as you type (the page's own script), then Save puts it in force.
+/// Screenshots `target/screenshots/admin-schedule*.png`, at desktop and phone width.
+#[tokio::test]
+async fn the_schedule_editor_shows_what_an_edit_would_send_before_it_is_saved() {
+    let Some(chromedriver) = chromedriver() else {
+        eprintln!(
+            "skipped: chromedriver is not installed (apt-get install chromium chromium-driver)"
+        );
+        return;
+    };
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    // The split layout, as `init` and the package write it: the schedule in a file of its own.
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("quicket-followup.toml");
+    let schedule = dir.path().join("schedule.toml");
+    std::fs::write(
+        &main,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nwebhook_token = \"{}\"\nadmin_password = \"{PASSWORD}\"\n\
+             [database]\npath = {:?}\n[email]\noutbox_dir = {:?}\n[templates]\ndir = {:?}\n\
+             [schedule]\nfile = \"schedule.toml\"\n",
+            common::TOKEN,
+            dir.path().join("data/followup.sqlite"),
+            dir.path().join("data/outbox"),
+            common::templates_dir(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &schedule,
+        "# Cape Live Events: our reminders.\n[schedule]\nsend_window = \"za-cpa\"\n\n\
+         [[reminders]]\nname = \"abandoned-1\"\nafter = \"1h\"\nwhen = [\"checkout_started\", \"checkout_cancelled\"]\n\
+         template = \"abandoned\"\n\n[[reminders]]\nname = \"eft-1\"\nafter = \"1d\"\nwhen = [\"eft_pending\"]\n\
+         template = \"eft_pending\"\n",
+    )
+    .unwrap();
+    let config = Config::load(Some(&main)).unwrap();
+    let service = quicket_followup::server::Service::start_from(config, Some(main.clone()), false)
+        .await
+        .unwrap();
+    let addr: SocketAddr = service.addr;
+    let app = TestApp {
+        base: format!("http://{addr}"),
+        dir,
+        service,
+        client: reqwest::Client::builder()
+            .user_agent(common::BROWSER)
+            .build()
+            .unwrap(),
+    };
+    // The day's checkouts, none emailed yet: what the dry run has to work with.
+    for sale in [&THANDI, &PIETER, &SIPHO, &NOMVULA, &FATIMA, &KAGISO] {
+        post(&app, sale, "checkout_started").await;
+    }
+    for sale in [&AISHA, &ZANELE] {
+        post(&app, sale, "checkout_started").await;
+        post(&app, sale, "checkout_cancelled").await;
+    }
+    post(&app, &JOHAN, "checkout_started").await;
+    post(&app, &JOHAN, "eft_pending").await;
+
+    let profile = tempfile::tempdir().unwrap();
+    let mut driver = Driver::start(&chromedriver).await;
+    let client = browser(&driver, profile.path()).await;
+    driver.session = client.session_id().await.unwrap();
+    // Signed in with the credentials in the address, then at the page's own address, as a
+    // person is after the browser's sign-in prompt (a script cannot fetch from a page whose
+    // address holds credentials).
+    client
+        .goto(&format!("http://admin:{PASSWORD}@{addr}/admin"))
+        .await
+        .unwrap();
+    wait_for(&client, Locator::Css("main h1")).await;
+    client
+        .goto(&format!("http://{addr}/admin/schedule"))
+        .await
+        .unwrap();
+    wait_for(&client, Locator::Id("forecast-days")).await;
+    let before = body_text(&client).await;
+    assert!(before.contains("What would this send?"), "{before}");
+
+    // Add a step (a button: the page comes back with a new row), then type its name and wait.
+    client
+        .find(Locator::Css("button[value=add_step]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let name = wait_for(&client, Locator::Css("input[name='s2.name']")).await;
+    name.clear().await.unwrap();
+    name.send_keys("second-nudge").await.unwrap();
+    let wait = client
+        .find(Locator::Css("input[name='s2.wait']"))
+        .await
+        .unwrap();
+    wait.clear().await.unwrap();
+    wait.send_keys("3d").await.unwrap();
+    // The script asks again as you type: the plan names the new step without a click.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let plan = client
+            .find(Locator::Id("plan"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if plan.contains("second-nudge: 3 days after") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the plan never updated: {plan}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let table = client
+        .find(Locator::Id("forecast-days"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // (The table's headings are upper-cased by the page's style.)
+    assert!(table.to_lowercase().contains("second-nudge"), "{table}");
+    screenshot(&client, 1280, &shots.join("admin-schedule.png")).await;
+    screenshot(&client, 390, &shots.join("admin-schedule-phone.png")).await;
+    client.set_window_size(1280, 1000).await.unwrap();
+
+    // Save: in force at once, and the file keeps its comment.
+    client
+        .find(Locator::Id("save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let notice = wait_for(&client, Locator::Id("notice"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(notice.starts_with("Saved"), "{notice}");
+    assert_eq!(
+        app.service.engine.settings().config.step_names(),
+        ["abandoned-1", "eft-1", "second-nudge"]
+    );
+    let saved = std::fs::read_to_string(&schedule).unwrap();
+    assert!(
+        saved.contains("# Cape Live Events: our reminders."),
+        "{saved}"
+    );
+    client.close().await.unwrap();
+    driver.session = None;
+    drop(driver);
+}

@@ -102,19 +102,30 @@ fn the_unit_files_pass_systemd_analyze_verify() {
 #[test]
 fn the_production_config_example_is_accepted() {
     // The example's absolute paths, moved into a temp dir; the templates are the shipped ones
-    // (DEPLOYING.md copies templates/emails to /etc/quicket-followup/templates/emails).
+    // (the package copies templates/emails to /var/lib/quicket-followup/templates/emails), the
+    // schedule file deploy/schedule.toml (the package copies it to /var/lib/quicket-followup).
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/emails");
     let text = std::fs::read_to_string(deploy_dir().join("quicket-followup.toml")).unwrap();
     assert!(text.contains("/var/lib/quicket-followup/followup.sqlite"));
-    assert!(text.contains("/etc/quicket-followup/templates/emails"));
+    assert!(text.contains("/var/lib/quicket-followup/templates/emails"));
+    assert!(text.contains("file = \"/var/lib/quicket-followup/schedule.toml\""));
     let text = text
         .replace(
-            "/etc/quicket-followup/templates/emails",
+            "/var/lib/quicket-followup/templates/emails",
             templates.to_str().unwrap(),
         )
         .replace("/var/lib/quicket-followup", state.to_str().unwrap());
+    std::fs::create_dir_all(&state).unwrap();
+    // Renamed here, so that preview below shows the step comes from the schedule file.
+    let schedule = std::fs::read_to_string(deploy_dir().join("schedule.toml")).unwrap();
+    assert!(schedule.contains("name = \"eft-1\""));
+    std::fs::write(
+        state.join("schedule.toml"),
+        schedule.replace("name = \"eft-1\"", "name = \"eft-from-the-schedule-file\""),
+    )
+    .unwrap();
     let config = dir.path().join("quicket-followup.toml");
     std::fs::write(&config, text).unwrap();
 
@@ -143,7 +154,10 @@ fn the_production_config_example_is_accepted() {
     // Reads and validates the whole file and opens (creates) the database where it says.
     run(&["export", "orders"]);
     assert!(state.join("followup.sqlite").exists());
-    // Renders the first step's template from the templates directory it names.
+    // Renders the first step's template from the templates directory it names; the steps are
+    // the schedule file's.
     let email = run(&["preview", "abandoned-1", "--text"]);
+    assert!(!email.trim().is_empty());
+    let email = run(&["preview", "eft-from-the-schedule-file", "--text"]);
     assert!(!email.trim().is_empty());
 }

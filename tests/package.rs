@@ -312,6 +312,11 @@ fn the_package_holds_what_the_deploying_guide_installs() {
         fs::read(unpacked(CONFIG)).unwrap(),
         fs::read(repo().join("deploy/quicket-followup.toml")).unwrap()
     );
+    // The schedule file postinst copies into the state directory.
+    assert_eq!(
+        fs::read(unpacked("/usr/share/quicket-followup/schedule.toml")).unwrap(),
+        fs::read(repo().join("deploy/schedule.toml")).unwrap()
+    );
     for file in &shipped {
         assert_eq!(
             fs::read(unpacked("/usr/share/quicket-followup/templates/emails").join(file)).unwrap(),
@@ -622,11 +627,18 @@ fn install_upgrade_remove_and_purge_for_real() {
     assert_eq!(mode_and_owner(CONFIG_DIR), (0o750, 0, gid));
     assert_eq!(mode_and_owner(CONFIG), (0o640, 0, gid));
     assert_eq!(mode_and_owner(SECRETS), (0o600, 0, 0));
-    let templates = "/etc/quicket-followup/templates/emails";
-    assert_eq!(mode_and_owner(templates), (0o750, 0, gid));
+    // The editable files are the service's own (the browser saves them), in the state directory.
+    let templates = "/var/lib/quicket-followup/templates/emails";
+    assert_eq!(mode_and_owner(templates), (0o750, uid, gid));
     assert_eq!(
         mode_and_owner(&format!("{templates}/abandoned/subject.txt")),
-        (0o640, 0, gid)
+        (0o640, uid, gid)
+    );
+    let schedule = "/var/lib/quicket-followup/schedule.toml";
+    assert_eq!(mode_and_owner(schedule), (0o640, uid, gid));
+    assert_eq!(
+        fs::read(schedule).unwrap(),
+        fs::read(repo().join("deploy/schedule.toml")).unwrap()
     );
     assert_eq!(
         files_under(Path::new(templates)),
@@ -727,6 +739,11 @@ fn install_upgrade_remove_and_purge_for_real() {
         "the edited conffile was kept"
     );
     assert_eq!(fs::read_to_string(&subject).unwrap(), edited_subject);
+    assert_eq!(
+        fs::read(schedule).unwrap(),
+        fs::read(repo().join("deploy/schedule.toml")).unwrap(),
+        "the schedule file is never overwritten (nor changed) by an upgrade"
+    );
     assert_eq!(mode_and_owner(CONFIG), (0o640, 0, gid));
     assert_eq!(
         admin(&["unsubscribe", "lerato@example.co.za"], &[]).trim(),
