@@ -235,9 +235,21 @@ fn templates_of(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A duration as a person writes it: `14d`, `12h`, `30m`, else humantime's long form.
+fn short(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0 => "0s".into(),
+        s if d.subsec_nanos() == 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if d.subsec_nanos() == 0 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if d.subsec_nanos() == 0 && s % 60 == 0 => format!("{}m", s / 60),
+        _ => humantime::format_duration(d).to_string(),
+    }
+}
+
 fn schedule_value(config: &Config, key: &str) -> String {
     let s = &config.schedule;
-    let d = |d: std::time::Duration| humantime::format_duration(d).to_string();
+    let d = short;
     match key {
         "timezone" => s.timezone.to_string(),
         "send_window" => window_for_form(&s.send_window),
@@ -299,7 +311,7 @@ impl Draft {
                             .as_str()
                             .map(str::to_string)
                     })
-                    .unwrap_or_else(|| humantime::format_duration(d).to_string());
+                    .unwrap_or_else(|| short(d));
                 StepDraft {
                     orig: Some(step.name.clone()),
                     name: step.name.clone(),

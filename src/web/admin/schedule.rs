@@ -22,6 +22,11 @@ use crate::workshop::schedule_edit::{Editing, ScheduleSaveError};
 /// refused with 413 before it is read.
 pub(super) const MAX_SCHEDULE_FORM: usize = 64 * 1024;
 
+/// The policy of the editor page: ours, plus our own script (served at
+/// `/admin/static/schedule.js`); everything else as on every page.
+const SCHEDULE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
 /// Buyers listed by name under "What would this send?".
 const FIRST_SHOWN: usize = 50;
 
@@ -507,7 +512,7 @@ async fn show(
                 .to_string(),
         })
         .collect();
-    render(&SchedulePage {
+    let page = render(&SchedulePage {
         active: "schedule",
         notice,
         refusal,
@@ -536,5 +541,11 @@ async fn show(
                     .unwrap_or_else(|| "new: not looked at yet".into()),
             })
             .collect(),
-    })
+    })?;
+    Ok(warp::reply::with_header(
+        page,
+        warp::http::header::CONTENT_SECURITY_POLICY,
+        SCHEDULE_CSP,
+    )
+    .into_response())
 }
