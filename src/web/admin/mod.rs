@@ -299,6 +299,8 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
                 .map(|name, peer, body| (name, peer, body)),
             email_editor::delete,
         ),
+        // Before the editor's assets: that route answers 404 for any other file.
+        get(path!("static" / "schedule.js"), schedule::script),
         route(
             path!("static" / String).and(warp::get()),
             email_editor::asset,
@@ -317,7 +319,7 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
             path!("schedule")
                 .and(warp::post())
                 .and(body())
-                .and(peer())
+                .and(email_editor::peer())
                 .map(|body, peer| (body, peer)),
             schedule::post,
         ),
@@ -325,7 +327,6 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
             path!("schedule" / "preview").and(warp::post()).and(body()),
             schedule::preview,
         ),
-        get(path!("static" / "schedule.js"), schedule::script),
         get(path!("suppressions"), suppressions::page),
         post(path!("suppressions"), suppressions::add),
         post(path!("suppressions" / "remove"), suppressions::remove),
@@ -385,56 +386,6 @@ fn buyer_link(email_key: &str, event_id: &str) -> String {
 fn with_notice(path: &str, pairs: &[(&str, &str)]) -> Response {
     let query = serde_urlencoded::to_string(pairs).unwrap_or_default();
     see_other(&format!("{path}?{query}"))
-}
-
-/// Who is asking: the connecting address and what a proxy says (read with the trusted proxies).
-#[derive(Debug, Clone)]
-struct Peer {
-    addr: Option<std::net::SocketAddr>,
-    forwarded_for: Option<String>,
-}
-
-/// The [`Peer`] of a request.
-fn peer() -> impl Filter<Extract = (Peer,), Error = Rejection> + Clone {
-    crate::connections::remote()
-        .and(warp::header::optional::<String>("x-forwarded-for"))
-        .map(|addr, forwarded_for| Peer {
-            addr,
-            forwarded_for,
-        })
-}
-
-/// The client as the history keeps it: its address (the last proxy hop's word when the
-/// connection comes from a trusted proxy).
-fn client(state: &AppState, peer: &Peer) -> String {
-    let config = state.engine.settings().config.clone();
-    crate::proxies::client_ip(
-        peer.addr.map(|a| a.ip()),
-        peer.forwarded_for.as_deref(),
-        &config.server.trusted_proxies,
-    )
-    .to_string()
-}
-
-/// One line of a diff, classed for colour.
-struct DiffLine {
-    class: &'static str,
-    text: String,
-}
-
-/// A unified diff as lines to show.
-fn diff_lines(diff: &str) -> Vec<DiffLine> {
-    diff.lines()
-        .map(|line| DiffLine {
-            class: match line.as_bytes().first() {
-                Some(b'+') if !line.starts_with("+++") => "add",
-                Some(b'-') if !line.starts_with("---") => "del",
-                Some(b'@') => "hunk",
-                _ => "ctx",
-            },
-            text: line.to_string(),
-        })
-        .collect()
 }
 
 /// A request body, read by the handler with a limit ([`crate::web::read_limited`]: 413 past it,

@@ -9,7 +9,8 @@ use chrono::Utc;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
-use super::{AppState, Notice, Peer, buyer_link, client, local, page as render, with_notice};
+use super::email_editor::{DiffLine, Peer, client, diff_lines};
+use super::{AppState, Notice, buyer_link, local, page as render, with_notice};
 use crate::config::Config;
 use crate::present::{self, Lookups};
 use crate::reminders::forecast;
@@ -126,7 +127,7 @@ struct SchedulePage {
     /// Why the last save was refused, or how to get a schedule file.
     refusal: String,
     /// The difference between the file on disk and the edit, after a conflict.
-    diff: Vec<super::DiffLine>,
+    diff: Vec<DiffLine>,
     file: String,
     editable: bool,
     version: String,
@@ -245,7 +246,7 @@ pub(super) async fn post(
                         diff: String::new(),
                     }
                     .to_string(),
-                    super::diff_lines(&diff),
+                    diff_lines(&diff),
                 ),
                 ScheduleSaveError::Save(crate::workshop::SaveError::Failed(e)) => {
                     return Err(ApiError::Internal(format!("{e:#}")));
@@ -412,7 +413,7 @@ async fn show(
     live: Live,
     notice: String,
     refusal: String,
-    diff: Vec<super::DiffLine>,
+    diff: Vec<DiffLine>,
 ) -> Result<Response, ApiError> {
     let field_errors = draft.check();
     let main_text = editing
