@@ -382,7 +382,7 @@ fn buyer_link(email_key: &str, event_id: &str) -> String {
     format!("/admin/buyer?{query}")
 }
 
-/// A redirect to `path` with `notice` to show there.
+/// A 303 to `path` with the query `pairs` (a notice for the page to show, and what it needs).
 fn with_notice(path: &str, pairs: &[(&str, &str)]) -> Response {
     let query = serde_urlencoded::to_string(pairs).unwrap_or_default();
     see_other(&format!("{path}?{query}"))
