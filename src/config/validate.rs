@@ -1,0 +1,185 @@
+//! What serde cannot check: cron syntax, step consistency, URLs, paths.
+
+use super::*;
+
+impl Config {
+    /// Checks what serde cannot: cron syntax, step consistency, URLs.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        parse_cron(&self.schedule.scan).map_err(|e| invalid("schedule.scan", e))?;
+        let public = self.server.public_url.trim();
+        let scheme = public.starts_with("http://") || public.starts_with("https://");
+        if !public.is_empty() && !scheme {
+            return Err(invalid(
+                "server.public_url",
+                format!("{public:?} must start with http:// or https://"),
+            ));
+        }
+        let token = &self.server.webhook_token;
+        if !token.is_empty()
+            && (token.len() < 16
+                || !token
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        {
+            return Err(invalid(
+                "server.webhook_token",
+                "use at least 16 characters from A-Z, a-z, 0-9, '-' and '_' (or leave it empty to have one generated)",
+            ));
+        }
+        let password = &self.server.admin_password;
+        if !password.is_empty() && password.chars().count() < MIN_ADMIN_PASSWORD {
+            return Err(invalid(
+                "server.admin_password",
+                format!(
+                    "use at least {MIN_ADMIN_PASSWORD} characters (make one with `openssl rand -base64 18`), \
+                     or leave it empty to keep /admin off"
+                ),
+            ));
+        }
+        if self.email.transport == Transport::Smtp && self.email.smtp_url.trim().is_empty() {
+            return Err(invalid(
+                "email.smtp_url",
+                "transport is \"smtp\" but no smtp_url is set (set it, or QUICKET_FOLLOWUP_SMTP_URL)",
+            ));
+        }
+        if self.email.max_per_minute == 0 {
+            return Err(invalid("email.max_per_minute", "must be at least 1"));
+        }
+        if !self.email.event_url.contains("{event_id}") {
+            return Err(invalid(
+                "email.event_url",
+                "must contain {event_id}, which is replaced by Quicket's event id",
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, step) in self.reminders.iter().enumerate() {
+            let key = |field: &str| format!("reminders[{i}].{field}");
+            if step.name.trim().is_empty() {
+                return Err(invalid(key("name"), "every step needs a name"));
+            }
+            if !names.insert(step.name.as_str()) {
+                return Err(invalid(
+                    key("name"),
+                    format!("{:?} is used by two steps; names must be unique", step.name),
+                ));
+            }
+            match (step.after, step.before_event) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        key("after"),
+                        format!(
+                            "step {:?} has both after and before_event; give one",
+                            step.name
+                        ),
+                    ));
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        key("after"),
+                        format!(
+                            "step {:?} needs after (time since the checkout changed) or before_event",
+                            step.name
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            if step.when.is_empty() {
+                return Err(invalid(key("when"), "list at least one checkout state"));
+            }
+            if step.when.contains(&OrderState::Completed) {
+                return Err(invalid(
+                    key("when"),
+                    "checkout_completed buyers have paid and are never reminded",
+                ));
+            }
+            match (step.template.trim().is_empty(), step.variants.is_empty()) {
+                (false, false) => {
+                    return Err(invalid(
+                        key("variants"),
+                        format!(
+                            "step {:?} has both template and variants; give one",
+                            step.name
+                        ),
+                    ));
+                }
+                (true, true) => {
+                    return Err(invalid(
+                        key("template"),
+                        format!(
+                            "step {:?} needs a template (or variants = [...])",
+                            step.name
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            let field = if step.variants.is_empty() {
+                "template"
+            } else {
+                "variants"
+            };
+            let mut seen = std::collections::BTreeSet::new();
+            for name in step.templates() {
+                if name.trim().is_empty() || name.contains(['/', '\\', '.']) {
+                    return Err(invalid(
+                        key(field),
+                        format!("{name:?} must be the name of a directory under templates.dir"),
+                    ));
+                }
+                if !seen.insert(name) {
+                    return Err(invalid(
+                        key(field),
+                        format!("{name:?} is listed twice; each variant once"),
+                    ));
+                }
+            }
+        }
+        let (key, api) = match &self.quicket.base_url {
+            Some(base) => ("quicket.base_url", base.trim()),
+            None => ("quicket.api_url", self.quicket.api_url.trim()),
+        };
+        if !(api.starts_with("http://") || api.starts_with("https://")) {
+            return Err(invalid(
+                key,
+                format!("{api:?} must start with http:// or https://"),
+            ));
+        }
+        if self.quicket.timeout.is_zero() {
+            return Err(invalid(
+                "quicket.timeout",
+                "must be more than zero (e.g. \"5s\")",
+            ));
+        }
+        if self.quicket.refresh < Duration::from_secs(60) {
+            return Err(invalid(
+                "quicket.refresh",
+                "must be at least 1m, so that the API is not asked before every pass",
+            ));
+        }
+        self.templates.source()?;
+        for (key, value) in [
+            ("server.header_timeout", self.server.header_timeout),
+            ("server.body_timeout", self.server.body_timeout),
+            ("server.idle_timeout", self.server.idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(key, "must be more than zero (e.g. \"10s\")"));
+            }
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        for (id, event) in &self.events {
+            if let Some(url) = &event.url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(invalid(
+                    format!("events.\"{id}\".url"),
+                    format!("{url:?} must start with http:// or https://"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
