@@ -94,14 +94,27 @@ fn warn_due(warned: &mut HashMap<String, Instant>, event_id: &str, now: Instant)
     due
 }
 
+/// How Quicket's API lookups stand (`/healthz` shows it as the lowercase word).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiState {
+    /// No key: nothing is looked up.
+    Off,
+    /// A key, and no event looked up yet.
+    Waiting,
+    /// Every event's latest lookup succeeded (or Quicket does not know the event).
+    Ok,
+    /// The latest lookup of some event failed.
+    Failing,
+}
+
 /// The state of the lookups, for `/healthz` and `check`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiStatus {
     /// Whether a key is set.
     pub enabled: bool,
-    /// `off` (no key), `ok` (every event's latest lookup succeeded, or Quicket does not know
-    /// it), `failing` (some failed), `waiting` (no lookup yet).
-    pub state: &'static str,
+    /// How the lookups stand.
+    pub state: ApiState,
     /// Events looked up.
     pub events: usize,
     /// Events whose latest lookup failed (not counting those Quicket does not know).
@@ -384,10 +397,10 @@ impl EventDirectory {
             .max()
             .map(crate::store::timestamp);
         let state = match (self.api.is_some(), rows.is_empty(), failing.is_empty()) {
-            (false, _, _) => "off",
-            (true, true, _) => "waiting",
-            (true, false, true) => "ok",
-            (true, false, false) => "failing",
+            (false, _, _) => ApiState::Off,
+            (true, true, _) => ApiState::Waiting,
+            (true, false, true) => ApiState::Ok,
+            (true, false, false) => ApiState::Failing,
         };
         ApiStatus {
             enabled: self.api.is_some(),

@@ -252,14 +252,15 @@ fn email_status(
 
 /// How Quicket's API goes, and the class that colours it.
 fn api_status(api: crate::events::ApiStatus) -> (String, &'static str) {
+    use crate::events::ApiState;
     match api.state {
-        "off" => (
+        ApiState::Off => (
             "off: set quicket.api_key for event pages, images and sold-out tickets".to_string(),
             "muted",
         ),
-        "waiting" => ("on; no event looked up yet".to_string(), "ok"),
-        "ok" => (format!("working; {} events known", api.events), "ok"),
-        _ => (
+        ApiState::Waiting => ("on; no event looked up yet".to_string(), "ok"),
+        ApiState::Ok => (format!("working; {} events known", api.events), "ok"),
+        ApiState::Failing => (
             format!(
                 "failing for {} of {} events: {} (emails use the configured URL)",
                 api.failing,
