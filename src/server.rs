@@ -77,6 +77,15 @@ impl Service {
         config.server.listen = addr;
         let config = Arc::new(config);
         let store = Store::open(&config.database.path)?;
+        // A read-only file would have every hook refused: say so now rather than at the first one.
+        if let Err(e) = store.probe_write().await {
+            store.close().await;
+            anyhow::bail!(
+                "the database {} cannot be written ({e}): make the file, its directory and any \
+                 -wal and -shm files beside it writable by the user running quicket-followup",
+                config.database.path.display()
+            );
+        }
         let token = webhook_token(&config, &store).await?;
         let engine = Arc::new(Engine::new(config.clone(), store.clone()).await?);
         // The files as they are at start: what changed by hand while the service was stopped.

@@ -256,3 +256,156 @@ async fn sigkill_in_a_sending_pass_loses_no_reminder_and_sends_none_twice() {
         "a buyer got two different emails: {per_buyer:?}"
     );
 }
+
+/// Makes files read-only for the service even when the tests run as root (for whom a file's mode
+/// stops nothing): `chattr +i` (immutable; also stops writes through descriptors already open).
+/// Undone when dropped, so that the temp dir can be removed.
+struct Immutable(Vec<PathBuf>);
+
+impl Immutable {
+    fn make(files: &[PathBuf]) -> Option<Immutable> {
+        let mut done = Immutable(Vec::new());
+        for file in files {
+            let ok = Command::new("chattr")
+                .arg("+i")
+                .arg(file)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                return None;
+            }
+            done.0.push(file.clone());
+        }
+        Some(done)
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        for file in &self.0 {
+            let _ = Command::new("chattr").arg("-i").arg(file).status();
+        }
+    }
+}
+
+/// Whether this process can open `file` for writing.
+fn can_write(file: &Path) -> bool {
+    std::fs::OpenOptions::new().write(true).open(file).is_ok()
+}
+
+/// Makes `file` read-only: its mode, and where that stops nothing (root), the immutable flag.
+fn read_only(file: &Path) -> Option<Option<Immutable>> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o444)).unwrap();
+    if !can_write(file) {
+        return Some(None);
+    }
+    let immutable = Immutable::make(&[file.to_path_buf()])?;
+    (!can_write(file)).then_some(Some(immutable))
+}
+
+fn writable_again(file: &Path, immutable: Option<Immutable>) {
+    use std::os::unix::fs::PermissionsExt;
+    drop(immutable);
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+#[tokio::test]
+async fn a_read_only_database_stops_serve_at_start_with_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::test_config(dir.path());
+    let db = config.database.path.clone();
+    quicket_followup::store::Store::open(&db)
+        .unwrap()
+        .close()
+        .await;
+    let Some(guard) = read_only(&db) else {
+        eprintln!("skipped: neither the file's mode nor chattr +i makes a file read-only here");
+        return;
+    };
+    let error = match quicket_followup::server::Service::start_with(config.clone(), false).await {
+        Ok(_) => panic!("serve started on a read-only database"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        error.contains(&db.display().to_string()) && error.contains("cannot be written"),
+        "{error}"
+    );
+    writable_again(&db, guard);
+    let service = quicket_followup::server::Service::start_with(config, false)
+        .await
+        .expect("starts once the file is writable");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn a_store_opened_on_a_read_only_file_writes_again_once_the_file_is_writable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("followup.sqlite");
+    quicket_followup::store::Store::open(&db)
+        .unwrap()
+        .close()
+        .await;
+    let Some(guard) = read_only(&db) else {
+        eprintln!("skipped: neither the file's mode nor chattr +i makes a file read-only here");
+        return;
+    };
+    // The commands that only read (export, stats) still open it.
+    let store = quicket_followup::store::Store::open(&db).unwrap();
+    assert!(store.probe_write().await.is_err(), "the file is read-only");
+    writable_again(&db, guard);
+    store
+        .probe_write()
+        .await
+        .expect("writes resume without opening the store again");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_made_read_only_while_serving_fails_healthz_and_recovers_without_a_restart() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.post_hook(hook("RO1", "checkout_started")).await.0, 200);
+    let health = app.get("/healthz").await;
+    assert_eq!(health.status(), 200);
+    let db = app.store().path().to_path_buf();
+    let wal = PathBuf::from(format!("{}-wal", db.display()));
+    let Some(guard) = Immutable::make(&[db.clone(), wal]) else {
+        eprintln!("skipped: chattr +i is not possible here (needs CAP_LINUX_IMMUTABLE and ext2/3/4-like file system)");
+        return;
+    };
+    let (status, body) = app.post_hook(hook("RO2", "checkout_started")).await;
+    assert_eq!(status, 503, "{body}");
+    let health = healthz_until(&app, 503).await;
+    assert_eq!(health["database"]["writable"], false, "{health}");
+    let text = health.to_string();
+    assert!(
+        !text.contains(&db.display().to_string()) && !text.contains("followup.sqlite"),
+        "/healthz is public: no path: {text}"
+    );
+    drop(guard);
+    let (status, body) = app.post_hook(hook("RO3", "checkout_started")).await;
+    assert_eq!(status, 200, "hooks are accepted again without a restart: {body}");
+    let health = healthz_until(&app, 200).await;
+    assert_eq!(health["database"]["writable"], true, "{health}");
+    assert!(app.store().order("RO3").await.unwrap().is_some());
+    assert!(app.store().order("RO2").await.unwrap().is_none());
+}
+
+/// `/healthz` once it answers `status` (it answers from a cache for up to a second).
+async fn healthz_until(app: &TestApp, status: u16) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = app.get("/healthz").await;
+        let got = response.status().as_u16();
+        let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        if got == status {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/healthz still answers {got}, not {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -131,9 +131,10 @@ impl Store {
         let mut conn = open_connection(path)?;
         migrate(&mut conn, path)?;
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
+        let writer_path = path.to_path_buf();
         let writer = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, receiver))
+            .spawn(move || writer_loop(conn, &writer_path, receiver))
             .context("cannot start the database writer thread")?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -291,6 +292,22 @@ impl Store {
         .map_err(|e| StoreError::Failed(anyhow::anyhow!("the checkpoint panicked: {e}")))?
     }
 
+    /// Whether the database can be written: a tiny write (the time, in `meta`) committed through
+    /// the writer like any other. Fails when the file, its directory or its `-wal` is read-only,
+    /// the disk is full or another program holds the lock.
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        let now = timestamp(Utc::now());
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO meta (key, value) VALUES ('write_probe', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute([now])?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Whether the database answers a trivial query, and its schema version.
     pub async fn health(&self) -> Result<i64, StoreError> {
         self.read(|conn| {
@@ -380,9 +397,10 @@ fn in_savepoint<T>(
 }
 
 /// Gathers queued jobs into one transaction, commits, then answers each job.
-fn writer_loop(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
+fn writer_loop(mut conn: Connection, path: &Path, mut receiver: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = receiver.blocking_recv() {
+        reopen_if_read_only(&mut conn, path);
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match receiver.try_recv() {
@@ -394,6 +412,22 @@ fn writer_loop(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
         for reply in replies {
             reply(commit.clone());
         }
+    }
+}
+
+/// SQLite opens a file it may not write read-only, and such a connection stays read-only after
+/// the file becomes writable again: open it afresh, so that writes resume without a restart.
+fn reopen_if_read_only(conn: &mut Connection, path: &Path) {
+    if !conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+        return;
+    }
+    match open_connection(path) {
+        Ok(fresh) if !fresh.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) => {
+            tracing::info!("the database {} can be written again", path.display());
+            *conn = fresh;
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!("the database could not be opened again: {e:#}"),
     }
 }
 

@@ -22,6 +22,8 @@ const CACHE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 #[derive(Clone)]
 struct DbFacts {
     schema: Result<i64, &'static str>,
+    /// The write probe: whether a write can be committed right now.
+    writable: Result<(), &'static str>,
     last_pass: Option<crate::store::reminders::PassRecord>,
     waiting: i64,
     problems: crate::store::problems::ProblemCounts,
@@ -77,7 +79,9 @@ async fn db_facts(state: &AppState) -> DbFacts {
         return facts.clone();
     }
     let schema = state.store.health().await.map_err(|e| unavailable(&e));
+    let writable = state.store.probe_write().await.map_err(|e| unwritable(&e));
     let facts = DbFacts {
+        writable,
         last_pass: state.store.last_pass().await.ok().flatten(),
         waiting: state.store.failing_claims().await.unwrap_or_default(),
         problems: state.store.problem_counts().await.unwrap_or_default(),
@@ -103,6 +107,17 @@ async fn health(state: &AppState) -> Response {
             );
         }
     };
+    if let Err(e) = facts.writable {
+        // Hooks are refused while this lasts: Quicket's messages are being lost.
+        return json_status(
+            &json!({
+                "status": "error",
+                "version": version,
+                "database": {"ok": false, "schema": schema, "writable": false, "error": e},
+            }),
+            StatusCode::SERVICE_UNAVAILABLE,
+        );
+    }
     let settings = state.engine.settings();
     let (last_pass, waiting) = (facts.last_pass, facts.waiting);
     let now = Utc::now();
@@ -120,7 +135,7 @@ async fn health(state: &AppState) -> Response {
     let body = json!({
         "status": if overdue { "overdue" } else { "ok" },
         "version": version,
-        "database": {"ok": true, "schema": schema},
+        "database": {"ok": true, "schema": schema, "writable": true},
         "last_pass": last_pass,
         "passes": {"scheduled": state.scheduled, "overdue": overdue},
         "email": {"sends_waiting_to_retry": waiting},
@@ -147,6 +162,12 @@ async fn health(state: &AppState) -> Response {
 fn unavailable(e: &crate::store::StoreError) -> &'static str {
     tracing::warn!("/healthz: the database does not answer: {e}");
     "the database does not answer; the service's log says why"
+}
+
+/// What /healthz says of a database that cannot be written (the detail goes to the log).
+fn unwritable(e: &crate::store::StoreError) -> &'static str {
+    tracing::error!("/healthz: the database cannot be written: {e}");
+    "the database cannot be written (read-only, full or locked); hooks are refused until it can; the service's log says why"
 }
 
 /// `text` with every file path shortened to its last two parts (`/etc/x/templates/emails/a/b.txt`
