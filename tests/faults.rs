@@ -371,7 +371,9 @@ async fn a_database_made_read_only_while_serving_fails_healthz_and_recovers_with
     let db = app.store().path().to_path_buf();
     let wal = PathBuf::from(format!("{}-wal", db.display()));
     let Some(guard) = Immutable::make(&[db.clone(), wal]) else {
-        eprintln!("skipped: chattr +i is not possible here (needs CAP_LINUX_IMMUTABLE and ext2/3/4-like file system)");
+        eprintln!(
+            "skipped: chattr +i is not possible here (needs CAP_LINUX_IMMUTABLE and ext2/3/4-like file system)"
+        );
         return;
     };
     let (status, body) = app.post_hook(hook("RO2", "checkout_started")).await;
@@ -385,7 +387,10 @@ async fn a_database_made_read_only_while_serving_fails_healthz_and_recovers_with
     );
     drop(guard);
     let (status, body) = app.post_hook(hook("RO3", "checkout_started")).await;
-    assert_eq!(status, 200, "hooks are accepted again without a restart: {body}");
+    assert_eq!(
+        status, 200,
+        "hooks are accepted again without a restart: {body}"
+    );
     let health = healthz_until(&app, 200).await;
     assert_eq!(health["database"]["writable"], true, "{health}");
     assert!(app.store().order("RO3").await.unwrap().is_some());
@@ -398,7 +403,8 @@ async fn healthz_until(app: &TestApp, status: u16) -> serde_json::Value {
     loop {
         let response = app.get("/healthz").await;
         let got = response.status().as_u16();
-        let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(&response.text().await.unwrap()).unwrap();
         if got == status {
             return body;
         }
