@@ -1,17 +1,21 @@
 //! The HTTP connection layer under the routes: accepts at most `server.max_connections`
-//! connections at once (the rest wait in the kernel's backlog) and serves each with hyper's HTTP/1
+//! connections at once (the rest wait in the kernel's backlog), of which one client address may
+//! hold at most `server.max_connections_per_client` (more from it are closed at once, so that one
+//! client cannot take every place; a trusted proxy, which carries many clients, is not capped), and
+//! serves each with hyper's HTTP/1
 //! server and a timer, which warp 0.4's own server lacks. A connection whose request headers have
 //! not all arrived within `server.header_timeout` is closed (hyper starts that clock whenever the
 //! connection waits for a request, so it also closes an idle keep-alive connection); a request body
 //! must arrive within `server.body_timeout`; a connection on which nothing at all moves for
 //! `server.idle_timeout` (a client that stops reading our answer) is closed.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -25,7 +29,7 @@ use tower_service::Service as _;
 use warp::Filter;
 
 /// The limits of the connection layer (`[server]` keys).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Request headers must all arrive within this.
     pub header_timeout: Duration,
@@ -35,6 +39,61 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Connections served at once from one client address (an IPv6 client: its /64).
+    pub max_connections_per_client: usize,
+    /// Addresses not capped per client: the reverse proxies, each connection a different client.
+    pub uncapped: Vec<crate::proxies::ProxyNet>,
+}
+
+/// How many connections each client address holds now.
+#[derive(Clone, Default)]
+struct PerClient(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+/// One connection's place in [`PerClient`], given back when dropped.
+struct ClientPlace {
+    key: IpAddr,
+    counts: PerClient,
+}
+
+impl PerClient {
+    /// A place for one more connection from `ip`, unless it already holds `cap`.
+    fn enter(&self, ip: IpAddr, cap: usize) -> Option<ClientPlace> {
+        let key = client_key(ip);
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let held = counts.entry(key).or_insert(0);
+        if *held >= cap {
+            return None;
+        }
+        *held += 1;
+        Some(ClientPlace {
+            key,
+            counts: self.clone(),
+        })
+    }
+}
+
+impl Drop for ClientPlace {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = counts.get_mut(&self.key) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// What counts as one client: an IPv4 address; an IPv6 /64, which one subscriber usually holds
+/// whole (so that walking through its addresses gains nothing).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match crate::proxies::canonical(ip) {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
 }
 
 /// The connecting address, put into every request's extensions (warp's `addr::remote()` is filled
@@ -60,6 +119,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_client = PerClient::default();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -88,6 +148,20 @@ pub async fn serve(
                 }
             },
             () = &mut shutdown => break,
+        };
+        let place = if limits.uncapped.iter().any(|net| net.contains(addr.ip())) {
+            None
+        } else {
+            match per_client.enter(addr.ip(), limits.max_connections_per_client.max(1)) {
+                Some(place) => Some(place),
+                None => {
+                    // Closed at once: its place in the global cap goes back to everyone else.
+                    tracing::debug!(%addr, "closing a connection: this client already holds {} (server.max_connections_per_client)", limits.max_connections_per_client);
+                    metrics::counter!(crate::metrics::CONNECTIONS_OVER_CAP).increment(1);
+                    drop(stream);
+                    continue;
+                }
+            }
         };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(AtomicU64::new(0));
@@ -126,6 +200,7 @@ pub async fn serve(
                     () = tokio::time::sleep(idle_timeout - idle) => {}
                 }
             }
+            drop(place);
             drop(permit);
         });
     }
@@ -251,5 +326,39 @@ impl Body for TimedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_holds_at_most_its_cap_and_a_closed_connection_gives_its_place_back() {
+        let counts = PerClient::default();
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let places: Vec<_> = (0..3).filter_map(|_| counts.enter(ip, 3)).collect();
+        assert_eq!(places.len(), 3);
+        assert!(counts.enter(ip, 3).is_none(), "a fourth is refused");
+        assert!(
+            counts.enter("203.0.113.8".parse().unwrap(), 3).is_some(),
+            "others are not"
+        );
+        drop(places);
+        assert!(counts.enter(ip, 3).is_some());
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_slash_64_and_a_mapped_ipv4_address_is_the_ipv4_one() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(c));
+        let mapped: IpAddr = "::ffff:198.51.100.1".parse().unwrap();
+        assert_eq!(
+            client_key(mapped),
+            "198.51.100.1".parse::<IpAddr>().unwrap()
+        );
     }
 }

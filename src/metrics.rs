@@ -30,6 +30,8 @@ pub const COMPLAINT_RATE: &str = "quicket_followup_complaint_rate";
 pub const HARD_BOUNCE_RATE: &str = "quicket_followup_hard_bounce_rate";
 /// 1 while the circuit breaker has paused sending.
 pub const SENDING_PAUSED: &str = "quicket_followup_sending_paused";
+/// Connections closed at once because their client address already held its share.
+pub const CONNECTIONS_OVER_CAP: &str = "quicket_followup_connections_over_cap_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -77,6 +79,10 @@ fn describe() {
         "Hard bounces per email sent, last 7 days or since sending resumed"
     );
     metrics::describe_gauge!(SENDING_PAUSED, "1 while the circuit breaker pauses sending");
+    metrics::describe_counter!(
+        CONNECTIONS_OVER_CAP,
+        "Connections closed at once: their client address held server.max_connections_per_client"
+    );
     metrics::describe_gauge!(DUE, "Buyer-events due to be looked at by a pass now");
     metrics::describe_gauge!(
         PROBLEMS,

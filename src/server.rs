@@ -115,6 +115,8 @@ impl Service {
             body_timeout: config.server.body_timeout,
             idle_timeout: config.server.idle_timeout,
             max_connections: config.server.max_connections,
+            max_connections_per_client: config.server.max_connections_per_client,
+            uncapped: config.server.trusted_proxies.clone(),
         };
         let server = tokio::spawn(crate::connections::serve(
             listener,

@@ -187,3 +187,79 @@ async fn database_reads_never_open_more_connections_than_the_pool_holds() {
     );
     app.service.stop().await;
 }
+
+/// Whether the server has closed `stream` (what it sent before is ignored), without waiting.
+fn closed_by_server(stream: &TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.try_read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_hundred_slow_connections_from_one_address_leave_healthz_answering_for_others() {
+    // The defaults (512 at once, 64 per client), with loopback not trusted as a proxy (a trusted
+    // proxy carries many clients and is not capped) and a header timeout long enough that nothing
+    // is freed by it while the test runs.
+    let app = TestApp::spawn_with(|c| {
+        c.server.trusted_proxies = Vec::new();
+        c.server.header_timeout = Duration::from_secs(300);
+        c.server.idle_timeout = Duration::from_secs(300);
+    })
+    .await;
+    assert_eq!(
+        app.service
+            .engine
+            .settings()
+            .config
+            .server
+            .max_connections_per_client,
+        64
+    );
+    let addr = app.service.addr;
+    let mut slow = Vec::new();
+    for _ in 0..600 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        // Headers that never end.
+        let _ = stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await;
+        slow.push(stream);
+    }
+    // Another client (127.0.0.2 is loopback too) is answered at once, not after the slow ones.
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let response = tokio::time::timeout(
+        Duration::from_secs(60),
+        other.get(format!("http://{addr}/healthz")).send(),
+    )
+    .await
+    .expect("/healthz did not answer another client while one address held 600 connections")
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    // The server accepted every slow connection before that one: those over the cap are closed.
+    let open = slow.iter().filter(|s| !closed_by_server(s)).count();
+    assert_eq!(open, 64, "one address keeps exactly its share open");
+    // Its place freed, the same address is served again.
+    slow.retain(|s| !closed_by_server(s));
+    slow.truncate(63);
+    let mut again = TcpStream::connect(addr).await.unwrap();
+    again
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let read = read_until_closed(&mut again, Duration::from_secs(60))
+        .await
+        .expect("no answer");
+    let text = String::from_utf8_lossy(&read);
+    assert!(text.contains("200 OK"), "{text}");
+    drop(slow);
+    app.service.stop().await;
+}

@@ -31,6 +31,9 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Connections served at once; more wait in the kernel's backlog until one closes.
     pub max_connections: usize,
+    /// Connections one client address (an IPv6 client: its /64) may hold at once; more from it
+    /// are closed at once. Connections from `trusted_proxies` are not capped.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +49,7 @@ impl Default for ServerConfig {
             body_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_connections: 512,
+            max_connections_per_client: 64,
         }
     }
 }

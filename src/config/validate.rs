@@ -170,6 +170,12 @@ impl Config {
         if self.server.max_connections == 0 {
             return Err(invalid("server.max_connections", "must be at least 1"));
         }
+        if self.server.max_connections_per_client == 0 {
+            return Err(invalid(
+                "server.max_connections_per_client",
+                "must be at least 1",
+            ));
+        }
         for (id, event) in &self.events {
             if let Some(url) = &event.url
                 && !(url.starts_with("http://") || url.starts_with("https://"))
