@@ -1,7 +1,9 @@
 //! `POST /webhooks/email-events/{provider}/{token}`: bounces and complaints from the email
-//! provider. The token is Quicket's webhook token; each provider's signature is checked where it
-//! has one; a request that passes is kept raw and answered 200 once stored; a hard bounce or a
-//! complaint puts the address on the suppression list.
+//! provider. The token is Quicket's webhook token; each provider's signature (or Postmark's
+//! basic-auth credentials, when configured) is checked where it has one; a request that passes is
+//! kept raw and answered 200 once stored. A hard bounce or a complaint puts the address on the
+//! suppression list only when it names a reminder sent to that address (its Message-ID): anyone
+//! holding the URL can post the others, so they are kept and listed, and change nothing.
 
 use bytes::Buf;
 use chrono::Utc;
@@ -89,7 +91,8 @@ where
     }
 }
 
-/// Checks the signature of a Postmark (which signs nothing), Mailgun or SendGrid request.
+/// Checks the signature of a Mailgun or SendGrid request, or Postmark's basic-auth credentials
+/// (Postmark signs nothing).
 fn verify(
     state: &AppState,
     provider: Provider,
@@ -98,7 +101,12 @@ fn verify(
 ) -> Result<(), ApiError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     match provider {
-        Provider::Postmark | Provider::Ses => Ok(()),
+        Provider::Postmark => signature::postmark(
+            state.providers.postmark_auth.as_ref(),
+            header("authorization"),
+        )
+        .map_err(|e| refused(provider, e)),
+        Provider::Ses => Ok(()),
         Provider::Mailgun => {
             signature::mailgun(&state.providers.mailgun_key, body).map_err(|e| refused(provider, e))
         }
@@ -205,6 +213,7 @@ async fn store_events(
         .record_email_delivery(provider, body, outcome, None, events, now)
         .await?;
     let (suppressed, counts) = suppress(state, provider, &stored, now).await?;
+    let unmatched = stored.iter().filter(|e| e.reminder.is_none()).count();
     tracing::info!(
         provider = provider.as_str(),
         delivery = id,
@@ -212,9 +221,18 @@ async fn store_events(
         soft_bounces = counts[1],
         complaints = counts[2],
         suppressed,
+        unmatched,
         ignored = parsed.ignored,
         "email events recorded"
     );
+    if unmatched > 0 {
+        tracing::warn!(
+            provider = provider.as_str(),
+            delivery = id,
+            unmatched,
+            "email events that name no reminder sent to their address: kept, nothing changed"
+        );
+    }
     let status = if stored.is_empty() {
         "ignored"
     } else {
@@ -227,6 +245,7 @@ async fn store_events(
             "soft_bounces": counts[1],
             "complaints": counts[2],
             "suppressed": suppressed,
+            "unmatched": unmatched,
             "ignored": parsed.ignored,
         }),
         StatusCode::OK,
@@ -234,8 +253,8 @@ async fn store_events(
 }
 
 /// Counts the stored events by kind (hard bounces, soft bounces, complaints) and suppresses the
-/// address of each hard bounce and complaint; returns how many were newly suppressed, and the
-/// counts.
+/// address of each hard bounce and complaint that names a reminder sent to it; returns how many
+/// were newly suppressed, and the counts.
 async fn suppress(
     state: &AppState,
     provider: Provider,
@@ -250,6 +269,12 @@ async fn suppress(
             EventKind::Complaint => (2, Some(SuppressionSource::Complaint)),
         };
         counts[slot] += 1;
+        let Some(reminder) = &event.reminder else {
+            if event.new {
+                count(provider.as_str(), "unmatched");
+            }
+            continue;
+        };
         if event.new {
             count(provider.as_str(), event.kind.as_str());
         }
@@ -261,8 +286,8 @@ async fn suppress(
                 .add_suppression(
                     &event.email,
                     source,
-                    event.event_id.clone(),
-                    event.step.clone(),
+                    Some(reminder.event_id.clone()),
+                    Some(reminder.step.clone()),
                     now,
                 )
                 .await?

@@ -21,7 +21,8 @@ pub const DUE: &str = "quicket_followup_reminders_due";
 /// `any`), read from the database at scrape time.
 pub const PROBLEMS: &str = "quicket_followup_hooks_with_problems";
 
-/// Bounces and complaints reported by the email provider, by provider and kind.
+/// Bounces and complaints reported by the email provider, by provider and kind (`unmatched`: one
+/// naming no reminder sent to its address, which changed nothing).
 pub const EMAIL_EVENTS: &str = "quicket_followup_email_events_total";
 
 /// Complaints per email sent over the breaker's window (7 days, or since sending resumed).
@@ -68,7 +69,7 @@ fn describe() {
     metrics::describe_gauge!(LAST_PASS, "When the last reminder pass finished, Unix time");
     metrics::describe_counter!(
         EMAIL_EVENTS,
-        "Bounces and complaints reported by the email provider, by provider and kind"
+        "Bounces and complaints reported by the email provider, by provider and kind (unmatched: naming no reminder sent, changed nothing)"
     );
     metrics::describe_gauge!(
         COMPLAINT_RATE,

@@ -29,6 +29,32 @@ async fn app(smtp: &SmtpServer) -> TestApp {
     .await
 }
 
+/// Posts a Postmark spam complaint about `buyer`, naming the reminder sent to them when `named`
+/// (else naming none); returns the answer.
+async fn complain(app: &TestApp, smtp: &SmtpServer, buyer: &str, named: bool) -> Value {
+    let mut complaint: Value =
+        serde_json::from_str(&COMPLAINT.replace("john@example.com", buyer)).unwrap();
+    if named {
+        let sent = smtp
+            .received()
+            .into_iter()
+            .find(|m| m.to.iter().any(|t| t == buyer))
+            .unwrap();
+        complaint["Metadata"] =
+            serde_json::json!({"message-id": sent.header("Message-ID").unwrap()});
+    }
+    let url = format!("{}/webhooks/email-events/postmark/{TOKEN}", app.base);
+    let answer = app
+        .client
+        .post(url)
+        .body(complaint.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    serde_json::from_str(&answer.text().await.unwrap()).unwrap()
+}
+
 async fn checkouts(app: &TestApp, range: std::ops::Range<usize>) {
     for n in range {
         let buyer = format!("buyer{n}@mail.co.za");
@@ -45,10 +71,17 @@ async fn two_hundred_sends_and_one_complaint_pause_sending_until_resumed() {
     assert_eq!(app.pass_at(Utc::now()).await.counts.sent, 200);
     assert_eq!(app.get_json("/healthz").await["sending"]["state"], "active");
 
-    let complaint = COMPLAINT.replace("john@example.com", "buyer7@mail.co.za");
-    let url = format!("{}/webhooks/email-events/postmark/{TOKEN}", app.base);
-    let answer = app.client.post(url).body(complaint).send().await.unwrap();
-    assert_eq!(answer.status().as_u16(), 200);
+    // Complaints naming no email sent (anyone holding the URL can post them) count for nothing.
+    for n in 0..20 {
+        let answer = complain(&app, &smtp, &format!("buyer{n}@mail.co.za"), false).await;
+        assert_eq!(answer["unmatched"], 1, "{answer}");
+    }
+    checkouts(&app, 300..302).await;
+    let report = app.pass_at(Utc::now()).await;
+    assert_eq!((report.counts.sent, report.paused.clone()), (2, None));
+    // One naming the reminder sent to buyer7 pauses (1 in 202 is 0.50%).
+    let answer = complain(&app, &smtp, "buyer7@mail.co.za", true).await;
+    assert_eq!(answer["unmatched"], 0, "{answer}");
 
     checkouts(&app, 200..205).await;
     let report = app.pass_at(Utc::now()).await;
@@ -61,7 +94,7 @@ async fn two_hundred_sends_and_one_complaint_pause_sending_until_resumed() {
             .contains("complaint rate 0.50%"),
         "{report:?}"
     );
-    assert_eq!(smtp.received().len(), 200);
+    assert_eq!(smtp.received().len(), 202);
     // Paused is not broken: the passes still run and /healthz answers 200, saying why.
     let answer = app
         .client
@@ -80,7 +113,7 @@ async fn two_hundred_sends_and_one_complaint_pause_sending_until_resumed() {
     );
     let metrics = app.get_text("/metrics").await;
     assert!(
-        metrics.contains("quicket_followup_complaint_rate 0.005"),
+        metrics.contains("quicket_followup_complaint_rate 0.00495"),
         "{metrics}"
     );
     assert!(
@@ -113,7 +146,7 @@ async fn two_hundred_sends_and_one_complaint_pause_sending_until_resumed() {
     let report = app.pass_at(Utc::now()).await;
     assert_eq!(report.counts.sent, 5, "{report:?}");
     assert_eq!(app.pass_at(Utc::now()).await.counts.sent, 0);
-    let mut to: Vec<String> = smtp.received()[200..]
+    let mut to: Vec<String> = smtp.received()[202..]
         .iter()
         .flat_map(|r| r.to.clone())
         .collect();
@@ -151,9 +184,7 @@ async fn fewer_than_two_hundred_sends_never_pause() {
     let app = app(&smtp).await;
     checkouts(&app, 0..3).await;
     assert_eq!(app.pass_at(Utc::now()).await.counts.sent, 3);
-    let complaint = COMPLAINT.replace("john@example.com", "buyer1@mail.co.za");
-    let url = format!("{}/webhooks/email-events/postmark/{TOKEN}", app.base);
-    app.client.post(url).body(complaint).send().await.unwrap();
+    complain(&app, &smtp, "buyer1@mail.co.za", true).await;
     checkouts(&app, 3..4).await;
     let report = app.pass_at(Utc::now()).await;
     assert_eq!((report.counts.sent, report.paused.clone()), (1, None));

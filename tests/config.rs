@@ -131,6 +131,10 @@ fn other_bad_values_name_their_key() {
     assert_error_names("[email]\ntransport = \"smtp\"\n", "email.smtp_url");
     assert_error_names("[email]\ntransport = \"pigeon\"\n", "email.transport");
     assert_error_names("[email]\nevent_url = \"https://x/\"\n", "email.event_url");
+    assert_error_names(
+        "[email]\npostmark_webhook_user = \"postmark\"\n",
+        "email.postmark_webhook_password",
+    );
     assert_error_names("[events.\"1\"]\nurl = \"ftp://x\"\n", "events.\"1\".url");
     let step =
         |body: &str| format!("[[reminders]]\nname = \"s\"\ntemplate = \"abandoned\"\n{body}");
@@ -232,8 +236,15 @@ fn secrets_never_show_in_the_debug_form() {
     config.server.webhook_token = "hook-secret-0123456789".into();
     config.email.smtp_url = "smtps://user:mail-secret@smtp.x.co.za:465".into();
     config.quicket.api_key = "api-secret".into();
+    config.email.postmark_webhook_password = "postmark-secret".into();
     let shown = format!("{config:?} {:?} {:#?}", config.server, config.email);
-    for secret in ["correct horse", "hook-secret", "mail-secret", "api-secret"] {
+    for secret in [
+        "correct horse",
+        "hook-secret",
+        "mail-secret",
+        "api-secret",
+        "postmark-secret",
+    ] {
         assert!(!shown.contains(secret), "{secret} shown in {shown}");
     }
     assert!(

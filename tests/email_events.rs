@@ -1,7 +1,8 @@
 //! Bounces and complaints from the email provider, through real HTTP, SQLite and SMTP: each
 //! provider's documented payload (tests/samples/email_events/), signed with test keys as the
-//! provider signs it. A hard bounce or a complaint suppresses the address and stops the next step;
-//! a soft bounce does not; a wrong signature is 401 and changes nothing.
+//! provider signs it. A hard bounce or a complaint naming a reminder sent suppresses the address
+//! and stops the next step; a soft bounce does not; one naming no reminder sent to the address
+//! (which anyone holding the URL can post) changes nothing; a wrong signature is 401.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -163,6 +164,15 @@ fn with_address(sample: &str, from: &str) -> String {
     sample.replace(from, BUYER)
 }
 
+/// A Postmark sample about `BUYER`, naming `message_id` as the metadata our header sets.
+fn postmark(sample: &str, from: &str, message_id: Option<&str>) -> String {
+    let mut value: Value = serde_json::from_str(&with_address(sample, from)).unwrap();
+    if let Some(id) = message_id {
+        value["Metadata"] = json!({"message-id": format!("<{id}>")});
+    }
+    value.to_string()
+}
+
 fn mailgun_signed(sample: &str, from: &str, message_id: Option<&str>, key: &str) -> String {
     let mut value: Value = serde_json::from_str(&with_address(sample, from)).unwrap();
     if let Some(id) = message_id {
@@ -202,13 +212,22 @@ fn sendgrid_headers(keys: &SendgridKeys, body: &str) -> Vec<(&'static str, Strin
 async fn a_postmark_hard_bounce_suppresses_the_address_and_stops_the_next_step() {
     let smtp = SmtpServer::start();
     let app = app(&smtp, &sendgrid_keys()).await;
-    first_reminder_sent(&app, &smtp).await;
-    let body = with_address(POSTMARK_BOUNCE, "john@example.com");
+    let message_id = first_reminder_sent(&app, &smtp).await;
+    // Postmark gives back its own id, and ours as the metadata set by this header.
+    assert_eq!(
+        smtp.received()[0]
+            .header("X-PM-Metadata-message-id")
+            .as_deref(),
+        Some(format!("<{message_id}>").as_str())
+    );
+    let body = postmark(POSTMARK_BOUNCE, "john@example.com", Some(&message_id));
     let (status, answer) = post(&app, "postmark", &[], body).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["status"], "recorded");
-    assert_eq!(answer["hard_bounces"], 1);
-    // Postmark gives back its own id, not our Message-ID: tied to the latest reminder sent.
+    assert_eq!(
+        (answer["hard_bounces"].clone(), answer["unmatched"].clone()),
+        (json!(1), json!(0))
+    );
     assert_eq!(
         source_of(&app, BUYER).await.as_deref(),
         Some("bounce 456 first")
@@ -226,8 +245,8 @@ async fn a_postmark_hard_bounce_suppresses_the_address_and_stops_the_next_step()
 async fn a_postmark_spam_complaint_suppresses_with_source_complaint() {
     let smtp = SmtpServer::start();
     let app = app(&smtp, &sendgrid_keys()).await;
-    first_reminder_sent(&app, &smtp).await;
-    let body = with_address(POSTMARK_COMPLAINT, "john@example.com");
+    let message_id = first_reminder_sent(&app, &smtp).await;
+    let body = postmark(POSTMARK_COMPLAINT, "john@example.com", Some(&message_id));
     let (status, answer) = post(&app, "postmark", &[], body).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
@@ -247,14 +266,19 @@ async fn a_postmark_spam_complaint_suppresses_with_source_complaint() {
 async fn a_soft_bounce_is_counted_and_suppresses_nothing() {
     let smtp = SmtpServer::start();
     let app = app(&smtp, &sendgrid_keys()).await;
-    first_reminder_sent(&app, &smtp).await;
-    let body = with_address(POSTMARK_SOFT, "john@example.com");
+    let message_id = first_reminder_sent(&app, &smtp).await;
+    let body = postmark(POSTMARK_SOFT, "john@example.com", Some(&message_id));
     let (status, answer) = post(&app, "postmark", &[], body.clone()).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["soft_bounces"], 1);
     // The same report again (a provider's retry) is kept but counted once.
     assert_eq!(post(&app, "postmark", &[], body).await.0, 200);
-    let mailgun = mailgun_signed(MAILGUN_TEMPORARY, "alice@example.com", None, MAILGUN_KEY);
+    let mailgun = mailgun_signed(
+        MAILGUN_TEMPORARY,
+        "alice@example.com",
+        Some(&message_id),
+        MAILGUN_KEY,
+    );
     assert_eq!(post(&app, "mailgun", &[], mailgun).await.0, 200);
     assert_eq!(source_of(&app, BUYER).await, None);
     let rates = app
@@ -311,8 +335,15 @@ async fn a_wrong_mailgun_signature_is_401_and_changes_nothing() {
     assert_eq!(source_of(&app, BUYER).await, None);
     assert_eq!(kept_requests(&app).await, 0);
     assert_eq!(second_step_sends(&app).await, 1);
-    // And the right key works on the same payload.
-    let good = mailgun_signed(MAILGUN_COMPLAINED, "alice@example.com", None, MAILGUN_KEY);
+    // And the right key works on the same payload, naming the second reminder.
+    let second = smtp.received()[1].header("Message-ID").unwrap();
+    let second = second.trim_matches(['<', '>']);
+    let good = mailgun_signed(
+        MAILGUN_COMPLAINED,
+        "alice@example.com",
+        Some(second),
+        MAILGUN_KEY,
+    );
     assert_eq!(post(&app, "mailgun", &[], good).await.0, 200);
     assert_eq!(
         source_of(&app, BUYER).await.as_deref(),
@@ -325,8 +356,9 @@ async fn sendgrid_events_are_verified_with_ecdsa_and_the_bounce_and_spam_report_
     let smtp = SmtpServer::start();
     let keys = sendgrid_keys();
     let app = app(&smtp, &keys).await;
-    first_reminder_sent(&app, &smtp).await;
-    let body = with_address(SENDGRID_EVENTS, "example@test.com");
+    let message_id = first_reminder_sent(&app, &smtp).await;
+    let body = with_address(SENDGRID_EVENTS, "example@test.com")
+        .replace("14c5d75ce93.dfd.64b469@ismtpd-555", &message_id);
     let mut forged = sendgrid_headers(&keys, &body);
     forged[1].1 = "1764576001".into();
     let (status, _) = post(&app, "sendgrid", &forged, body.clone()).await;
@@ -557,9 +589,10 @@ async fn garbage_at_the_email_events_route_gets_a_clear_answer_and_the_service_s
 async fn forget_removes_the_bounces_and_the_raw_bodies_naming_the_address() {
     let smtp = SmtpServer::start();
     let app = app(&smtp, &sendgrid_keys()).await;
-    first_reminder_sent(&app, &smtp).await;
-    let body = with_address(POSTMARK_BOUNCE, "john@example.com");
+    let message_id = first_reminder_sent(&app, &smtp).await;
+    let body = postmark(POSTMARK_BOUNCE, "john@example.com", Some(&message_id));
     assert_eq!(post(&app, "postmark", &[], body).await.0, 200);
+    assert!(app.store().is_suppressed(BUYER).await.unwrap());
     app.store().forget(BUYER).await.unwrap();
     let (events, bodies): (i64, i64) = app
         .store()
@@ -576,4 +609,161 @@ async fn forget_removes_the_bounces_and_the_raw_bodies_naming_the_address() {
     assert_eq!((events, bodies), (0, 0));
     // The suppression stays: that is what keeps a bounced address from being emailed again.
     assert!(app.store().is_suppressed(BUYER).await.unwrap());
+}
+
+/// Anyone holding the URL (it is Quicket's, and Postmark signs nothing) can post a bounce or a
+/// complaint about any address. One that names no reminder sent to that address is kept and
+/// listed, and changes nothing: nobody suppressed, nothing counted toward pausing.
+#[tokio::test]
+async fn bounces_and_complaints_naming_no_email_sent_to_the_address_change_nothing() {
+    let smtp = SmtpServer::start();
+    let keys = sendgrid_keys();
+    let app = app(&smtp, &keys).await;
+    let message_id = first_reminder_sent(&app, &smtp).await;
+    let sns = SnsStandIn::start().await;
+    let not_ours = "0123456789abcdef.reminder@elsewhere.co.za";
+    // Our own Message-ID, but reported for another address (that got no email from us).
+    let other = "thandi@mail.co.za";
+    let mut forged = vec![
+        (
+            "postmark",
+            vec![],
+            postmark(POSTMARK_BOUNCE, "john@example.com", None),
+        ),
+        (
+            "postmark",
+            vec![],
+            postmark(POSTMARK_COMPLAINT, "john@example.com", Some(not_ours)),
+        ),
+        (
+            "postmark",
+            vec![],
+            postmark(POSTMARK_COMPLAINT, "john@example.com", Some(&message_id))
+                .replace(BUYER, other),
+        ),
+        (
+            "mailgun",
+            vec![],
+            mailgun_signed(MAILGUN_PERMANENT, "alice@example.com", None, MAILGUN_KEY),
+        ),
+        (
+            "mailgun",
+            vec![],
+            mailgun_signed(
+                MAILGUN_COMPLAINED,
+                "alice@example.com",
+                Some(not_ours),
+                MAILGUN_KEY,
+            ),
+        ),
+    ];
+    // SendGrid's sample as published: its smtp-id is not one of ours.
+    let sendgrid = with_address(SENDGRID_EVENTS, "example@test.com");
+    forged.push(("sendgrid", sendgrid_headers(&keys, &sendgrid), sendgrid));
+    forged.push((
+        "ses",
+        vec![],
+        sns.sign(ses_notification(
+            SES_COMPLAINT,
+            "richard@example.com",
+            not_ours,
+        )),
+    ));
+    for (provider, headers, body) in forged {
+        let (status, answer) = post(&app, provider, &headers, body).await;
+        assert_eq!(status, 200, "{provider}: {answer}");
+        assert_eq!(answer["suppressed"], 0, "{provider}: {answer}");
+        assert!(
+            answer["unmatched"].as_u64().unwrap() >= 1,
+            "{provider}: {answer}"
+        );
+    }
+    // Kept, every one of them, and listed on the buyer's timeline as unmatched.
+    assert_eq!(kept_requests(&app).await, 7);
+    let timeline = app.store().timeline(BUYER, "456").await.unwrap().unwrap();
+    let unmatched: Vec<_> = timeline
+        .entries
+        .iter()
+        .filter(|e| e.title.starts_with("unmatched"))
+        .collect();
+    assert_eq!(unmatched.len(), 7, "{:?}", timeline.entries);
+    assert!(
+        unmatched.iter().all(|e| e
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("changed nothing")),
+        "{unmatched:?}"
+    );
+    assert!(
+        unmatched
+            .iter()
+            .any(|e| e.title == "unmatched hard bounce (reported by postmark)"),
+        "{unmatched:?}"
+    );
+    // Nothing changed: nobody suppressed, nothing counted, the next step goes out.
+    assert!(app.store().suppressions().await.unwrap().is_empty());
+    let rates = app
+        .store()
+        .email_rates(Utc::now() - Duration::days(7))
+        .await
+        .unwrap();
+    assert_eq!(
+        (rates.sent, rates.hard_bounces, rates.complaints),
+        (1, 0, 0)
+    );
+    assert_eq!(second_step_sends(&app).await, 1);
+    // The same report naming the reminder sent to BUYER does count.
+    let real = postmark(POSTMARK_COMPLAINT, "john@example.com", Some(&message_id));
+    let (status, answer) = post(&app, "postmark", &[], real).await;
+    assert_eq!(
+        (status, answer["suppressed"].clone()),
+        (200, json!(1)),
+        "{answer}"
+    );
+}
+
+/// Postmark's basic-auth credentials, when configured, are a second check beside the token.
+#[tokio::test]
+async fn postmark_basic_auth_credentials_when_set_are_required() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::spawn_with(|c| {
+        common::via_smtp(c, &smtp);
+        c.email.postmark_webhook_user = "postmark".into();
+        c.email.postmark_webhook_password = "a-long-random-password-0123".into();
+        c.schedule.send_window = SendWindow::parse("").unwrap();
+        let when = [OrderState::Started, OrderState::Cancelled];
+        c.reminders = vec![common::step("first", 60, &when, "abandoned")];
+    })
+    .await;
+    let message_id = first_reminder_sent(&app, &smtp).await;
+    let body = postmark(POSTMARK_BOUNCE, "john@example.com", Some(&message_id));
+    let basic = |user: &str, password: &str| {
+        vec![(
+            "Authorization",
+            format!("Basic {}", STANDARD.encode(format!("{user}:{password}"))),
+        )]
+    };
+    for headers in [
+        vec![],
+        basic("postmark", "wrong"),
+        basic("someone", "a-long-random-password-0123"),
+        basic("postmark", "a-long-random-password-0123x"),
+        vec![(
+            "Authorization",
+            "Bearer a-long-random-password-0123".to_string(),
+        )],
+    ] {
+        let (status, answer) = post(&app, "postmark", &headers, body.clone()).await;
+        assert_eq!(status, 401, "{headers:?}: {answer}");
+    }
+    assert_eq!(kept_requests(&app).await, 0);
+    assert!(!app.store().is_suppressed(BUYER).await.unwrap());
+    let headers = basic("postmark", "a-long-random-password-0123");
+    let (status, answer) = post(&app, "postmark", &headers, body).await;
+    assert_eq!(
+        (status, answer["suppressed"].clone()),
+        (200, json!(1)),
+        "{answer}"
+    );
 }

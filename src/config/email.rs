@@ -31,6 +31,10 @@ pub struct EmailConfig {
     pub mailgun_signing_key: String,
     /// SendGrid's Event Webhook verification key (base64), for `/webhooks/email-events/sendgrid`.
     pub sendgrid_public_key: String,
+    /// With `postmark_webhook_password`: the basic-auth user name Postmark's webhook must send.
+    pub postmark_webhook_user: String,
+    /// With `postmark_webhook_user`: the basic-auth password Postmark's webhook must send (a secret).
+    pub postmark_webhook_password: String,
     /// Tests only (never read from the file): trust `http://127.0.0.1` as SNS, to stand in for it.
     #[serde(skip)]
     pub sns_trust_localhost: bool,
@@ -51,6 +55,8 @@ impl Default for EmailConfig {
             dkim_key: PathBuf::new(),
             mailgun_signing_key: String::new(),
             sendgrid_public_key: String::new(),
+            postmark_webhook_user: String::new(),
+            postmark_webhook_password: String::new(),
             sns_trust_localhost: false,
         }
     }

@@ -53,6 +53,10 @@ const SECRET_ENV: &[(&str, &str)] = &[
         "QUICKET_FOLLOWUP_MAILGUN_SIGNING_KEY",
         "email.mailgun_signing_key",
     ),
+    (
+        "QUICKET_FOLLOWUP_POSTMARK_WEBHOOK_PASSWORD",
+        "email.postmark_webhook_password",
+    ),
 ];
 
 /// The whole configuration (`quicket-followup.example.toml` shows every key). Every key is optional.

@@ -42,6 +42,20 @@ impl Config {
                 "transport is \"smtp\" but no smtp_url is set (set it, or QUICKET_FOLLOWUP_SMTP_URL)",
             ));
         }
+        let postmark_user = self.email.postmark_webhook_user.is_empty();
+        let postmark_password = self.email.postmark_webhook_password.is_empty();
+        if postmark_user != postmark_password {
+            let missing = if postmark_user {
+                "email.postmark_webhook_user"
+            } else {
+                "email.postmark_webhook_password"
+            };
+            return Err(invalid(
+                missing,
+                "Postmark's webhook credentials go together: set both postmark_webhook_user and \
+                 postmark_webhook_password (as in Postmark's webhook settings), or neither",
+            ));
+        }
         if self.email.max_per_minute == 0 {
             return Err(invalid("email.max_per_minute", "must be at least 1"));
         }

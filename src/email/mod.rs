@@ -51,6 +51,28 @@ impl Header for ListUnsubscribe {
     }
 }
 
+/// `X-PM-Metadata-message-id: <our Message-ID>`: Postmark gives back its own id in its bounce and
+/// complaint webhooks, not the Message-ID header, but it does give back metadata set by such a
+/// header (and keeps the header out of the delivered email); other providers pass it on unread.
+#[derive(Debug, Clone)]
+struct PostmarkMessageId(String);
+
+impl Header for PostmarkMessageId {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str(POSTMARK_METADATA_HEADER)
+    }
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(s.trim().to_string()))
+    }
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// The header that carries the Message-ID back in Postmark's webhooks, as its `Metadata` entry
+/// `message-id`.
+pub const POSTMARK_METADATA_HEADER: &str = "X-PM-Metadata-message-id";
+
 /// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
 #[derive(Debug, Clone)]
 struct ListUnsubscribePost;
@@ -138,7 +160,8 @@ pub fn build(config: &EmailConfig, out: &Outgoing, date: SystemTime) -> anyhow::
         .date(date)
         .message_id(Some(out.message_id.clone()))
         .header(ListUnsubscribe(out.unsubscribe_url.clone()))
-        .header(ListUnsubscribePost);
+        .header(ListUnsubscribePost)
+        .header(PostmarkMessageId(out.message_id.clone()));
     if !config.reply_to.trim().is_empty() {
         let reply_to: Mailbox = config
             .reply_to
@@ -205,6 +228,11 @@ mod tests {
         assert!(text.contains("multipart/alternative"));
         assert!(text.contains("Message-ID: <"));
         assert!(text.contains(".reminder@shop.co.za>"));
+        let id = outgoing("x").message_id;
+        assert!(
+            text.contains(&format!("X-PM-Metadata-message-id: {id}\r\n")),
+            "{text}"
+        );
     }
 
     #[test]

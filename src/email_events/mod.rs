@@ -185,12 +185,22 @@ fn postmark(value: &Value) -> Result<Parsed, ParseError> {
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(": ");
+    // Postmark's MessageID is its own id, not our Message-ID header; ours comes back as the
+    // metadata that the header X-PM-Metadata-message-id set when the email was sent.
+    let message_id = object
+        .get("Metadata")
+        .and_then(Value::as_object)
+        .and_then(|m| {
+            m.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("message-id"))
+                .and_then(|(_, v)| v.as_str())
+        })
+        .and_then(normalise_message_id);
     Ok(Parsed {
         events: vec![EmailEvent {
             kind,
             email,
-            // Postmark's MessageID is its own id, not our Message-ID header.
-            message_id: None,
+            message_id,
             detail: if detail.is_empty() { kind_name } else { detail },
             provider_id: Some(text(object, "ID")).filter(|s| !s.is_empty()),
         }],
@@ -425,6 +435,14 @@ mod tests {
             r#"{"RecordType":"SpamComplaint","Type":"SpamComplaint","Email":"a@b.co.za"}"#;
         let parsed = parse(Provider::Postmark, complaint.as_bytes()).unwrap();
         assert_eq!(parsed.events[0].kind, EventKind::Complaint);
+        assert_eq!(parsed.events[0].message_id, None);
+        let named = r#"{"RecordType":"Bounce","Type":"HardBounce","Email":"a@b.co.za",
+            "MessageID":"883953f4","Metadata":{"Message-ID":"<abc.reminder@shop.co.za>"}}"#;
+        let parsed = parse(Provider::Postmark, named.as_bytes()).unwrap();
+        assert_eq!(
+            parsed.events[0].message_id.as_deref(),
+            Some("abc.reminder@shop.co.za")
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Checking that a bounce or complaint really comes from the provider: Mailgun's HMAC, SendGrid's
 //! ECDSA P-256 signature and SNS's RSA signature, all verified with ring (through webpki for keys
-//! and certificates, so no hand-written ASN.1).
+//! and certificates, so no hand-written ASN.1); Postmark, which signs nothing, by the basic-auth
+//! credentials its webhook can be given.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -28,6 +29,51 @@ pub enum SignatureError {
     /// The signature does not match.
     #[error("the signature does not match")]
     Mismatch,
+}
+
+/// The user name and password Postmark's webhook sends (HTTP basic auth), when configured.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BasicAuth {
+    /// `email.postmark_webhook_user`.
+    pub user: String,
+    /// `email.postmark_webhook_password`.
+    pub password: String,
+}
+
+/// Postmark: with credentials configured, the request's `Authorization: Basic` header must carry
+/// exactly them (compared in constant time); without, there is nothing to check.
+pub fn postmark(expected: Option<&BasicAuth>, header: Option<&str>) -> Result<(), SignatureError> {
+    use subtle::ConstantTimeEq;
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    let header = header.ok_or_else(|| {
+        SignatureError::Missing(
+            "no basic-auth credentials (set them in Postmark's webhook settings as \
+             email.postmark_webhook_user and email.postmark_webhook_password)"
+                .into(),
+        )
+    })?;
+    let encoded = header
+        .trim()
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .map(|(_, rest)| rest.trim())
+        .ok_or_else(|| SignatureError::Missing("the Authorization header is not Basic".into()))?;
+    let decoded = STANDARD
+        .decode(encoded)
+        .map_err(|_| SignatureError::Missing("the Authorization header is not base64".into()))?;
+    let (user, password) = match decoded.iter().position(|&b| b == b':') {
+        Some(i) => (&decoded[..i], &decoded[i + 1..]),
+        None => (&decoded[..], &[][..]),
+    };
+    let user_ok = user.ct_eq(expected.user.as_bytes());
+    let password_ok = password.ct_eq(expected.password.as_bytes());
+    if bool::from(user_ok & password_ok) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
 }
 
 /// Mailgun: `signature.signature` is the hex HMAC-SHA256 of `timestamp` followed by `token`

@@ -1,6 +1,6 @@
 //! Amazon SNS, which carries SES's bounces and complaints: the message envelope, its signature
-//! (checked against the signing certificate fetched from an `https://sns.*.amazonaws.com` URL and
-//! cached), and confirming a subscription by GETting its `SubscribeURL`.
+//! (checked against the signing certificate fetched from an `https://sns.<region>.amazonaws.com`
+//! URL and cached), and confirming a subscription by GETting its `SubscribeURL`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -134,16 +134,27 @@ impl Sns {
         })
     }
 
-    /// Whether a URL is one SNS would give: https on an `sns.*.amazonaws.com` host (or, for
-    /// tests, http on 127.0.0.1).
+    /// Whether a URL is one SNS would give: https on exactly `sns.<region>.amazonaws.com` (or
+    /// `sns.cn-<...>.amazonaws.com.cn` in China), with no port (or, for tests, http on
+    /// 127.0.0.1). Anything looser lets in other amazonaws.com hosts that anyone can fill, such
+    /// as an S3 bucket named `sns` (`sns.s3.amazonaws.com`).
     pub fn trusted(&self, text: &str) -> Result<url::Url, SignatureError> {
         let refuse = |why: &str| SignatureError::Missing(format!("{text:?} {why}"));
         let url = url::Url::parse(text).map_err(|_| refuse("is not a URL"))?;
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let region = host.strip_prefix("sns.").and_then(|rest| {
+            rest.strip_suffix(".amazonaws.com")
+                .filter(|r| !r.starts_with("cn-"))
+                .or_else(|| {
+                    rest.strip_suffix(".amazonaws.com.cn")
+                        .filter(|r| r.starts_with("cn-"))
+                })
+        });
         let amazon = url.scheme() == "https"
-            && host.starts_with("sns.")
-            && (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"))
-            && url.port().is_none();
+            && region.is_some_and(is_region)
+            && url.port().is_none()
+            && url.username().is_empty()
+            && url.password().is_none();
         let local = self.allow_local && url.scheme() == "http" && host == "127.0.0.1";
         if amazon || local {
             Ok(url)
@@ -241,6 +252,23 @@ impl Sns {
     }
 }
 
+/// Whether `text` is an AWS region name: lowercase words joined by '-', the last a number
+/// (`us-east-1`, `af-south-1`, `us-gov-west-1`, `cn-northwest-1`), the first two letters.
+fn is_region(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    let (Some(first), Some(last)) = (parts.first(), parts.last()) else {
+        return false;
+    };
+    parts.len() >= 3
+        && first.len() == 2
+        && first.bytes().all(|b| b.is_ascii_lowercase())
+        && !last.is_empty()
+        && last.bytes().all(|b| b.is_ascii_digit())
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,11 +295,26 @@ mod tests {
     #[test]
     fn only_amazon_urls_are_trusted() {
         let sns = Sns::new(false, Duration::from_secs(1)).unwrap();
-        assert!(
-            sns.trusted("https://sns.eu-west-1.amazonaws.com/x.pem")
-                .is_ok()
-        );
+        for good in [
+            "https://sns.eu-west-1.amazonaws.com/x.pem",
+            "https://sns.af-south-1.amazonaws.com/x.pem",
+            "https://SNS.us-gov-west-1.amazonaws.com/x.pem",
+            "https://sns.cn-north-1.amazonaws.com.cn/x.pem",
+        ] {
+            assert!(sns.trusted(good).is_ok(), "{good}");
+        }
         for bad in [
+            // Other amazonaws.com hosts that anyone can fill: an S3 bucket named "sns" ...
+            "https://sns.s3.amazonaws.com/x.pem",
+            "https://sns.s3-eu-west-1.amazonaws.com/x.pem",
+            "https://sns.s3.eu-west-1.amazonaws.com/x.pem",
+            "https://sns.evil.execute-api.eu-west-1.amazonaws.com/x.pem",
+            "https://sns.eu-west-1.elb.amazonaws.com/x.pem",
+            "https://sns.us-east-1.amazonaws.com.cn/x.pem",
+            "https://sns.cn-north-1.amazonaws.com/x.pem",
+            "https://sns..amazonaws.com/x.pem",
+            "https://sns.amazonaws.com/x.pem",
+            "https://user:pw@sns.eu-west-1.amazonaws.com/x.pem",
             "http://sns.eu-west-1.amazonaws.com/x.pem",
             "https://sns.eu-west-1.amazonaws.com.evil.example/x.pem",
             "https://evilamazonaws.com/x.pem",

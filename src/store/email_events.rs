@@ -1,5 +1,6 @@
 //! Bounces and complaints from the email provider: the raw requests, the events they held (each
-//! tied to the reminder it answers), and the rates the circuit breaker reads.
+//! tied to the reminder it names, when it names one that was sent), and the rates the circuit
+//! breaker reads (of matched events only: anyone holding the webhook URL can post the others).
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -37,22 +38,30 @@ impl DeliveryOutcome {
     }
 }
 
-/// One event as stored, with the reminder it was tied to.
+/// One event as stored, with the reminder it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
     /// What happened.
     pub kind: EventKind,
     /// The address, as the provider wrote it.
     pub email: String,
-    /// The event of the reminder it answers.
-    pub event_id: Option<String>,
-    /// The step of that reminder.
-    pub step: Option<String>,
+    /// The reminder it names (its Message-ID is one sent to this address): `None` when it names
+    /// none, and then it changes nothing.
+    pub reminder: Option<SentReminder>,
     /// False when the same event had been reported before.
     pub new: bool,
 }
 
-/// Emails sent and what came back, over a span.
+/// A reminder that went (or may have gone) to an address, as an email event names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentReminder {
+    /// Its event.
+    pub event_id: String,
+    /// Its step.
+    pub step: String,
+}
+
+/// Emails sent and what came back (events naming a reminder sent), over a span.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Rates {
     /// Reminders sent.
@@ -117,7 +126,7 @@ impl Store {
         .await
     }
 
-    /// Reminders sent and bounces and complaints received since `since`.
+    /// Reminders sent, and bounces and complaints naming one of them received since `since`.
     pub async fn email_rates(&self, since: DateTime<Utc>) -> Result<Rates, StoreError> {
         self.read(move |conn| rates(conn, since)).await
     }
@@ -136,7 +145,8 @@ pub(super) fn rates(conn: &Connection, since: DateTime<Utc>) -> anyhow::Result<R
         ..Rates::default()
     };
     let mut stmt = conn.prepare_cached(
-        "SELECT kind, count(*) FROM email_events WHERE received_at >= ?1 GROUP BY kind",
+        "SELECT kind, count(*) FROM email_events WHERE received_at >= ?1 AND matched = 1
+         GROUP BY kind",
     )?;
     for row in stmt.query_map([&since], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
@@ -176,25 +186,35 @@ fn record(
     let mut stored = Vec::new();
     for (i, event) in events.iter().enumerate() {
         let key = email_key(&event.email);
-        let (event_id, step) = reminder_of(conn, &key, event.message_id.as_deref())?;
-        // The provider's id says "the same event" best; without one, the same body is.
+        let reminder = match event.message_id.as_deref() {
+            Some(id) => reminder_named(conn, &key, id)?,
+            None => None,
+        };
+        // The provider's id says "the same event" best; without one, the same body is. The
+        // Message-ID is part of it, so that an event naming no reminder, posted first under a
+        // real event's id, cannot stand in for it.
         let identity = match &event.provider_id {
             Some(id) => id.clone(),
             None => format!("{body_digest}/{i}"),
         };
         let fingerprint = hex(&Sha256::digest(
             format!(
-                "{}\n{}\n{key}\n{identity}",
+                "{}\n{}\n{key}\n{}\n{identity}",
                 provider.as_str(),
-                event.kind.as_str()
+                event.kind.as_str(),
+                event.message_id.as_deref().unwrap_or_default(),
             )
             .as_bytes(),
         ));
+        let (event_id, step) = match &reminder {
+            Some(r) => (Some(r.event_id.clone()), Some(r.step.clone())),
+            None => (None, None),
+        };
         let added = conn
             .prepare_cached(
                 "INSERT INTO email_events (delivery_id, received_at, provider, kind, email_key,
-                     message_id, event_id, step, detail, fingerprint)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+                     message_id, event_id, step, detail, fingerprint, matched)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING",
             )?
             .execute(params![
                 delivery_id,
@@ -206,52 +226,40 @@ fn record(
                 event_id,
                 step,
                 event.detail,
-                fingerprint
+                fingerprint,
+                reminder.is_some(),
             ])?;
         stored.push(StoredEvent {
             kind: event.kind,
             email: event.email.clone(),
-            event_id,
-            step,
+            reminder,
             new: added > 0,
         });
     }
     Ok((delivery_id, stored))
 }
 
-/// The reminder an event answers: the one with its Message-ID (when it was sent to this
-/// address), else the latest one sent to the address.
-fn reminder_of(
+/// The reminder a Message-ID names, when it is one that went, or may have gone, to this address
+/// (sent, interrupted mid-send, or tried and waiting for a retry). Nothing else ties an event to
+/// us: an address alone, or a Message-ID of another address's email, is what a stranger can post.
+fn reminder_named(
     conn: &Connection,
     key: &str,
-    message_id: Option<&str>,
-) -> anyhow::Result<(Option<String>, Option<String>)> {
-    if let Some(id) = message_id {
-        let found = conn
-            .prepare_cached(
-                "SELECT event_id, step FROM reminders WHERE message_id = ?1 AND email_key = ?2",
-            )?
-            .query_row(params![format!("<{id}>"), key], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
-            .optional()?;
-        if let Some((event, step)) = found {
-            return Ok((Some(event), Some(step)));
-        }
-    }
-    let latest = conn
+    message_id: &str,
+) -> anyhow::Result<Option<SentReminder>> {
+    Ok(conn
         .prepare_cached(
-            "SELECT event_id, step FROM reminders WHERE email_key = ?1 AND sent_at IS NOT NULL
-             ORDER BY sent_at DESC LIMIT 1",
+            "SELECT event_id, step FROM reminders
+             WHERE message_id = ?1 AND email_key = ?2
+               AND (status IN ('sent', 'interrupted') OR (status = 'claimed' AND attempts > 0))",
         )?
-        .query_row([key], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        .query_row(params![format!("<{message_id}>"), key], |r| {
+            Ok(SentReminder {
+                event_id: r.get(0)?,
+                step: r.get(1)?,
+            })
         })
-        .optional()?;
-    Ok(match latest {
-        Some((event, step)) => (Some(event), Some(step)),
-        None => (None, None),
-    })
+        .optional()?)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -271,32 +279,46 @@ pub struct TimelineEvent {
     pub detail: Option<String>,
 }
 
-/// The bounces and complaints of a buyer-event (and those tied to no reminder), oldest first.
+/// What an event naming no reminder sent to the address says on the timeline, before the
+/// provider's words.
+pub const UNMATCHED_NOTE: &str = "changed nothing: it names no reminder sent to this address";
+
+/// The bounces and complaints of a buyer-event (and those naming no reminder sent to the address,
+/// marked as such), oldest first.
 pub(super) fn for_timeline(
     conn: &Connection,
     key: &str,
     event: &str,
 ) -> anyhow::Result<Vec<TimelineEvent>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT received_at, provider, kind, detail, step FROM email_events
-         WHERE email_key = ?1 AND (event_id = ?2 OR event_id IS NULL) ORDER BY id",
+        "SELECT received_at, provider, kind, detail, step, matched FROM email_events
+         WHERE email_key = ?1 AND (event_id = ?2 OR matched = 0) ORDER BY id",
     )?;
     let rows = stmt
         .query_map(params![key, event], |r| {
             let kind: String = r.get(2)?;
+            let detail: Option<String> = r.get(3)?;
             let step: Option<String> = r.get(4)?;
+            let matched: bool = r.get(5)?;
             let label = EventKind::parse(&kind)
                 .map(EventKind::label)
                 .unwrap_or("event");
-            let title = match step {
-                Some(step) => format!("{label} of {step}"),
-                None => label.to_string(),
+            let (title, detail) = match (matched, step) {
+                (true, Some(step)) => (format!("{label} of {step}"), detail),
+                (true, None) => (label.to_string(), detail),
+                (false, _) => (
+                    format!("unmatched {label}"),
+                    Some(match detail.filter(|d| !d.is_empty()) {
+                        Some(d) => format!("{UNMATCHED_NOTE}; {d}"),
+                        None => UNMATCHED_NOTE.to_string(),
+                    }),
+                ),
             };
             Ok(TimelineEvent {
                 at: r.get(0)?,
                 provider: r.get(1)?,
                 title,
-                detail: r.get(3)?,
+                detail,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

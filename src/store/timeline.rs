@@ -310,7 +310,7 @@ fn provider_entries(
     for e in super::email_events::for_timeline(conn, key, event)? {
         entries.push(Entry {
             at: e.at,
-            kind: if e.title.starts_with("complaint") {
+            kind: if e.title.contains("complaint") {
                 "complaint"
             } else {
                 "bounce"

@@ -75,6 +75,8 @@ pub struct EmailProviders {
     pub mailgun_key: String,
     /// `email.sendgrid_public_key`, decoded (DER), when set.
     pub sendgrid_key: Option<Vec<u8>>,
+    /// `email.postmark_webhook_user` and `_password`, when set.
+    pub postmark_auth: Option<signature::BasicAuth>,
     /// Fetches SNS certificates and confirms subscriptions.
     pub sns: Sns,
 }
@@ -91,6 +93,12 @@ impl EmailProviders {
         Ok(EmailProviders {
             mailgun_key: config.mailgun_signing_key.clone(),
             sendgrid_key,
+            postmark_auth: (!config.postmark_webhook_password.is_empty()).then(|| {
+                signature::BasicAuth {
+                    user: config.postmark_webhook_user.clone(),
+                    password: config.postmark_webhook_password.clone(),
+                }
+            }),
             sns: Sns::new(
                 config.sns_trust_localhost,
                 std::time::Duration::from_secs(10),
