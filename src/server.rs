@@ -296,6 +296,8 @@ impl Reloading {
 /// error mapping, the security headers and the request log.
 fn routes(state: &web::AppState) -> BoxedFilter<(Response,)> {
     webhook::route(state)
+        .or(web::door_routes(state))
+        .unify()
         .or(crate::email_webhook::route(state))
         .unify()
         .or(web::health_routes(state))

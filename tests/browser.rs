@@ -999,3 +999,59 @@ async fn the_schedule_editor_shows_what_an_edit_would_send_before_it_is_saved() 
     driver.session = None;
     drop(driver);
 }
+
+/// The two pages a browser finds without a link from an email: `/` and the webhook address. Each
+/// fits a phone and a desktop without sideways scrolling. Screenshots `door-*.png`.
+#[tokio::test]
+async fn the_front_page_and_the_webhook_address_read_well_on_a_phone_and_a_desktop() {
+    let Some(chromedriver) = chromedriver() else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI needs chromedriver (apt-get install chromium chromium-driver)"
+        );
+        eprintln!(
+            "skipped: chromedriver is not installed (apt-get install chromium chromium-driver)"
+        );
+        return;
+    };
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let app = TestApp::spawn_with(organiser).await;
+    common::post_ok(&app.client, &app.hook_url(), common::SAMPLE_STARTED).await;
+
+    let profile = tempfile::tempdir().unwrap();
+    let mut driver = Driver::start(&chromedriver).await;
+    let client = browser(&driver, profile.path()).await;
+    driver.session = client.session_id().await.unwrap();
+
+    for (name, url, heading) in [
+        ("door-home", format!("{}/", app.base), "Quicket follow-up"),
+        (
+            "door-webhook-address",
+            app.hook_url(),
+            "Your Quicket webhook address",
+        ),
+    ] {
+        client.goto(&url).await.unwrap();
+        let h1 = wait_for(&client, Locator::Css("main h1"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(h1, heading, "{url}");
+        for width in [390, 1280] {
+            screenshot(&client, width, &shots.join(format!("{name}-{width}.png"))).await;
+            let fits = client
+                .execute(
+                    "return document.documentElement.scrollWidth <= window.innerWidth;",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(fits, Value::Bool(true), "{name} is wider than {width} px");
+        }
+    }
+    let text = body_text(&client).await;
+    assert!(text.contains("Last message from Quicket"), "{text}");
+    assert!(text.contains(&app.hook_url()), "{text}");
+}

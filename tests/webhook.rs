@@ -347,10 +347,93 @@ async fn healthz_reports_the_database() {
 #[tokio::test]
 async fn unknown_routes_and_methods_get_json_errors() {
     let app = TestApp::spawn().await;
-    let response = app.client.get(app.hook_url()).send().await.unwrap();
+    let response = app.client.delete(app.hook_url()).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 405);
     let response = app.get("/nothing").await;
     assert_eq!(response.status().as_u16(), 404);
+}
+
+/// A GET, its status, its Content-Type and its body.
+async fn page(app: &TestApp, url: &str) -> (u16, String, String) {
+    let response = app.client.get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    let kind = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, kind, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_front_page_says_what_this_is_and_whether_it_is_set_up() {
+    let app = TestApp::spawn().await;
+    let (status, kind, body) = page(&app, &format!("{}/", app.base)).await;
+    assert_eq!(status, 200);
+    assert!(kind.starts_with("text/html"), "{kind}");
+    assert!(body.contains("Quicket follow-up"), "{body}");
+    assert!(body.contains("not set up yet"), "{body}");
+    assert!(
+        !body.contains("href=\"/admin\""),
+        "no sign-in while it is off: {body}"
+    );
+    assert!(
+        !body.contains(common::TOKEN),
+        "the webhook token is private: {body}"
+    );
+
+    let app =
+        TestApp::spawn_with(|c| c.server.admin_password = "a-long-admin-password".into()).await;
+    let (status, _, body) = page(&app, &format!("{}/", app.base)).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("set up and running"), "{body}");
+    assert!(body.contains("href=\"/admin\""), "{body}");
+    assert!(!body.contains(common::TOKEN), "{body}");
+    assert!(!body.contains("a-long-admin-password"), "{body}");
+}
+
+#[tokio::test]
+async fn the_webhook_address_opened_in_a_browser_explains_itself() {
+    let app = TestApp::spawn().await;
+    let (status, kind, body) = page(&app, &app.hook_url()).await;
+    assert_eq!(status, 200);
+    assert!(kind.starts_with("text/html"), "{kind}");
+    assert!(body.contains("Your Quicket webhook address"), "{body}");
+    assert!(body.contains(&app.hook_url()), "the address itself: {body}");
+    assert!(
+        body.contains("Settings → Integrations → Webhooks"),
+        "{body}"
+    );
+    assert!(
+        body.contains("No message from Quicket has arrived yet"),
+        "{body}"
+    );
+
+    // Quicket's POST is unchanged, and the page then tells when the last one came.
+    app.post_ok(hook("REF1", "checkout_started")).await;
+    let (_, _, body) = page(&app, &app.hook_url()).await;
+    assert!(body.contains("Last message from Quicket"), "{body}");
+    assert!(body.contains("just now"), "{body}");
+    assert!(!body.contains("REF1"), "nothing about the order: {body}");
+}
+
+#[tokio::test]
+async fn a_wrong_webhook_token_opened_in_a_browser_shows_nothing() {
+    let app = TestApp::spawn().await;
+    for wrong in [
+        "nope",
+        &common::TOKEN[..common::TOKEN.len() - 1],
+        "<script>",
+    ] {
+        let url = format!("{}/webhooks/quicket/{}", app.base, wrong);
+        let (status, kind, body) = page(&app, &url).await;
+        assert_eq!(status, 404, "{wrong}");
+        assert!(!kind.starts_with("text/html"), "{wrong}: {kind}");
+        assert!(!body.contains("Quicket"), "{wrong}: {body}");
+        assert!(!body.contains(common::TOKEN), "{wrong}: {body}");
+    }
+    // The service is still up and the right address still works.
+    app.post_ok(hook("REF2", "checkout_started")).await;
 }
 
 #[tokio::test]

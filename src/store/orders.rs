@@ -1,5 +1,6 @@
 //! Reading orders and deliveries back: for `export`, `/admin` and the tests.
 
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 
@@ -258,6 +259,20 @@ impl Store {
                 .query_map([reference], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
+        })
+        .await
+    }
+}
+
+impl Store {
+    /// When the latest Quicket hook arrived (whatever became of it), if one ever did.
+    pub async fn last_hook_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.read(|conn| {
+            let at: Option<String> = conn
+                .prepare_cached("SELECT received_at FROM deliveries ORDER BY id DESC LIMIT 1")?
+                .query_row([], |r| r.get(0))
+                .optional()?;
+            at.as_deref().map(super::parse_timestamp).transpose()
         })
         .await
     }

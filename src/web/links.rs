@@ -7,8 +7,8 @@ use warp::Filter;
 use warp::http::{StatusCode, header};
 use warp::reply::{Reply, Response};
 
-use super::ApiError;
 use super::state::{AppState, with_state};
+use super::{ApiError, html};
 use crate::email::organiser_name;
 use crate::links::{LinkTarget, Purpose};
 use crate::scanner::{Link, Request};
@@ -97,16 +97,6 @@ fn request(head: bool) -> impl Filter<Extract = (Request,), Error = warp::Reject
 
 fn respond(result: Result<Response, ApiError>) -> Response {
     result.unwrap_or_else(Reply::into_response)
-}
-
-/// An HTML page with a status; a render failure is an internal error.
-fn html(page: &impl Template, status: StatusCode) -> Result<Response, ApiError> {
-    let body = page
-        .render()
-        .map_err(|e| ApiError::Internal(format!("page could not be rendered: {e}")))?;
-    let reply =
-        warp::reply::with_header(warp::reply::html(body), header::CACHE_CONTROL, "no-store");
-    Ok(warp::reply::with_status(reply, status).into_response())
 }
 
 /// The page for a forged, altered, malformed, expired or forgotten token (which changes nothing).

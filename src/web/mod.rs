@@ -2,6 +2,7 @@
 //! the security headers; the pages: `/healthz`, the links in emails, `/admin`.
 
 mod admin;
+mod doors;
 mod error;
 mod experiment_view;
 mod headers;
@@ -11,6 +12,7 @@ mod state;
 mod throttle;
 
 pub use admin::routes as admin_routes;
+pub use doors::routes as door_routes;
 pub use error::{AdminRefused, ApiError, json_status, recover};
 pub use headers::security_headers;
 pub use health::{HealthCache, pass_overdue, routes as health_routes};
@@ -18,8 +20,12 @@ pub use links::routes as link_routes;
 pub use state::{AppState, EmailProviders, with_state};
 pub use throttle::LoginThrottle;
 
+use askama::Template;
 use bytes::Buf;
 use futures_util::{Stream, StreamExt};
+use warp::Reply;
+use warp::http::{StatusCode, header};
+use warp::reply::Response;
 
 /// How long the body had to arrive, when reading it failed because it did not in time.
 fn body_timeout(e: &warp::Error) -> Option<std::time::Duration> {
@@ -57,4 +63,14 @@ where
         }
     }
     Ok(out)
+}
+
+/// One of our HTML pages with a status, never cached; a render failure is an internal error.
+fn html(page: &impl Template, status: StatusCode) -> Result<Response, ApiError> {
+    let body = page
+        .render()
+        .map_err(|e| ApiError::Internal(format!("page could not be rendered: {e}")))?;
+    let reply =
+        warp::reply::with_header(warp::reply::html(body), header::CACHE_CONTROL, "no-store");
+    Ok(warp::reply::with_status(reply, status).into_response())
 }
