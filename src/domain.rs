@@ -37,6 +37,80 @@ mod event_info;
 pub use buyer_event::{ADDRESS_SUPPRESSED, BUYER_PAID, Candidate, Outcome, StepRecord, StepStatus};
 pub use event_info::{EventInfo, TicketTypeInfo};
 
+/// A Quicket event id: a whole number above zero (Quicket's ids are integers), written without
+/// leading zeros, so that `"0123"` and `123` are one event. The one rule for what an event id is:
+/// hooks, the config's `[events."ID"]` and the schedule editor all read ids through it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId(u64);
+
+impl EventId {
+    /// Digits only (spaces around them are trimmed): `"123"`, `"0123"`. A template (`{{7*7}}`),
+    /// a fraction (`1.5`), a sign, a letter or zero is not an event id.
+    pub fn parse(text: &str) -> Option<EventId> {
+        let text = text.trim();
+        if text.is_empty() || text.len() > 19 || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        text.parse::<u64>().ok().and_then(EventId::from_number)
+    }
+
+    /// A number as an event id (zero is none).
+    pub fn from_number(n: u64) -> Option<EventId> {
+        (n > 0).then_some(EventId(n))
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Why `name` cannot name a reminder step, if it cannot: a step's name goes into logs, reports,
+/// the `reminder.name` of templates and metric labels, so it holds no line break or other control
+/// character, no quote or backslash, no invisible formatting, at most 64 characters, and no
+/// spaces at its ends. The config and the schedule editor both check names with it.
+pub fn step_name_problem(name: &str) -> Option<&'static str> {
+    if name.trim().is_empty() {
+        Some("a step needs a name")
+    } else if name.chars().count() > 64 {
+        Some("a step's name is at most 64 characters")
+    } else if name
+        .chars()
+        .any(|c| c.is_control() || is_invisible_format(c))
+    {
+        Some("a step's name cannot hold a line break, tab or other control character")
+    } else if name.contains(['"', '\'', '`', '\\']) {
+        Some("a step's name cannot hold quotes or a backslash")
+    } else if name.trim() != name {
+        Some("a step's name cannot start or end with a space")
+    } else {
+        None
+    }
+}
+
+/// Checks a web page address the organiser typed (an event's page): an `http://` or `https://`
+/// URL with a host, read by the `url` crate, with no control character anywhere (the URL parser
+/// would silently drop a line break, which then breaks the `Location` of the event link).
+pub fn web_page_url(text: &str) -> Result<url::Url, String> {
+    if text
+        .chars()
+        .any(|c| c.is_control() || is_invisible_format(c))
+    {
+        return Err(
+            "a web address cannot hold a line break, tab or other control character".into(),
+        );
+    }
+    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a web address ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{text:?} must start with https:// (or http://)"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} names no web site"));
+    }
+    Ok(url)
+}
+
 /// The state of one order (one `reference`), named after the Quicket action that put it there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum OrderState {
@@ -145,6 +219,53 @@ impl OrderState {
             OrderState::Cancelled => "Cancelled",
             OrderState::EftPending => "Awaiting EFT",
             OrderState::Completed => "Paid",
+        }
+    }
+}
+
+#[cfg(test)]
+mod step_name_tests {
+    #[test]
+    fn a_step_name_has_no_line_break_quote_or_control_character() {
+        for good in [
+            "abandoned-1",
+            "Last chance (3 days)",
+            "eft_1",
+            "Kaapstad â 2",
+        ] {
+            assert_eq!(super::step_name_problem(good), None, "{good}");
+        }
+        for bad in [
+            "",
+            " ",
+            "a\nb",
+            "a\rb",
+            "a\tb",
+            "say \"hi\"",
+            "it's",
+            "a\\b",
+            " lead",
+            "x\u{202e}y",
+        ] {
+            assert!(super::step_name_problem(bad).is_some(), "{bad:?}");
+        }
+        assert!(super::step_name_problem(&"x".repeat(65)).is_some());
+    }
+
+    #[test]
+    fn an_event_page_is_an_http_url_without_control_characters() {
+        assert!(super::web_page_url("https://www.quicket.co.za/events/123-gala/").is_ok());
+        for bad in [
+            "https://x.co.za/a\nb",
+            "https://x.co.za/\r\nSet-Cookie: a=b",
+            "https://x.co.za/\tb",
+            "javascript:alert(1)",
+            "ftp://x.co.za/",
+            "https://",
+            "www.quicket.co.za",
+            "",
+        ] {
+            assert!(super::web_page_url(bad).is_err(), "{bad:?}");
         }
     }
 }

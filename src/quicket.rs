@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{Cents, OrderState, clean_text};
+use crate::domain::{Cents, EventId, OrderState, clean_text};
 use crate::money::{AmountError, parse_amount};
 
 /// Longest reference we accept; Quicket's are about a dozen characters.
@@ -268,15 +268,24 @@ fn text_field(object: &Map<String, Value>, key: &str) -> String {
 }
 
 fn read_event_id(value: &Value, problems: &mut Vec<String>) -> Option<String> {
-    let text = match value {
+    let (id, text) = match value {
         Value::Null => return None,
         // Integral floats such as 123.0 are still the event 123.
-        Value::Number(n) => match (n.as_u64(), n.as_f64()) {
-            (Some(id), _) => id.to_string(),
-            (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < 1e15 => format!("{f:.0}"),
-            _ => n.to_string(),
-        },
-        Value::String(s) => clean_text(s),
+        Value::Number(n) => {
+            let whole = n.as_u64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| *f >= 1.0 && f.fract() == 0.0 && *f < 1e15)
+                    .map(|f| f as u64)
+            });
+            (whole.and_then(EventId::from_number), n.to_string())
+        }
+        Value::String(s) => {
+            let text = clean_text(s);
+            if text.is_empty() {
+                return None;
+            }
+            (EventId::parse(&text), text)
+        }
         other => {
             problems.push(format!(
                 "event_id: expected a number, found {}",
@@ -285,18 +294,15 @@ fn read_event_id(value: &Value, problems: &mut Vec<String>) -> Option<String> {
             return None;
         }
     };
-    if text.is_empty() {
-        return None;
+    if id.is_none() {
+        // Kept without its event (no reminder can be about an event it cannot name), rather than
+        // lost: Quicket does not send a hook twice.
+        problems.push(format!(
+            "event_id: {} is not a Quicket event id (a whole number)",
+            quoted(&text)
+        ));
     }
-    if text.len() > 64 || text.chars().any(|c| c.is_whitespace()) {
-        problems.push(format!("event_id: {} is not an event id", quoted(&text)));
-        return None;
-    }
-    // Leading zeros would make "0123" and "123" two events.
-    match text.parse::<u64>() {
-        Ok(id) => Some(id.to_string()),
-        Err(_) => Some(text),
-    }
+    id.map(|id| id.to_string())
 }
 
 fn read_cents(field: &str, value: &Value, problems: &mut Vec<String>) -> Option<Cents> {
@@ -462,6 +468,34 @@ mod tests {
         assert_eq!(hook.reference, "123456");
         assert_eq!(hook.event_id.as_deref(), Some("456"));
         assert_eq!(hook.amount, Some(Cents(45000)));
+    }
+
+    #[test]
+    fn an_event_id_is_a_whole_number_or_none_with_a_note() {
+        for (written, expected) in [
+            ("123", Some("123")),
+            ("123.0", Some("123")),
+            ("\"0456\"", Some("456")),
+            ("\" 77 \"", Some("77")),
+            ("\"{{7*7}}\"", None),
+            ("1.5", None),
+            ("\"1.5\"", None),
+            ("-3", None),
+            ("0", None),
+            ("\"12a\"", None),
+            ("\"١٢\"", None),
+        ] {
+            let body =
+                format!(r#"{{"reference":"R","event_id":{written},"action":"checkout_started"}}"#);
+            let hook = parse_hook(body.as_bytes()).unwrap();
+            assert_eq!(hook.event_id.as_deref(), expected, "{written}");
+            assert_eq!(
+                hook.problems.len(),
+                usize::from(expected.is_none()),
+                "{written}: {:?}",
+                hook.problems
+            );
+        }
     }
 
     #[test]

@@ -518,3 +518,91 @@ async fn without_a_schedule_file_the_editor_says_how_to_get_one_and_never_writes
     let body = r.text().await.unwrap();
     assert!(body.contains("no schedule file is configured"), "{body}");
 }
+
+#[tokio::test]
+async fn a_hook_whose_event_id_is_not_a_number_cannot_block_a_save() {
+    let w = workshop().await;
+    for (reference, event_id) in [("T1", json!("{{7*7}}")), ("T2", json!(1.5))] {
+        let mut body: serde_json::Value = serde_json::from_str(&hook(
+            reference,
+            "checkout_started",
+            "a@mail.co.za",
+            "2030-12-12 18:30",
+        ))
+        .unwrap();
+        body["event_id"] = event_id;
+        let (status, answer) = w.app.post_hook(body.to_string()).await;
+        assert_eq!(status, 200, "kept (Quicket sends a hook once): {answer}");
+        let order = w.app.store().order(reference).await.unwrap().unwrap();
+        assert_eq!(order.event_id, None, "{reference}: not an event id");
+    }
+    // What an older version kept, unchecked, is left out of the editor's rows.
+    w.app
+        .store()
+        .write(|c| {
+            c.execute(
+                "UPDATE orders SET event_id = '{{7*7}}' WHERE reference = 'T1'",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let form = w.form().await;
+    assert!(
+        !form.iter().any(|(_, v)| v.contains("{{")),
+        "no row for a stored id that is not one: {form:?}"
+    );
+    let (status, _, body) = w.post("/admin/schedule", &with_op(form, "save")).await;
+    assert_eq!(status, 303, "{body}");
+}
+
+#[tokio::test]
+async fn a_step_name_or_event_page_with_a_line_break_or_quote_is_refused() {
+    let w = workshop().await;
+    let form = w.form().await;
+    for name in ["first\nsecond", "say \"hi\"", "tab\there"] {
+        let mut bad = form.clone();
+        set(&mut bad, "s0.name", name);
+        let (status, _, html) = w.post("/admin/schedule", &with_op(bad, "save")).await;
+        assert_eq!(status, 422, "{name:?}: {html}");
+        assert!(
+            html.contains("step 1: a step&#39;s name"),
+            "{html}"
+        );
+        assert_eq!(std::fs::read_to_string(&w.schedule).unwrap(), SCHEDULE);
+    }
+    let mut bad = with_op(form.clone(), "add_event");
+    let (status, _, html) = w.post("/admin/schedule", &bad).await;
+    assert_eq!(status, 200, "{html}");
+    bad = form_of(&html);
+    let row = bad
+        .iter()
+        .filter_map(|(n, _)| n.strip_suffix(".id").and_then(|n| n.strip_prefix('e')))
+        .max()
+        .unwrap()
+        .to_string();
+    set(&mut bad, &format!("e{row}.id"), "123");
+    for url in [
+        "https://www.quicket.co.za/events/1\n/",
+        "https://x.co.za/\r\nSet-Cookie: a=b",
+        "www.quicket.co.za/x",
+    ] {
+        set(&mut bad, &format!("e{row}.url"), url);
+        let (status, _, html) = w
+            .post("/admin/schedule", &with_op(bad.clone(), "save"))
+            .await;
+        assert_eq!(status, 422, "{url:?}: {html}");
+        assert!(html.contains("event 123: the page"), "{html}");
+        assert_eq!(std::fs::read_to_string(&w.schedule).unwrap(), SCHEDULE);
+    }
+    for id in ["{{7*7}}", "1.5"] {
+        set(&mut bad, &format!("e{row}.id"), id);
+        set(&mut bad, &format!("e{row}.url"), "");
+        let (status, _, html) = w
+            .post("/admin/schedule", &with_op(bad.clone(), "save"))
+            .await;
+        assert_eq!(status, 422, "{id:?}: {html}");
+        assert!(html.contains("is not a Quicket event id"), "{html}");
+    }
+}

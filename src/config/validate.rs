@@ -68,8 +68,8 @@ impl Config {
         let mut names = std::collections::BTreeSet::new();
         for (i, step) in self.reminders.iter().enumerate() {
             let key = |field: &str| format!("reminders[{i}].{field}");
-            if step.name.trim().is_empty() {
-                return Err(invalid(key("name"), "every step needs a name"));
+            if let Some(problem) = crate::domain::step_name_problem(&step.name) {
+                return Err(invalid(key("name"), format!("{:?}: {problem}", step.name)));
             }
             if !names.insert(step.name.as_str()) {
                 return Err(invalid(
@@ -191,13 +191,16 @@ impl Config {
             ));
         }
         for (id, event) in &self.events {
-            if let Some(url) = &event.url
-                && !(url.starts_with("http://") || url.starts_with("https://"))
-            {
+            if crate::domain::EventId::parse(id).is_none() {
                 return Err(invalid(
-                    format!("events.\"{id}\".url"),
-                    format!("{url:?} must start with http:// or https://"),
+                    format!("events.\"{id}\""),
+                    "is not a Quicket event id: write the event's number, e.g. [events.\"123\"]",
                 ));
+            }
+            if let Some(url) = &event.url
+                && let Err(e) = crate::domain::web_page_url(url)
+            {
+                return Err(invalid(format!("events.\"{id}\".url"), e));
             }
         }
         Ok(())

@@ -289,7 +289,14 @@ fn messages(errors: &[FieldError]) -> Vec<String> {
 /// for one without typing its id).
 async fn with_known_events(state: &AppState, draft: Draft) -> Result<Draft, ApiError> {
     let listing = present::event_pages(&state.engine, &state.store, Lookups::CacheOnly).await?;
-    Ok(draft.with_events(listing.events.into_iter().map(|e| e.id)))
+    // A stored id that is not one (kept by an older version) gets no row: it could only block saves.
+    Ok(draft.with_events(
+        listing
+            .events
+            .into_iter()
+            .map(|e| e.id)
+            .filter(|id| crate::domain::EventId::parse(id).is_some()),
+    ))
 }
 
 /// The plan in words and the dry run for `draft` (its errors instead, when it has some).

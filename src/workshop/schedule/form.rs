@@ -141,6 +141,11 @@ impl Draft {
                     field("name"),
                     format!("step {n}: give it a name"),
                 ));
+            } else if let Some(problem) = crate::domain::step_name_problem(&step.name) {
+                errors.push(FieldError::new(
+                    field("name"),
+                    format!("step {n}: {problem}"),
+                ));
             } else if !names.insert(step.name.as_str()) {
                 errors.push(FieldError::new(
                     field("name"),
@@ -189,15 +194,14 @@ impl Draft {
         }
         let mut ids = BTreeSet::new();
         for (i, event) in self.events.iter().enumerate() {
-            if event.id.is_empty()
-                || !event
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
+            if crate::domain::EventId::parse(&event.id).is_none() {
                 errors.push(FieldError::new(
                     format!("e{i}.id"),
-                    format!("event {}: {:?} is not a Quicket event id", i + 1, event.id),
+                    format!(
+                        "event {}: {:?} is not a Quicket event id (a whole number)",
+                        i + 1,
+                        event.id
+                    ),
                 ));
             } else if !ids.insert(event.id.as_str()) {
                 errors.push(FieldError::new(
@@ -205,11 +209,12 @@ impl Draft {
                     format!("event {} is listed twice", event.id),
                 ));
             }
-            let web = event.url.starts_with("http://") || event.url.starts_with("https://");
-            if !event.url.is_empty() && !web {
+            if !event.url.is_empty()
+                && let Err(e) = crate::domain::web_page_url(&event.url)
+            {
                 errors.push(FieldError::new(
                     format!("e{i}.url"),
-                    format!("event {}: the page must start with https://", event.id),
+                    format!("event {}: the page: {e}", event.id),
                 ));
             }
         }
