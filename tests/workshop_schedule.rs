@@ -566,10 +566,7 @@ async fn a_step_name_or_event_page_with_a_line_break_or_quote_is_refused() {
         set(&mut bad, "s0.name", name);
         let (status, _, html) = w.post("/admin/schedule", &with_op(bad, "save")).await;
         assert_eq!(status, 422, "{name:?}: {html}");
-        assert!(
-            html.contains("step 1: a step&#39;s name"),
-            "{html}"
-        );
+        assert!(html.contains("step 1: a step&#39;s name"), "{html}");
         assert_eq!(std::fs::read_to_string(&w.schedule).unwrap(), SCHEDULE);
     }
     let mut bad = with_op(form.clone(), "add_event");
