@@ -266,6 +266,18 @@ pub fn send_at_once(c: &mut Config) {
     c.reminders[0].after = Some(std::time::Duration::ZERO);
 }
 
+/// `at`, or when the default send window ("za-cpa": weekdays 08:00-20:00, Saturday mornings, no
+/// public holidays) next opens after it: a pass there sends whatever the hour the tests run at.
+pub fn in_default_window(at: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    let schedule = Config::default().schedule;
+    match schedule.send_rule().closed_at(at, schedule.timezone) {
+        Some(closed) => closed
+            .opens
+            .expect("the default window opens within a year"),
+        None => at,
+    }
+}
+
 /// A reminder step sent `after_minutes` after the checkout's latest change, in the schedule's
 /// window.
 pub fn step(name: &str, after_minutes: u64, when: &[OrderState], template: &str) -> ReminderStep {
