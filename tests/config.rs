@@ -286,3 +286,109 @@ fn an_smtp_url_is_read_with_its_password_hidden() {
     assert_eq!(SmtpUrl::parse("smtp://u:p@[::1]:25").unwrap().host(), "::1");
     assert!(!SmtpUrl::parse("smtp://host:25").unwrap().has_password());
 }
+
+/// An SMTP URL with its password, on a line whose quote is never closed.
+const BROKEN_SMTP_LINE: &str = "smtp_url = \"smtp://mailer:Hunter2-Secret@smtp.mail.co.za:587\n";
+
+#[test]
+fn a_syntax_error_names_the_file_line_and_key_and_never_shows_the_line() {
+    let text = format!("[server]\nlisten = \"127.0.0.1:0\"\n\n[email]\n{BROKEN_SMTP_LINE}");
+    let error = load(&text).unwrap_err();
+    assert!(!error.contains("Hunter2"), "{error}");
+    assert!(!error.contains("mailer"), "{error}");
+    assert!(error.contains("c.toml"), "{error}");
+    assert!(error.contains("line 5"), "{error}");
+    assert!(error.contains("email.smtp_url"), "{error}");
+    // A value of the wrong kind for a secret: named by its key and kind, never shown.
+    let error = load("[email]\nsmtp_url = 123456789\n").unwrap_err();
+    assert!(error.contains("email.smtp_url"), "{error}");
+    assert!(!error.contains("123456789"), "{error}");
+    let error = load("[server]\nadmin_password = [\"Hunter2-Secret\"]\n").unwrap_err();
+    assert!(error.contains("server.admin_password"), "{error}");
+    assert!(!error.contains("Hunter2"), "{error}");
+}
+
+/// SIGHUP with a broken line holding the SMTP password: the reload is refused, `/healthz` (which
+/// is public) says so with states and times only, and the log names the file, line and key but
+/// never shows the line.
+#[tokio::test]
+async fn a_refused_reload_never_publishes_the_line_that_broke_it() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quicket-followup.toml");
+    let good = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[database]\npath = {:?}\n\n[email]\noutbox_dir = {:?}\n",
+        dir.path().join("data/db.sqlite"),
+        dir.path().join("data/outbox"),
+    );
+    std::fs::write(&path, &good).unwrap();
+    let log = dir.path().join("serve.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quicket-followup"))
+        .arg("--config")
+        .arg(&path)
+        .arg("serve")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("serve exited").unwrap();
+        if let Some(rest) = line.strip_prefix("Listening on ") {
+            break rest.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    std::fs::write(&path, format!("{good}{BROKEN_SMTP_LINE}")).unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let client = reqwest::Client::new();
+    let mut health = serde_json::Value::Null;
+    for _ in 0..200 {
+        let text = client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        health = serde_json::from_str(&text).unwrap();
+        if health["settings"]["refused"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(health["settings"]["refused"], 1, "{health}");
+    assert_eq!(health["settings"]["state"], "refused", "{health}");
+    assert!(
+        health["settings"]["last_refused_at"].is_string(),
+        "{health}"
+    );
+    let body = health.to_string();
+    for secret in ["Hunter2", "mailer", "smtp_url", "toml"] {
+        assert!(!body.contains(secret), "/healthz shows {secret:?}: {body}");
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert!(child.wait().unwrap().success());
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("refused"), "{log}");
+    assert!(
+        !log.contains("Hunter2"),
+        "the log shows the password: {log}"
+    );
+    assert!(
+        log.contains("quicket-followup.toml") && log.contains("line 9"),
+        "{log}"
+    );
+    assert!(log.contains("email.smtp_url"), "{log}");
+}

@@ -282,7 +282,41 @@ fn serve_with_own_templates(dir: &Path) -> (std::path::PathBuf, common::Served) 
         "[schedule]\nscan = \"* * * * * *\"\nsend_window = \"\"\ndormant_after = \"1s\"\n\n\
          [[reminders]]\nname = \"quick\"\nafter = \"1s\"\nwhen = [\"checkout_started\"]\ntemplate = \"abandoned\"\n",
     );
-    (templates, serve(&config, &[]))
+    (
+        templates,
+        serve(
+            &config,
+            &[("QUICKET_FOLLOWUP_ADMIN_PASSWORD", ADMIN_PASSWORD)],
+        ),
+    )
+}
+
+/// The admin password `serve_with_own_templates` sets.
+const ADMIN_PASSWORD: &str = "correct horse battery";
+
+/// Why the latest reload was refused, as `/admin` says (`/healthz`, which is public, does not).
+async fn refused_because(client: &reqwest::Client, base: &str) -> String {
+    let page = client
+        .get(format!("{base}/admin"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let page = page
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    let start = page
+        .find("The last reload was refused")
+        .unwrap_or_else(|| panic!("no refused reload on /admin: {page}"));
+    page[start..].split('<').next().unwrap().to_string()
 }
 
 async fn health(client: &reqwest::Client, base: &str) -> serde_json::Value {
@@ -299,7 +333,7 @@ async fn wait_for_reload(
     for _ in 0..100 {
         let h = health(client, base).await;
         let s = &h["settings"];
-        if s["reloads"] == reloads && (s["last_error"].is_null() != refused) {
+        if s["reloads"] == reloads && ((s["state"] == "refused") == refused) {
             return h;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -365,13 +399,13 @@ async fn sighup_with_a_good_template_changes_the_next_email_and_with_a_broken_on
     .unwrap();
     signal(&served.child, "HUP");
     let h = wait_for_reload(&client, &served.base, 1, true).await;
+    assert!(h["settings"]["last_refused_at"].is_string(), "{h}");
     assert!(
-        h["settings"]["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("nmae"),
-        "{h}"
+        !h.to_string().contains("nmae"),
+        "/healthz shows states only: {h}"
     );
+    let error = refused_because(&client, &served.base).await;
+    assert!(error.contains("nmae"), "{error}");
     body["reference"] = "REF-B".into();
     body["email"] = "b@mail.co.za".into();
     common::post(&client, &served.webhook_url, body.to_string()).await;
@@ -475,7 +509,8 @@ async fn sighup_with_each_kind_of_broken_template_keeps_the_service_and_the_runn
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let h = refused.unwrap_or_else(|| panic!("{append}: the reload was not refused"));
-        let error = h["settings"]["last_error"].as_str().unwrap();
+        assert_eq!(h["settings"]["state"], "refused", "{h}");
+        let error = refused_because(&client, &served.base).await;
         assert!(error.contains(needle), "{append}: {error}");
         assert_eq!(h["settings"]["reloads"], 0);
         let status = client

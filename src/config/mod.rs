@@ -177,13 +177,11 @@ impl Config {
         let main_name = origin
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "the configuration".into());
-        // The layering needs the main file parsed; when it is not TOML, figment says why below.
+        // The layering needs the main file parsed; when it is not TOML, the error says where
+        // (never figment's, which quotes the line).
         let main_doc = match text.map(|t| schedule_file::parse(t, &main_name)) {
             Some(Ok(doc)) => Some(doc),
-            Some(Err(e)) => {
-                Self::from_layers(text, origin, None)?;
-                return Err(e);
-            }
+            Some(Err(e)) => return Err(e),
             None => None,
         };
         let path = match &main_doc {
@@ -326,9 +324,7 @@ fn redacted_debug<T: Serialize>(
     let mut out = f.debug_struct(name);
     if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(value) {
         for (key, value) in &map {
-            let secret = ["token", "password", "key", "secret", "smtp_url"]
-                .iter()
-                .any(|word| key.ends_with(word));
+            let secret = is_secret_key(key);
             let empty = value.as_str().is_some_and(str::is_empty);
             if secret && !empty {
                 out.field(key, &"[redacted]");
@@ -375,16 +371,70 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
         .map_err(|e| format!("{expr:?} is not a cron expression: {e}"))
 }
 
+/// Whether a key holds, or may hold, a secret (a token, password, key or secret, and the SMTP URL
+/// with its password): its value is never shown, in an error or a `Debug`.
+pub fn is_secret_key(key: &str) -> bool {
+    ["token", "password", "key", "secret", "smtp_url"]
+        .iter()
+        .any(|word| key.ends_with(word))
+}
+
+/// figment's error in words that name the key and never show its value: errors go to the log,
+/// `check`'s output and `/admin`, and a value may be a password.
 fn describe_figment_error(e: &figment::Error) -> String {
+    use figment::error::{Actual, Kind};
+    // What was found, by its kind only (figment's own text quotes the value).
+    fn found(actual: &Actual) -> &'static str {
+        match actual {
+            Actual::Bool(_) => "true or false",
+            Actual::Unsigned(_) | Actual::Signed(_) => "a whole number",
+            Actual::Float(_) => "a decimal number",
+            Actual::Char(_) | Actual::Str(_) => "a text",
+            Actual::Bytes(_) => "bytes",
+            Actual::Unit | Actual::Option => "nothing",
+            Actual::Seq => "a list",
+            Actual::Map | Actual::NewtypeStruct | Actual::StructVariant => "a table",
+            _ => "a value of another kind",
+        }
+    }
     // figment's path already ends with the offending key.
     let key = e.path.join(".");
-    match &e.kind {
-        figment::error::Kind::UnknownField(field, _) => {
+    let what = match &e.kind {
+        Kind::UnknownField(field, _) => {
             let key = if key.is_empty() { field.clone() } else { key };
-            format!("unknown key {key} (check its spelling and its [section])")
+            return format!("unknown key {key} (check its spelling and its [section])");
         }
-        kind if key.is_empty() => kind.to_string(),
-        kind => format!("config key {key}: {kind}"),
+        Kind::InvalidType(actual, expected) => {
+            format!("expected {expected}, found {}", found(actual))
+        }
+        Kind::InvalidValue(actual, expected) => {
+            format!(
+                "expected {expected}, found {} that is not one",
+                found(actual)
+            )
+        }
+        Kind::Unsupported(actual) | Kind::UnsupportedKey(actual, _) => {
+            format!("{} is not supported here", found(actual))
+        }
+        Kind::UnknownVariant(_, expected) if is_secret_key(&key) => {
+            format!("expected one of {}", expected.join(", "))
+        }
+        Kind::Message(_) if is_secret_key(&key) => {
+            "the value is not valid (not shown: it may hold a secret)".into()
+        }
+        // A message from a value's own parser (a duration, a zone): its first line (a TOML parse
+        // error's next lines quote the source).
+        kind => kind
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    if key.is_empty() {
+        what
+    } else {
+        format!("config key {key}: {what}")
     }
 }
 

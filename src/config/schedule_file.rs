@@ -27,8 +27,64 @@ pub struct ScheduleText {
 
 /// Parses TOML for the layering below, naming `name` in the error.
 pub(super) fn parse(text: &str, name: &str) -> Result<DocumentMut, ConfigError> {
-    text.parse::<DocumentMut>()
-        .map_err(|e| ConfigError::Parse(format!("{name}: {}", e.to_string().trim_end())))
+    text.parse::<DocumentMut>().map_err(|e| {
+        ConfigError::Parse(syntax_error(
+            text,
+            name,
+            e.message(),
+            e.span().map(|s| s.start),
+        ))
+    })
+}
+
+/// A TOML syntax error in words that name the file, the line and the key, and never quote the
+/// line: the parser's own text shows it, and the line may be `smtp_url` with its password (the
+/// error goes to the log, `check`'s output and `/admin`).
+pub(super) fn syntax_error(text: &str, name: &str, message: &str, at: Option<usize>) -> String {
+    // The parser's message says what it expected; only its first line, which quotes nothing.
+    let message = message.lines().next().unwrap_or_default().trim();
+    let Some(at) = at.map(|at| at.min(text.len())) else {
+        return format!("{name}: not valid TOML: {message}");
+    };
+    let before = text.get(..at).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map_or(1, |l| l.chars().count() + 1);
+    let key = key_on_line(text, line)
+        .map(|k| format!(" (the key {k})"))
+        .unwrap_or_default();
+    format!(
+        "{name}: line {line}, column {column}: not valid TOML{key}: {message}; the line is not shown, as it may hold a secret"
+    )
+}
+
+/// The dotted key set on line `line` (1-based), with the table it is in: `email.smtp_url`.
+fn key_on_line(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let this = lines.get(line.checked_sub(1)?)?;
+    let (key, _) = this.split_once('=')?;
+    let key = key.trim();
+    let bare = |k: &str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.\" ".contains(c))
+    };
+    if !bare(key) {
+        return None;
+    }
+    let key: String = key.chars().filter(|c| !c.is_whitespace()).collect();
+    let table = lines[..line - 1].iter().rev().find_map(|l| {
+        let l = l.trim();
+        let inner = l.strip_prefix('[')?.split(']').next()?;
+        let inner = inner.trim_start_matches('[').trim();
+        bare(inner).then(|| inner.to_string())
+    });
+    Some(match table {
+        Some(table) => format!("{table}.{key}"),
+        None => key,
+    })
 }
 
 /// The schedule file the main configuration names, resolved: a relative path is read from the

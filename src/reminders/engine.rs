@@ -62,10 +62,14 @@ pub struct ReloadStatus {
     pub reloads: u32,
     /// When the settings in force were loaded.
     pub loaded_at: String,
-    /// Why the latest reload was refused, if it was.
+    /// Why the latest reload was refused, if it was: the file, the line and the key, never a
+    /// value. For `/admin` and the log only: `/healthz` is public, and never shows it.
+    #[serde(skip)]
     pub last_error: Option<String>,
     /// Refused reloads since start.
     pub refused: u32,
+    /// When the latest refused reload was (UTC, RFC 3339), while it is the latest reload.
+    pub last_refused_at: Option<String>,
 }
 
 /// What a reload may change: the steps, schedule, per-event settings and templates. A pass works
@@ -134,6 +138,7 @@ impl Engine {
                 loaded_at: crate::store::timestamp(Utc::now()),
                 last_error: None,
                 refused: 0,
+                last_refused_at: None,
             }),
         })
     }
@@ -166,10 +171,12 @@ impl Engine {
                     status.reloads += 1;
                     status.loaded_at = crate::store::timestamp(Utc::now());
                     status.last_error = None;
+                    status.last_refused_at = None;
                 }
                 Some(e) => {
                     status.refused += 1;
                     status.last_error = Some(e);
+                    status.last_refused_at = Some(crate::store::timestamp(Utc::now()));
                 }
             }
         }

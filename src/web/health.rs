@@ -126,9 +126,9 @@ async fn health(state: &AppState) -> Response {
         .and_then(|p| parse_timestamp(&p.started_at).ok())
         .map_or(state.started_at, |t| t.max(state.started_at));
     let schedule = &settings.config.schedule;
-    // Public (the proxy passes it): no setting's value and no file's path in it.
-    let mut reload = state.engine.reload_status();
-    reload.last_error = reload.last_error.as_deref().map(without_paths);
+    // Public (the proxy passes it): states and times only. Why a reload was refused is on /admin
+    // and in the log (it names a file, a line and a key).
+    let reload = state.engine.reload_status();
     let mut api = state.engine.events().status().await;
     api.last_error = api.last_error.as_deref().map(without_paths);
     let overdue = state.scheduled && pass_overdue(&schedule.scan, schedule.timezone, since, now);
@@ -140,7 +140,13 @@ async fn health(state: &AppState) -> Response {
         "passes": {"scheduled": state.scheduled, "overdue": overdue},
         "email": {"sends_waiting_to_retry": waiting},
         "sending": sending(&state.store, now).await,
-        "settings": reload,
+        "settings": {
+            "state": if reload.last_error.is_some() { "refused" } else { "in_force" },
+            "reloads": reload.reloads,
+            "loaded_at": reload.loaded_at,
+            "refused": reload.refused,
+            "last_refused_at": reload.last_refused_at,
+        },
         // Which templates are in use: "built-in", or the directory (its last two parts).
         "templates": without_paths(&settings.templates.source().to_string()),
         // Hooks kept with a field unreadable (an event date: no reminder can be held back before
