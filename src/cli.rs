@@ -410,14 +410,22 @@ async fn run_once(
         }
         writeln!(
             out,
-            "{}pass at {}: considered {}, sent {}, deferred {}, skipped {}, failed {}",
+            "{}pass at {}: considered {}, sent {}, deferred {}, skipped {}, failed {}{}",
             if dry_run { "dry run: " } else { "" },
             now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             c.considered,
             c.sent,
             c.deferred,
             c.skipped,
-            c.failed
+            c.failed,
+            if c.interrupted > 0 {
+                format!(
+                    ", interrupted {} (may or may not have arrived; not sent again)",
+                    c.interrupted
+                )
+            } else {
+                String::new()
+            }
         )?;
         anyhow::Ok(())
     }

@@ -34,7 +34,9 @@ pub(crate) use stored_as_text;
 mod buyer_event;
 mod event_info;
 
-pub use buyer_event::{ADDRESS_SUPPRESSED, BUYER_PAID, Candidate, Outcome, StepRecord, StepStatus};
+pub use buyer_event::{
+    ADDRESS_SUPPRESSED, BUYER_PAID, Candidate, Outcome, SEND_INTERRUPTED, StepRecord, StepStatus,
+};
 pub use event_info::{EventInfo, TicketTypeInfo};
 
 /// A Quicket event id: a whole number above zero (Quicket's ids are integers), written without

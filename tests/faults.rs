@@ -190,7 +190,7 @@ async fn a_full_disk_answers_503_keeps_what_was_acknowledged_and_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_in_a_sending_pass_loses_no_reminder_and_sends_none_twice() {
+async fn sigkill_in_a_sending_pass_of_serve_sends_none_twice_and_loses_none_that_never_started() {
     let server = SmtpServer::start();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
@@ -228,33 +228,49 @@ async fn sigkill_in_a_sending_pass_loses_no_reminder_and_sends_none_twice() {
     served.child.wait().unwrap();
 
     let mut again = serve(&config, &[]);
-    let mut per_buyer: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let db = dir.path().join("data/followup.sqlite");
+    let interrupted = || -> BTreeSet<String> {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT email FROM reminders WHERE status = 'interrupted'")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let mut per_buyer: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for _ in 0..600 {
         per_buyer.clear();
         for m in server.received() {
             per_buyer
                 .entry(m.to[0].clone())
                 .or_default()
-                .insert(m.header("Message-ID").unwrap());
+                .push(m.header("Message-ID").unwrap());
         }
-        if per_buyer.len() == buyers.len() {
+        let missing = buyers.iter().filter(|b| !per_buyer.contains_key(*b));
+        if missing.clone().count() == 0 || missing.clone().all(|b| interrupted().contains(b)) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     signal(&again.child, "TERM");
     again.child.wait().unwrap();
-    assert_eq!(
-        per_buyer.len(),
-        buyers.len(),
-        "every reminder went out: {per_buyer:?}"
-    );
-    // A message the kill caught between the SMTP answer and the database may go again, but as
-    // the same message (one Message-ID), which mail systems de-duplicate.
+    // Nobody got two emails: a send the kill caught mid-transaction is marked interrupted, not
+    // sent again.
     assert!(
         per_buyer.values().all(|ids| ids.len() == 1),
-        "a buyer got two different emails: {per_buyer:?}"
+        "a buyer got two emails: {per_buyer:?}"
     );
+    // Every step went out, but those the kill interrupted mid-transaction (which may or may not
+    // have arrived, here at the mail server or not).
+    let interrupted = interrupted();
+    let lost: Vec<&String> = buyers
+        .iter()
+        .filter(|b| !per_buyer.contains_key(*b) && !interrupted.contains(*b))
+        .collect();
+    assert!(lost.is_empty(), "never sent: {lost:?} ({per_buyer:?})");
+    assert!(interrupted.len() <= quicket_followup::email::POOL_SIZE as usize);
 }
 
 /// Makes files read-only for the service even when the tests run as root (for whom a file's mode
@@ -414,4 +430,154 @@ async fn healthz_until(app: &TestApp, status: u16) -> serde_json::Value {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Writes a config for `run-once` against `app`'s database, sending through `smtp` with one step
+/// an hour after the checkout, at any hour, as fast as the server takes them.
+fn run_once_config(app: &TestApp, smtp: &SmtpServer) -> PathBuf {
+    let path = app.dir.path().join("run-once.toml");
+    let text = format!(
+        "[database]\npath = {:?}\n\n[email]\ntransport = \"smtp\"\nsmtp_url = {:?}\n\
+         from = \"Jazz on the Lawn <tickets@shop.co.za>\"\nmax_per_minute = 100000\n\n\
+         [templates]\ndir = {:?}\n\n[schedule]\nsend_window = \"\"\n\n\
+         [[reminders]]\nname = \"quick\"\nafter = \"1h\"\nwhen = [\"checkout_started\"]\ntemplate = \"abandoned\"\n",
+        app.store().path(),
+        smtp.url(),
+        common::templates_dir(),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The steps of event 456 by status: (address, step) -> (status, reason).
+async fn steps(app: &TestApp) -> BTreeMap<String, (String, Option<String>)> {
+    app.store()
+        .read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT email, status, reason FROM reminders WHERE event_id = '456' AND step = 'quick'",
+            )?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+                .collect::<Result<BTreeMap<_, _>, _>>()?;
+            Ok(rows)
+        })
+        .await
+        .unwrap()
+}
+
+/// kill -9 while sends are in flight: 16 SMTP transactions have begun (the server has each message
+/// and has not answered) when `run-once` is killed. Each may have arrived, so the next run sends
+/// none of them again and marks them interrupted (timeline and report); every step that never
+/// started is sent, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_with_sends_in_flight_sends_no_step_twice_and_marks_them_interrupted() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::spawn().await;
+    let buyers: Vec<String> = (0..40).map(|i| format!("k{i}@mail.co.za")).collect();
+    for (i, email) in buyers.iter().enumerate() {
+        app.post_ok(hook(&format!("K{i}"), "checkout_started").email(email))
+            .await;
+    }
+    let config = run_once_config(&app, &smtp);
+    let now = (Utc::now() + chrono::Duration::hours(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let run_once = |now: &str| {
+        Command::new(common::binary())
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "run-once",
+                "--now",
+                now,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    // Five are answered; then every message arrives and waits for an answer that never comes.
+    let in_flight = quicket_followup::email::POOL_SIZE as usize;
+    smtp.stall_after(5);
+    let mut child = run_once(&now);
+    let server = smtp.clone();
+    let stalled = tokio::task::spawn_blocking(move || {
+        server.wait_for_stalled(in_flight, Duration::from_secs(120))
+    })
+    .await
+    .unwrap();
+    assert!(stalled, "{in_flight} sends never were in flight at once");
+    signal(&child, "KILL");
+    child.wait().unwrap();
+    smtp.release();
+    let arrived: BTreeSet<String> = smtp.received().iter().map(|m| m.to[0].clone()).collect();
+    assert_eq!(arrived.len(), 5 + in_flight);
+
+    let output = run_once(&now).wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // No Message-ID twice, and everyone got their one email (or may have: the interrupted).
+    let mut ids: BTreeMap<String, usize> = BTreeMap::new();
+    for m in smtp.received() {
+        *ids.entry(m.header("Message-ID").unwrap()).or_default() += 1;
+    }
+    let twice: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent twice: {twice:?}");
+    let to: BTreeSet<String> = smtp.received().iter().map(|m| m.to[0].clone()).collect();
+    assert_eq!(to, buyers.iter().cloned().collect::<BTreeSet<_>>());
+
+    // The sends the kill caught are marked, in the database, the report and the timeline.
+    let steps = steps(&app).await;
+    let interrupted: Vec<&String> = steps
+        .iter()
+        .filter(|(_, (status, _))| status == "interrupted")
+        .map(|(email, _)| email)
+        .collect();
+    assert_eq!(interrupted.len(), in_flight, "{steps:?}");
+    assert!(interrupted.iter().all(|e| arrived.contains(*e)));
+    assert!(
+        steps.values().all(|(status, reason)| status == "sent"
+            || reason.as_deref() == Some("interrupted: may or may not have arrived")),
+        "{steps:?}"
+    );
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("interrupted"))
+        .collect();
+    assert_eq!(lines.len(), in_flight, "{stdout}");
+    assert!(lines[0].contains("may or may not have arrived"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("sent {}, ", buyers.len() - arrived.len()))
+            && stdout.contains(&format!("interrupted {in_flight} ")),
+        "{stdout}"
+    );
+    let timeline = app
+        .store()
+        .timeline(interrupted[0], "456")
+        .await
+        .unwrap()
+        .unwrap();
+    let entry = timeline
+        .entries
+        .iter()
+        .find(|e| e.title == "reminder quick: interrupted")
+        .unwrap_or_else(|| panic!("{:?}", timeline.entries));
+    assert_eq!(
+        entry.detail.as_deref(),
+        Some("interrupted: may or may not have arrived")
+    );
+
+    // And later passes leave it so.
+    let output = run_once(&now).wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("sent 0,") && !stdout.contains("interrupted"),
+        "{stdout}"
+    );
+    assert_eq!(smtp.received().len(), buyers.len());
 }

@@ -512,6 +512,60 @@ async fn a_claim_left_by_a_killed_pass_is_sent_on_the_next_pass_with_the_same_me
     assert_eq!(app.pass_at(later(70)).await.counts.sent, 0);
 }
 
+/// A claim whose SMTP transaction had begun when the process died may have arrived: the next
+/// pass marks it interrupted and never sends it; a claim whose transaction never began is sent.
+#[tokio::test]
+async fn a_send_that_had_started_is_marked_interrupted_and_one_that_never_started_is_sent() {
+    let smtp = SmtpServer::start();
+    let app = app(&smtp, |_| {}).await;
+    let other = "thandi@mail.co.za";
+    app.post_ok(hook("REF1", "checkout_started")).await;
+    app.post_ok(hook("REF2", "checkout_started").email(other))
+        .await;
+    let at = later(61);
+    for (email, reference) in [(BUYER, "REF1"), (other, "REF2")] {
+        let id =
+            quicket_followup::email::message_id(email, "456", "abandoned-1", "x <t@shop.co.za>");
+        app.claim_without_sending(email, "abandoned-1", reference, &id, at)
+            .await;
+    }
+    // BUYER's transaction began (what a kill mid-send leaves); the other's never did.
+    let claims = app.store().open_claims(at).await.unwrap();
+    let started = claims.iter().find(|c| c.email == BUYER).unwrap();
+    app.store().start_send(started, at).await.unwrap();
+
+    let report = app.pass_at(later(65)).await;
+    assert_eq!(
+        (report.counts.sent, report.counts.interrupted),
+        (1, 1),
+        "{:?}",
+        decisions(&report)
+    );
+    assert!(
+        decisions(&report)
+            .iter()
+            .any(|d| d.starts_with("interrupted") && d.contains("may or may not have arrived")),
+        "{:?}",
+        decisions(&report)
+    );
+    let mail = smtp.received();
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].to, [other.to_string()]);
+    let timeline = app.store().timeline(BUYER, "456").await.unwrap().unwrap();
+    assert!(
+        timeline
+            .entries
+            .iter()
+            .any(|e| e.title == "reminder abandoned-1: interrupted"),
+        "{:?}",
+        timeline.entries
+    );
+    // Interrupted is decided for good: no later pass sends it.
+    let report = app.pass_at(later(70)).await;
+    assert_eq!((report.counts.sent, report.counts.interrupted), (0, 0));
+    assert_eq!(smtp.received().len(), 1);
+}
+
 #[tokio::test]
 async fn a_pass_is_refused_while_another_process_runs_one() {
     let smtp = SmtpServer::start();

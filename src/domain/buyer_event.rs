@@ -34,6 +34,9 @@ pub enum StepStatus {
     /// Not sent because the buyer-event is in the control group: counts as an email for every
     /// rule (min_gap), so the two groups are timed alike.
     HeldOut,
+    /// Its SMTP transaction had begun when the process died: it may or may not have arrived, so
+    /// it is never sent again, and counts as an email for every rule (min_gap).
+    Interrupted,
 }
 
 impl StepStatus {
@@ -45,6 +48,7 @@ impl StepStatus {
             StepStatus::Skipped => "skipped",
             StepStatus::Failed => "failed",
             StepStatus::HeldOut => "held_out",
+            StepStatus::Interrupted => "interrupted",
         }
     }
 
@@ -56,6 +60,7 @@ impl StepStatus {
             Self::Skipped,
             Self::Failed,
             Self::HeldOut,
+            Self::Interrupted,
         ]
         .into_iter()
         .find(|s| s.as_str() == text)
@@ -66,6 +71,9 @@ stored_as_text!(StepStatus, "step status");
 
 /// Why a buyer is not emailed: they paid for the event meanwhile.
 pub const BUYER_PAID: &str = "the buyer paid";
+/// What became of a send that a crash interrupted after its SMTP transaction began.
+pub const SEND_INTERRUPTED: &str = "interrupted: may or may not have arrived";
+
 /// Why a buyer is not emailed: the address is on the suppression list.
 pub const ADDRESS_SUPPRESSED: &str = "the address is unsubscribed";
 
@@ -83,18 +91,22 @@ pub enum Outcome {
     Done,
     /// Sending failed (to be retried, or refused for good).
     Failed,
+    /// A send that a crash interrupted once its SMTP transaction had begun: it may or may not
+    /// have arrived, and is not sent again.
+    Interrupted,
     /// A dry run would send it (never stored).
     WouldSend,
 }
 
 impl Outcome {
     /// Every outcome.
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 7] = [
         Outcome::Sent,
         Outcome::Deferred,
         Outcome::Skipped,
         Outcome::Done,
         Outcome::Failed,
+        Outcome::Interrupted,
         Outcome::WouldSend,
     ];
 
@@ -106,6 +118,7 @@ impl Outcome {
             Outcome::Skipped => "skipped",
             Outcome::Done => "done",
             Outcome::Failed => "failed",
+            Outcome::Interrupted => "interrupted",
             Outcome::WouldSend => "would send",
         }
     }

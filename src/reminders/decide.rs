@@ -38,7 +38,10 @@ impl Engine {
         let emailed = c.history.iter().any(|r| {
             matches!(
                 r.status,
-                StepStatus::Sent | StepStatus::Claimed | StepStatus::Failed
+                StepStatus::Sent
+                    | StepStatus::Claimed
+                    | StepStatus::Failed
+                    | StepStatus::Interrupted
             )
         });
         !emailed

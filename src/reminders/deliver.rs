@@ -158,6 +158,9 @@ impl Engine {
         let message = self
             .compose(s, claim, step, &check, info.as_ref(), now)
             .await?;
+        // Durably, before the transaction begins: a crash from here on leaves the claim
+        // interrupted (never sent again), not open (sent again by the next pass).
+        self.store.start_send(claim, now).await?;
         let tz = s.rules.timezone;
         Ok(match self.mailer.send(&message).await {
             Ok(()) => ClaimResult::Sent {

@@ -13,7 +13,7 @@ use super::engine::Engine;
 // Where callers found it before the engine had its own file.
 pub use super::engine::Settings;
 use super::report::{PassLine, PassReport, line};
-use crate::domain::Outcome;
+use crate::domain::{Outcome, SEND_INTERRUPTED};
 use crate::email;
 use crate::store::reminders::{Claim, DueBuyerEvent, OpenClaim, PassCounts};
 
@@ -41,6 +41,8 @@ impl Engine {
         dry_run: bool,
         report: &mut PassReport,
     ) -> anyhow::Result<()> {
+        // First what a crash left mid-send, whatever else this pass does (even paused).
+        self.interrupted_sends(now, dry_run, report).await?;
         // The circuit breaker: while sending is paused nothing is claimed, so nothing is lost.
         if let Some(reason) = super::breaker::paused(&self.store, now, dry_run).await? {
             report.paused = Some(reason);
@@ -82,7 +84,45 @@ impl Engine {
         Ok(())
     }
 
-    /// Claims left by a crash, and sends waiting after a temporary failure, go first; but, like
+    /// Claims whose SMTP transaction began and never ended (the process died mid-send, or a pass
+    /// failed with sends in flight): they may or may not have arrived, so they are marked
+    /// interrupted, never to be sent again, and said in the report. (A dry run only says so.)
+    async fn interrupted_sends(
+        &self,
+        now: DateTime<Utc>,
+        dry_run: bool,
+        report: &mut PassReport,
+    ) -> anyhow::Result<()> {
+        let claims = if dry_run {
+            self.store.started_claims().await?
+        } else {
+            self.store.interrupt_started(now).await?
+        };
+        for claim in claims {
+            report.counts.interrupted += 1;
+            if !dry_run {
+                metrics::counter!(crate::metrics::REMINDERS, "step" => claim.step.clone(), "outcome" => "interrupted")
+                    .increment(1);
+                tracing::warn!(
+                    reference = %claim.reference,
+                    step = %claim.step,
+                    "a reminder's sending was interrupted (the process stopped mid-send): it may or may not have arrived, and is not sent again"
+                );
+            }
+            report.push(line(
+                Outcome::Interrupted,
+                &claim.email,
+                &claim.event_id,
+                &claim.reference,
+                Some(&claim.step),
+                format!("{SEND_INTERRUPTED}; not sent again"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Claims left by a crash before their sending began, and sends waiting after a temporary
+    /// failure, go first; but, like
     /// any reminder, only inside the send window. Returns whether the service began stopping.
     async fn resend_open_claims(
         &self,

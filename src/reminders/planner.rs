@@ -318,7 +318,9 @@ fn due_steps<'r>(
         .iter()
         .filter_map(|r| match r.status {
             StepStatus::Sent => Some(r.sent_at.unwrap_or(r.decided_at)),
-            StepStatus::Claimed | StepStatus::HeldOut => Some(r.decided_at),
+            StepStatus::Claimed | StepStatus::HeldOut | StepStatus::Interrupted => {
+                Some(r.decided_at)
+            }
             StepStatus::Skipped | StepStatus::Failed => None,
         })
         .max();

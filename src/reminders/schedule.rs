@@ -67,13 +67,14 @@ async fn run(engine: &Engine) {
     {
         Ok(report) => {
             let c = &report.counts;
-            if c.considered > 0 || c.sent > 0 || c.failed > 0 {
+            if c.considered > 0 || c.sent > 0 || c.failed > 0 || c.interrupted > 0 {
                 tracing::info!(
                     considered = c.considered,
                     sent = c.sent,
                     deferred = c.deferred,
                     skipped = c.skipped,
                     failed = c.failed,
+                    interrupted = c.interrupted,
                     "reminder pass"
                 );
             }

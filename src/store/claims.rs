@@ -102,9 +102,10 @@ fn claim(conn: &Connection, c: &Claim) -> anyhow::Result<Result<(), ClaimRefused
     if in_flight {
         return Ok(Err(ClaimRefused::InFlight));
     }
+    // An interrupted send may have arrived: it counts as an email.
     let last: Option<String> = conn.query_row(
         "SELECT max(coalesce(sent_at, decided_at)) FROM reminders
-         WHERE email_key = ?1 AND event_id = ?2 AND status IN ('sent', 'claimed')",
+         WHERE email_key = ?1 AND event_id = ?2 AND status IN ('sent', 'claimed', 'interrupted')",
         params![c.email_key, c.event_id],
         |r| r.get(0),
     )?;

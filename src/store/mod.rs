@@ -54,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0010_experiment.sql"),
     include_str!("../../migrations/0011_history.sql"),
     include_str!("../../migrations/0012_matched_email_events.sql"),
+    include_str!("../../migrations/0013_send_started.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside `serve`).

@@ -192,6 +192,9 @@ pub struct PassCounts {
     pub skipped: u64,
     /// Sends that failed (temporarily or for good).
     pub failed: u64,
+    /// Sends a crash interrupted once their SMTP transaction had begun (found by this pass):
+    /// they may or may not have arrived, and are not sent again.
+    pub interrupted: u64,
 }
 
 impl PassCounts {
@@ -202,6 +205,7 @@ impl PassCounts {
         self.deferred += other.deferred;
         self.skipped += other.skipped;
         self.failed += other.failed;
+        self.interrupted += other.interrupted;
     }
 }
 
@@ -292,7 +296,7 @@ impl Store {
         self.write(move |conn| {
             conn.execute(
                 "UPDATE passes SET finished_at = ?2, considered = ?3, sent = ?4, deferred = ?5,
-                    skipped = ?6, failed = ?7, error = ?8 WHERE id = ?1",
+                    skipped = ?6, failed = ?7, error = ?8, interrupted = ?9 WHERE id = ?1",
                 params![
                     id,
                     timestamp(Utc::now()),
@@ -301,7 +305,8 @@ impl Store {
                     counts.deferred as i64,
                     counts.skipped as i64,
                     counts.failed as i64,
-                    error
+                    error,
+                    counts.interrupted as i64,
                 ],
             )?;
             Ok(())
@@ -315,7 +320,7 @@ impl Store {
             Ok(conn
                 .query_row(
                     "SELECT id, started_at, finished_at, pass_time, considered, sent, deferred,
-                            skipped, failed, error
+                            skipped, failed, error, interrupted
                      FROM passes ORDER BY id DESC LIMIT 1",
                     [],
                     |r| {
@@ -330,6 +335,7 @@ impl Store {
                                 deferred: r.get::<_, i64>(6)? as u64,
                                 skipped: r.get::<_, i64>(7)? as u64,
                                 failed: r.get::<_, i64>(8)? as u64,
+                                interrupted: r.get::<_, i64>(10)? as u64,
                             },
                             error: r.get(9)?,
                         })
@@ -374,7 +380,7 @@ pub struct ReminderRecord {
     pub event_id: String,
     /// The step (`null` for a buyer-event's latest decision that concerned no single step).
     pub step: Option<String>,
-    /// sent, claimed, skipped, failed, deferred, done.
+    /// sent, claimed, skipped, failed, interrupted, deferred, done.
     pub status: String,
     /// Why.
     pub reason: Option<String>,

@@ -1,5 +1,6 @@
-//! A claimed step's way out: the claims still to send, the last check before an email leaves, and
-//! recording how it ended (sent, to retry, refused, skipped).
+//! A claimed step's way out: the claims still to send, the last check before an email leaves, the
+//! durable mark that its SMTP transaction is starting, and recording how it ended (sent, to
+//! retry, refused, skipped; or interrupted, when a crash caught it mid-transaction).
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -7,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::claims::is_suppressed;
 use super::privacy::SuppressionSource;
 use super::{Store, StoreError, parse_timestamp, timestamp};
-use crate::domain::{OrderState, Outcome};
+use crate::domain::{OrderState, Outcome, SEND_INTERRUPTED};
 
 /// How a claimed step ended (or did not yet).
 #[derive(Debug, Clone)]
@@ -55,7 +56,8 @@ fn finish_claim(
         ClaimResult::Sent { local, rule } => {
             conn.execute(
                 "UPDATE reminders SET status = 'sent', sent_at = ?4, attempts = attempts + 1,
-                    retry_at = NULL, reason = NULL, sent_local = ?5, send_rule = ?6
+                    retry_at = NULL, reason = NULL, sent_local = ?5, send_rule = ?6,
+                    send_started_at = NULL
                  WHERE email_key = ?1 AND event_id = ?2 AND step = ?3",
                 params![email_key, event_id, step, at, local, rule],
             )?;
@@ -63,7 +65,8 @@ fn finish_claim(
         }
         ClaimResult::Retry { retry_at, error } => {
             conn.execute(
-                "UPDATE reminders SET attempts = attempts + 1, retry_at = ?4, last_error = ?5
+                "UPDATE reminders SET attempts = attempts + 1, retry_at = ?4, last_error = ?5,
+                    send_started_at = NULL
                  WHERE email_key = ?1 AND event_id = ?2 AND step = ?3",
                 params![email_key, event_id, step, timestamp(*retry_at), error],
             )?;
@@ -72,7 +75,7 @@ fn finish_claim(
         ClaimResult::Failed { error, suppress } => {
             conn.execute(
                 "UPDATE reminders SET status = 'failed', attempts = attempts + 1, retry_at = NULL,
-                    reason = ?4, last_error = ?4
+                    reason = ?4, last_error = ?4, send_started_at = NULL
                  WHERE email_key = ?1 AND event_id = ?2 AND step = ?3",
                 params![email_key, event_id, step, error],
             )?;
@@ -87,7 +90,8 @@ fn finish_claim(
         }
         ClaimResult::Skipped { reason } => {
             conn.execute(
-                "UPDATE reminders SET status = 'skipped', retry_at = NULL, reason = ?4
+                "UPDATE reminders SET status = 'skipped', retry_at = NULL, reason = ?4,
+                    send_started_at = NULL
                  WHERE email_key = ?1 AND event_id = ?2 AND step = ?3",
                 params![email_key, event_id, step, reason],
             )?;
@@ -134,16 +138,87 @@ pub struct OpenClaim {
     pub template: Option<String>,
 }
 
-/// Claims whose time to (re)send has come.
+/// Claims whose time to (re)send has come: those whose SMTP transaction never began (claimed,
+/// then the process stopped or died before sending) or ended in a temporary failure.
 fn open_claims(conn: &Connection, now: DateTime<Utc>) -> anyhow::Result<Vec<OpenClaim>> {
-    let mut stmt = conn.prepare_cached(
+    claims_where(
+        conn,
+        "status = 'claimed' AND send_started_at IS NULL AND (retry_at IS NULL OR retry_at <= ?1)",
+        [timestamp(now)],
+    )
+}
+
+/// Claims whose SMTP transaction began and never ended: at the start of a pass (one at a time,
+/// across processes), only a crash, or a pass that failed mid-send, leaves them.
+fn started_claims(conn: &Connection) -> anyhow::Result<Vec<OpenClaim>> {
+    claims_where(
+        conn,
+        "status = 'claimed' AND send_started_at IS NOT NULL",
+        [],
+    )
+}
+
+/// Marks every claim whose SMTP transaction began and never ended as interrupted (it may or may
+/// not have arrived: it is never sent again), on the step and on its buyer-event; returns them.
+fn interrupt_started(conn: &Connection, now: DateTime<Utc>) -> anyhow::Result<Vec<OpenClaim>> {
+    let claims = started_claims(conn)?;
+    let at = timestamp(now);
+    for c in &claims {
+        conn.prepare_cached(
+            "UPDATE reminders SET status = 'interrupted', reason = ?4, retry_at = NULL
+             WHERE email_key = ?1 AND event_id = ?2 AND step = ?3 AND status = 'claimed'",
+        )?
+        .execute(params![c.email_key, c.event_id, c.step, SEND_INTERRUPTED])?;
+        conn.prepare_cached(
+            "UPDATE buyer_events SET last_decision = ?3, last_reason = ?4, last_pass_at = ?5
+             WHERE email_key = ?1 AND event_id = ?2",
+        )?
+        .execute(params![
+            c.email_key,
+            c.event_id,
+            Outcome::Interrupted,
+            format!("{} {SEND_INTERRUPTED}", c.step),
+            at
+        ])?;
+    }
+    Ok(claims)
+}
+
+/// Marks, durably, that a claim's SMTP transaction is about to begin.
+fn start_send(
+    conn: &Connection,
+    email_key: &str,
+    event_id: &str,
+    step: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let marked = conn
+        .prepare_cached(
+            "UPDATE reminders SET send_started_at = ?4
+             WHERE email_key = ?1 AND event_id = ?2 AND step = ?3 AND status = 'claimed'",
+        )?
+        .execute(params![email_key, event_id, step, timestamp(now)])?;
+    anyhow::ensure!(
+        marked == 1,
+        "the claim of {step} is no longer open (forgotten meanwhile?)"
+    );
+    Ok(())
+}
+
+/// The claims that meet `condition` (SQL over `reminders`, with `params`), oldest first.
+fn claims_where(
+    conn: &Connection,
+    condition: &str,
+    params: impl rusqlite::Params,
+) -> anyhow::Result<Vec<OpenClaim>> {
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT email_key, event_id, step, coalesce(reference, ''), coalesce(email, ''), message_id,
                 attempts, decided_at, template
-         FROM reminders WHERE status = 'claimed' AND (retry_at IS NULL OR retry_at <= ?1)
-         ORDER BY decided_at",
-    )?;
+         FROM reminders WHERE {condition}
+         ORDER BY decided_at"
+    ))?;
     let rows = stmt
-        .query_map([timestamp(now)], |r| {
+        .query_map(params, |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -236,6 +311,37 @@ impl Store {
     /// Claims whose time to (re)send has come.
     pub async fn open_claims(&self, now: DateTime<Utc>) -> Result<Vec<OpenClaim>, StoreError> {
         self.read(move |conn| open_claims(conn, now)).await
+    }
+
+    /// Claims whose SMTP transaction began and never ended (what [`Store::interrupt_started`]
+    /// would mark), for a dry run to report.
+    pub async fn started_claims(&self) -> Result<Vec<OpenClaim>, StoreError> {
+        self.read(started_claims).await
+    }
+
+    /// Marks every claim whose SMTP transaction began and never ended (a crash caught it) as
+    /// interrupted, never to be sent again; returns them. Called at the start of a pass.
+    pub async fn interrupt_started(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OpenClaim>, StoreError> {
+        self.write(move |conn| interrupt_started(conn, now)).await
+    }
+
+    /// Marks, durably (committed before it returns), that a claim's SMTP transaction is about to
+    /// begin: from then on a crash leaves it interrupted, never sent again.
+    pub async fn start_send(
+        &self,
+        claim: &OpenClaim,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (key, event, step) = (
+            claim.email_key.clone(),
+            claim.event_id.clone(),
+            claim.step.clone(),
+        );
+        self.write(move |conn| start_send(conn, &key, &event, &step, now))
+            .await
     }
 
     /// The buyer-event of a claim as it is right now (`None`: it no longer exists).

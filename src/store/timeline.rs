@@ -217,6 +217,8 @@ fn reminder_entries(
         let status = match status {
             StepStatus::Claimed if attempts > 0 => "waiting to be retried",
             StepStatus::Claimed => "being sent",
+            // The reason says it: "interrupted: may or may not have arrived".
+            StepStatus::Interrupted => "interrupted",
             StepStatus::Sent | StepStatus::Skipped | StepStatus::Failed | StepStatus::HeldOut => {
                 status.as_str()
             }

@@ -1,12 +1,13 @@
 //! A real SMTP server for the tests: mailin's protocol state machine on a TCP port of its own,
 //! collecting every message it accepts. Its answers can be scripted (451 then 250, 550 for one
-//! recipient) and it can hang after accepting a connection.
+//! recipient); it can hang after accepting a connection, or stall after DATA (the message has
+//! arrived, the answer never comes) until released.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use mailin::{Action, Handler, Response, SessionBuilder};
@@ -65,6 +66,12 @@ struct Shared {
     hang: bool,
     /// How long to wait before accepting each message (a slow server).
     delay: Duration,
+    /// Answer this many messages, then keep each later one (it has arrived) without answering
+    /// until `released`.
+    stall_after: Option<usize>,
+    /// Messages held without an answer so far.
+    stalled: usize,
+    released: bool,
 }
 
 /// A running SMTP server.
@@ -72,11 +79,14 @@ struct Shared {
 pub struct SmtpServer {
     pub addr: SocketAddr,
     shared: Arc<Mutex<Shared>>,
+    /// Signalled whenever a message stalls or stalled ones are released.
+    changed: Arc<Condvar>,
 }
 
 #[derive(Clone)]
 struct Session {
     shared: Arc<Mutex<Shared>>,
+    changed: Arc<Condvar>,
     to: Vec<String>,
     data: Vec<u8>,
 }
@@ -113,10 +123,19 @@ impl Handler for Session {
     fn data_end(&mut self) -> Response {
         let delay = self.shared.lock().unwrap().delay;
         std::thread::sleep(delay);
-        self.shared.lock().unwrap().received.push(Received {
+        let mut shared = self.shared.lock().unwrap();
+        shared.received.push(Received {
             to: std::mem::take(&mut self.to),
             data: String::from_utf8_lossy(&self.data).into_owned(),
         });
+        if shared
+            .stall_after
+            .is_some_and(|n| shared.received.len() > n && !shared.released)
+        {
+            shared.stalled += 1;
+            self.changed.notify_all();
+            let _released = self.changed.wait_while(shared, |s| !s.released).unwrap();
+        }
         Response::custom(250, "OK queued".into())
     }
 }
@@ -127,15 +146,17 @@ impl SmtpServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Mutex::new(Shared::default()));
+        let changed = Arc::new(Condvar::new());
         let server = SmtpServer {
             addr,
             shared: shared.clone(),
+            changed: changed.clone(),
         };
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { break };
-                let shared = shared.clone();
-                std::thread::spawn(move || serve(stream, shared));
+                let (shared, changed) = (shared.clone(), changed.clone());
+                std::thread::spawn(move || serve(stream, shared, changed));
             }
         });
         server
@@ -175,13 +196,37 @@ impl SmtpServer {
         self.shared.lock().unwrap().delay = delay;
     }
 
+    /// Answer `answered` messages, then stall after DATA: each later message is received (it
+    /// has reached the server) but never answered, until [`SmtpServer::release`].
+    pub fn stall_after(&self, answered: usize) {
+        let mut shared = self.shared.lock().unwrap();
+        shared.stall_after = Some(answered);
+        shared.released = false;
+    }
+
+    /// Waits (without polling) until `count` messages are stalled; false after `limit`.
+    pub fn wait_for_stalled(&self, count: usize, limit: Duration) -> bool {
+        let shared = self.shared.lock().unwrap();
+        let (shared, _) = self
+            .changed
+            .wait_timeout_while(shared, limit, |s| s.stalled < count)
+            .unwrap();
+        shared.stalled >= count
+    }
+
+    /// Answers the stalled messages (to whoever is still connected), and stalls no more.
+    pub fn release(&self) {
+        self.shared.lock().unwrap().released = true;
+        self.changed.notify_all();
+    }
+
     /// Answer again (new connections).
     pub fn answer(&self) {
         self.shared.lock().unwrap().hang = false;
     }
 }
 
-fn serve(stream: TcpStream, shared: Arc<Mutex<Shared>>) {
+fn serve(stream: TcpStream, shared: Arc<Mutex<Shared>>, changed: Arc<Condvar>) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
     if shared.lock().unwrap().hang {
         std::thread::sleep(Duration::from_secs(60));
@@ -193,6 +238,7 @@ fn serve(stream: TcpStream, shared: Arc<Mutex<Shared>>) {
         .unwrap_or([127, 0, 0, 1].into());
     let handler = Session {
         shared,
+        changed,
         to: Vec::new(),
         data: Vec::new(),
     };

@@ -48,6 +48,7 @@ fn decision_for_people(decision: Option<Outcome>, reason: Option<&str>) -> Strin
         Some(Outcome::Deferred) => format!("Waiting: {reason}"),
         Some(Outcome::Skipped) => format!("Not emailed: {reason}"),
         Some(Outcome::Failed) => format!("Sending failed: {reason}"),
+        Some(Outcome::Interrupted) => "Interrupted: may or may not have arrived".into(),
         Some(Outcome::Done) => format!("Nothing more to send: {reason}"),
         // Never stored: only a dry run says it.
         Some(Outcome::WouldSend) => format!("Would be emailed: {reason}"),
