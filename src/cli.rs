@@ -95,6 +95,9 @@ pub enum Command {
     /// Lift a pause of the circuit breaker (complaints or bounces too high): due reminders go
     /// out from the next pass; the rates are measured afresh from now.
     ResumeSending,
+    /// Print a fresh one-time link to finish setting up in the browser (or to choose a new admin
+    /// password): valid for a day; any earlier link stops working.
+    SetupLink,
     /// A consistent copy of the live database (safe while serve runs).
     Backup {
         /// Where to write the copy (replaced if it exists).
@@ -337,6 +340,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "replayed {} deliveries: {} recorded, {} repeats, {} still not usable",
                 report.examined, report.recorded, report.duplicate, report.unchanged
             );
+            Ok(())
+        }
+        Command::SetupLink => {
+            if !config.server.admin_password.is_empty() {
+                anyhow::bail!(
+                    "the admin password is set in the configuration (server.admin_password, or \
+                     QUICKET_FOLLOWUP_ADMIN_PASSWORD): sign in with it, or remove it there to \
+                     choose one in the browser"
+                );
+            }
+            let public_url = config.public_url();
+            let link = with_store(&config, |store| async move {
+                crate::web::new_setup_link(&store, &public_url, chrono::Utc::now()).await
+            })
+            .await?;
+            println!("Finish setting up: {link}");
             Ok(())
         }
         Command::Backup { file } => {

@@ -36,6 +36,8 @@ pub struct Service {
     pub engine: Arc<Engine>,
     /// The editable files: read, saved safely, kept in the history.
     pub workshop: Arc<Workshop>,
+    /// The admin password in force (shared with the routes; setup changes it).
+    pub admin: Arc<web::AdminCredentials>,
     /// The main config file a reload re-reads (none: the configuration in force is kept).
     config_file: Option<PathBuf>,
     schedule: Arc<tokio::sync::Mutex<Option<Schedule>>>,
@@ -100,14 +102,17 @@ impl Service {
             file.clone(),
         ));
         crate::metrics::handle();
+        let admin_hash = store.admin_password_hash().await?;
         let state = web::AppState::new(
             &config,
+            admin_hash,
             store.clone(),
             engine.clone(),
             token.clone(),
             scheduled,
             workshop.clone(),
         )?;
+        let admin = state.admin.clone();
         let routes = routes(&state);
         let (stop, stopped) = oneshot::channel::<()>();
         let limits = crate::connections::Limits {
@@ -164,6 +169,7 @@ impl Service {
             store,
             engine,
             workshop,
+            admin,
             config_file: file,
             schedule,
             reloads,
@@ -298,6 +304,8 @@ fn routes(state: &web::AppState) -> BoxedFilter<(Response,)> {
     webhook::route(state)
         .or(web::door_routes(state))
         .unify()
+        .or(web::setup_routes(state))
+        .unify()
         .or(crate::email_webhook::route(state))
         .unify()
         .or(web::health_routes(state))
@@ -342,6 +350,12 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
         .context("cannot install the SIGHUP handler")?;
     let mut service = Service::start_from(config, file.clone(), true).await?;
     println!("Listening on http://{}", service.addr);
+    // A new one-time link at each start until setup is finished (printing it ends the last one).
+    if !service.admin.in_force() {
+        let public_url = service.engine.settings().config.public_url();
+        let link = web::new_setup_link(&service.store, &public_url, chrono::Utc::now()).await?;
+        println!("Finish setting up: {link}");
+    }
     println!(
         "Paste this URL into Quicket (Settings -> Integrations -> Webhooks): {}",
         service.webhook_url

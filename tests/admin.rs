@@ -411,3 +411,220 @@ async fn every_page_sends_the_security_headers() {
     let health = app.get("/healthz").await;
     assert_eq!(health.headers()["x-content-type-options"], "nosniff");
 }
+
+/// POSTs the setup form from our own page (as Chromium says: `Sec-Fetch-Site: same-origin`).
+async fn post_setup(app: &TestApp, link: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let response = app
+        .client
+        .post(link)
+        .header("sec-fetch-site", "same-origin")
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn setup_link(app: &TestApp) -> String {
+    quicket_followup::web::new_setup_link(app.store(), &app.base, Utc::now())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_setup_link_sets_the_admin_password_once_kept_only_as_a_hash() {
+    const CHOSEN: &str = "Table-Mountain-at-dawn";
+    let app = TestApp::spawn().await;
+    let link = setup_link(&app).await;
+    assert!(link.starts_with(&format!("{}/setup/", app.base)), "{link}");
+
+    let page = app.client.get(&link).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("name=\"password\""), "{page}");
+
+    // Too short: refused with the reason; the link still works.
+    let (status, body) = post_setup(&app, &link, &[("password", "short-one")]).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("too short"), "{body}");
+    let (status, body) = post_setup(
+        &app,
+        &link,
+        &[("password", CHOSEN), ("confirm", "Table-Mountain-at-dusk")],
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("not the same"), "{body}");
+
+    let (status, body) =
+        post_setup(&app, &link, &[("password", CHOSEN), ("confirm", CHOSEN)]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Your password is set"), "{body}");
+
+    // Signed in with it; not with anything else.
+    assert_eq!(app.admin_get("/admin", CHOSEN).await.status().as_u16(), 200);
+    assert_eq!(
+        app.admin_get("/admin", "Table-Mountain-at-dusk")
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+    let front = app.get_text("/").await;
+    assert!(front.contains("set up and running"), "{front}");
+
+    // The link is spent: a second setup cannot change the password.
+    let (status, body) = post_setup(&app, &link, &[("password", "someone-else-entirely")]).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(app.admin_get("/admin", CHOSEN).await.status().as_u16(), 200);
+
+    // Only a hash is kept, in no file in clear.
+    let hash = app.store().admin_password_hash().await.unwrap().unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    app.store().checkpoint().await.unwrap();
+    for entry in std::fs::read_dir(app.dir.path().join("data")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(CHOSEN.len()).any(|w| w == CHOSEN.as_bytes()),
+                "{} holds the password in clear",
+                path.display()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_setup_link_refuses_other_sites_made_up_links_big_bodies_and_guessers() {
+    let app = TestApp::spawn().await;
+    let link = setup_link(&app).await;
+    let good = [("password", "a-perfectly-long-password")];
+
+    // Posted from another site, or saying nothing of where it comes from.
+    let response = app
+        .client
+        .post(&link)
+        .header("sec-fetch-site", "cross-site")
+        .form(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    let response = app
+        .client
+        .post(&link)
+        .header("origin", "https://evil.example")
+        .form(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    let response = app.client.post(&link).form(&good).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+
+    // A body of 10 MB.
+    let response = app
+        .client
+        .post(&link)
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![b'a'; 10 * 1024 * 1024])
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    assert!(
+        matches!(response, Ok(413) | Err(_)),
+        "a 10 MB body: {response:?}"
+    );
+
+    // A made-up link.
+    let made_up = format!("{}/setup/{}", app.base, "A".repeat(32));
+    let (status, body) = post_setup(&app, &made_up, &good).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.contains(&link), "{body}");
+
+    // Guessing is throttled like /admin logins: after 10 failures, 429 even for the right link.
+    for _ in 0..10 {
+        let _ = post_setup(&app, &made_up, &good).await;
+    }
+    let (status, _) = post_setup(&app, &link, &good).await;
+    assert_eq!(status, 429);
+    assert!(
+        !app.admin_get("/admin", good[0].1)
+            .await
+            .status()
+            .is_success()
+    );
+    // Nothing was set, and the service still answers.
+    assert_eq!(app.store().admin_password_hash().await.unwrap(), None);
+    assert_eq!(app.get("/healthz").await.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn a_newer_setup_link_ends_the_older_one_and_a_configured_password_disables_them() {
+    let app = TestApp::spawn().await;
+    let first = setup_link(&app).await;
+    let second = setup_link(&app).await;
+    assert_ne!(first, second);
+    assert_eq!(
+        app.client
+            .get(&first)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+    let password = "quotes \" and\r\nnew lines are fine";
+    let (status, body) = post_setup(&app, &second, &[("password", password)]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        app.admin_get("/admin", password).await.status().as_u16(),
+        200
+    );
+
+    // With the password in the config, setup links do nothing and the command says why.
+    let app = TestApp::spawn_with(setup).await;
+    let link = setup_link(&app).await;
+    let (status, body) = post_setup(&app, &link, &[("password", "an-override-attempt")]).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("configuration file"), "{body}");
+    assert_eq!(
+        app.admin_get("/admin", PASSWORD).await.status().as_u16(),
+        200
+    );
+}
+
+#[test]
+fn serve_prints_a_new_setup_link_at_each_start_until_setup_is_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::write_config(dir.path(), "");
+    let mut first = common::serve(&config, &[]);
+    let link = first.setup_link.clone().expect("a setup link is printed");
+    assert!(link.contains("/setup/"), "{link}");
+    common::signal(&first.child, "TERM");
+    first.child.wait().unwrap();
+    let mut second = common::serve(&config, &[]);
+    let again = second.setup_link.clone().expect("printed again");
+    assert_ne!(link, again, "a new link at each start");
+    common::signal(&second.child, "TERM");
+    second.child.wait().unwrap();
+    // The command prints one too (for the package: quicket-followup-admin setup-link).
+    let (code, stdout, stderr) =
+        common::run_cli(&["--config", config.to_str().unwrap(), "setup-link"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("Finish setting up: http://"), "{stdout}");
+    // With a password set, nothing is printed, and the command says why it prints none.
+    let (code, _, stderr) = common::run_cli(
+        &["--config", config.to_str().unwrap(), "setup-link"],
+        &[("QUICKET_FOLLOWUP_ADMIN_PASSWORD", PASSWORD)],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("server.admin_password"), "{stderr}");
+    let mut served = common::serve(&config, &[("QUICKET_FOLLOWUP_ADMIN_PASSWORD", PASSWORD)]);
+    assert_eq!(served.setup_link, None);
+    common::signal(&served.child, "TERM");
+    served.child.wait().unwrap();
+}

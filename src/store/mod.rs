@@ -22,6 +22,7 @@ pub mod readiness;
 pub mod reminders;
 pub mod sending;
 mod sends;
+mod setup;
 pub mod stats;
 pub mod timeline;
 

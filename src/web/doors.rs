@@ -61,7 +61,7 @@ fn home(state: &AppState) -> Result<Response, ApiError> {
     html(
         &HomePage {
             organiser: &organiser,
-            set_up: !state.admin_password.is_empty(),
+            set_up: state.admin.in_force(),
         },
         StatusCode::OK,
     )

@@ -111,12 +111,12 @@ impl warp::reject::Reject for AdminRefused {}
 fn refused(why: &AdminRefused) -> Response {
     match why {
         AdminRefused::Off => json_status(
-            &serde_json::json!({"status": "error", "error": "/admin is off: set server.admin_password to turn it on"}),
+            &serde_json::json!({"status": "error", "error": "/admin is off until setup is finished: open the setup link the service printed at start (or run quicket-followup setup-link for a new one), or set server.admin_password"}),
             StatusCode::NOT_FOUND,
         ),
         AdminRefused::Unauthorized => warp::reply::with_header(
             warp::reply::with_status(
-                "Sign in as admin with server.admin_password.\n",
+                "Sign in as admin with the admin password.\n",
                 StatusCode::UNAUTHORIZED,
             ),
             header::WWW_AUTHENTICATE,

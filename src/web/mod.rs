@@ -2,6 +2,7 @@
 //! the security headers; the pages: `/healthz`, the links in emails, `/admin`.
 
 mod admin;
+mod credentials;
 mod doors;
 mod error;
 mod experiment_view;
@@ -12,6 +13,8 @@ mod state;
 mod throttle;
 
 pub use admin::routes as admin_routes;
+pub use admin::setup::{new_link as new_setup_link, routes as setup_routes};
+pub use credentials::{AdminCredentials, MIN_PASSWORD_CHARS, hash_password};
 pub use doors::routes as door_routes;
 pub use error::{AdminRefused, ApiError, json_status, recover};
 pub use headers::security_headers;

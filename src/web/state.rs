@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use warp::Filter;
 
+use super::credentials::AdminCredentials;
 use super::health::HealthCache;
 use super::throttle::LoginThrottle;
 use crate::config::{Config, EmailConfig};
@@ -30,8 +31,8 @@ pub struct AppState {
     pub scheduled: bool,
     /// When this process started serving.
     pub started_at: DateTime<Utc>,
-    /// `server.admin_password`; empty turns /admin off.
-    pub admin_password: String,
+    /// The admin password in force (none: /admin is off until setup is finished).
+    pub admin: Arc<AdminCredentials>,
     /// Failed `/admin` logins per client.
     pub throttle: Arc<LoginThrottle>,
     /// `/healthz`'s database reads of the last second.
@@ -43,10 +44,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state for a service serving `config` (a SendGrid key that cannot be read is an error
-    /// naming the key).
+    /// The state for a service serving `config`, with the admin password's hash set through the
+    /// setup link, if any (a SendGrid key that cannot be read is an error naming the key).
     pub fn new(
         config: &Config,
+        admin_hash: Option<String>,
         store: Store,
         engine: Arc<Engine>,
         webhook_token: String,
@@ -60,7 +62,10 @@ impl AppState {
             hook_timezone: config.schedule.timezone,
             scheduled,
             started_at: Utc::now(),
-            admin_password: config.server.admin_password.clone(),
+            admin: Arc::new(AdminCredentials::new(
+                &config.server.admin_password,
+                admin_hash,
+            )),
             throttle: Arc::default(),
             health: HealthCache::default(),
             providers: Arc::new(EmailProviders::new(&config.email)?),

@@ -337,6 +337,8 @@ pub struct Served {
     pub child: Child,
     pub base: String,
     pub webhook_url: String,
+    /// The first-run link, printed while no admin password is in force.
+    pub setup_link: Option<String>,
 }
 
 /// Starts `quicket-followup --config FILE serve` and waits for it to print its addresses.
@@ -354,6 +356,7 @@ pub fn serve(config: &Path, envs: &[(&str, &str)]) -> Served {
     let mut lines = BufReader::new(stdout).lines();
     let mut base = None;
     let mut webhook_url = None;
+    let mut setup_link = None;
     while base.is_none() || webhook_url.is_none() {
         let line = lines
             .next()
@@ -361,6 +364,8 @@ pub fn serve(config: &Path, envs: &[(&str, &str)]) -> Served {
             .unwrap();
         if let Some(rest) = line.strip_prefix("Listening on ") {
             base = Some(rest.trim().to_string());
+        } else if let Some(link) = line.strip_prefix("Finish setting up: ") {
+            setup_link = Some(link.trim().to_string());
         } else if let Some((_, url)) = line.split_once("Webhooks): ") {
             webhook_url = Some(url.trim().to_string());
         }
@@ -373,6 +378,7 @@ pub fn serve(config: &Path, envs: &[(&str, &str)]) -> Served {
     let path = &path[path.find("/webhooks/").unwrap()..];
     Served {
         webhook_url: format!("{base}{path}"),
+        setup_link,
         child,
         base,
     }

@@ -1,5 +1,6 @@
 //! `/admin`: the operator's pages (askama, server-rendered, no scripts), behind HTTP basic auth
-//! (user `admin`, `server.admin_password`; off when that is empty).
+//! (user `admin`, with the password in force: `server.admin_password`, else the one set through
+//! the setup link; off while there is none), and `/setup/{token}`, which sets it.
 //!
 //! This file is the door (basic auth, login throttling, the same-origin check for forms), the one
 //! route table, and the helpers every page uses; each page lives in its own file. To add a page:
@@ -14,6 +15,7 @@ mod orders;
 mod overview;
 mod problems;
 mod schedule;
+pub(super) mod setup;
 mod suppressions;
 
 use std::future::Future;
@@ -23,25 +25,26 @@ use base64::Engine as _;
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use subtle::ConstantTimeEq;
 use warp::filters::BoxedFilter;
 use warp::http::{StatusCode, header};
 use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
+use super::credentials::AdminCredentials;
 use super::state::{AppState, with_state};
 use super::throttle;
 use super::{AdminRefused, ApiError};
 
-fn authorized(password: &str, header: Option<&str>) -> bool {
+fn authorized(credentials: &AdminCredentials, header: Option<&str>) -> bool {
     let Some(encoded) = header.and_then(|h| h.strip_prefix("Basic ")) else {
         return false;
     };
     let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
         return false;
     };
-    let expected = format!("admin:{password}");
-    bool::from(decoded.as_slice().ct_eq(expected.as_bytes()))
+    decoded
+        .strip_prefix(b"admin:")
+        .is_some_and(|password| credentials.verify(password))
 }
 
 /// The request headers the guard looks at.
@@ -90,21 +93,17 @@ fn same_origin(door: &Door, public_url: &str) -> bool {
 
 /// Basic auth with login throttling per client, and for POSTs a same-origin check.
 fn check_door(state: &AppState, door: &Door) -> Result<(), AdminRefused> {
-    if state.admin_password.is_empty() {
+    if !state.admin.in_force() {
         return Err(AdminRefused::Off);
     }
     let config = state.engine.settings().config.clone();
-    let client = crate::proxies::client_ip(
-        door.peer.map(|p| p.ip()),
-        door.forwarded_for.as_deref(),
-        &config.server.trusted_proxies,
-    );
+    let client = client(&config, door);
     let now = std::time::Instant::now();
     if let Some(wait) = state.throttle.blocked(client, now) {
         // Rounded up, so a client that waits as told is let in.
         return Err(AdminRefused::Throttled(wait.as_secs() + 1));
     }
-    if !authorized(&state.admin_password, door.authorization.as_deref()) {
+    if !authorized(&state.admin, door.authorization.as_deref()) {
         // A browser's first request carries no credentials; only a wrong password is a failure.
         if door.authorization.is_some() {
             let refused = state.throttle.failed(client, now);
@@ -127,9 +126,19 @@ fn check_door(state: &AppState, door: &Door) -> Result<(), AdminRefused> {
     Ok(())
 }
 
-/// The guard in front of every `/admin` route; runs once per request.
-fn guard(state: &AppState) -> BoxedFilter<(AppState,)> {
-    let door = warp::method()
+/// The client a request comes from: the connecting address, or the last address of
+/// `X-Forwarded-For` when the connection comes from a trusted proxy.
+fn client(config: &crate::config::Config, door: &Door) -> std::net::IpAddr {
+    crate::proxies::client_ip(
+        door.peer.map(|p| p.ip()),
+        door.forwarded_for.as_deref(),
+        &config.server.trusted_proxies,
+    )
+}
+
+/// The request headers the door looks at.
+fn door() -> impl Filter<Extract = (Door,), Error = Rejection> + Clone {
+    warp::method()
         // The connection layer's address (warp's own addr::remote() is set only by warp::serve).
         .and(crate::connections::remote())
         .and(warp::header::optional::<String>("x-forwarded-for"))
@@ -147,9 +156,13 @@ fn guard(state: &AppState) -> BoxedFilter<(AppState,)> {
                 origin,
                 fetch_site,
             },
-        );
+        )
+}
+
+/// The guard in front of every `/admin` route; runs once per request.
+fn guard(state: &AppState) -> BoxedFilter<(AppState,)> {
     warp::path("admin")
-        .and(door)
+        .and(door())
         .and(with_state(state))
         .and_then(|door: Door, state: AppState| async move {
             check_door(&state, &door).map_err(warp::reject::custom)?;
