@@ -13,6 +13,8 @@ pub const REMINDERS: &str = "quicket_followup_reminders_total";
 pub const SMTP_ERRORS: &str = "quicket_followup_smtp_errors_total";
 /// How long reminder passes take.
 pub const PASS_DURATION: &str = "quicket_followup_pass_duration_seconds";
+/// Reminder passes that failed (an error, or a bug met mid-pass).
+pub const FAILED_PASSES: &str = "quicket_followup_failed_passes_total";
 /// When the last reminder pass finished (Unix time).
 pub const LAST_PASS: &str = "quicket_followup_last_pass_timestamp_seconds";
 /// Buyer-events a pass would look at now (read from the database at scrape time).
@@ -66,6 +68,10 @@ fn describe() {
     );
     metrics::describe_counter!(SMTP_ERRORS, "Sends refused or failed, by kind");
     metrics::describe_histogram!(PASS_DURATION, "Duration of reminder passes in seconds");
+    metrics::describe_counter!(
+        FAILED_PASSES,
+        "Reminder passes that failed (an error or a bug) since start"
+    );
     metrics::describe_gauge!(LAST_PASS, "When the last reminder pass finished, Unix time");
     metrics::describe_counter!(
         EMAIL_EVENTS,

@@ -392,3 +392,51 @@ async fn a_refused_reload_never_publishes_the_line_that_broke_it() {
     );
     assert!(log.contains("email.smtp_url"), "{log}");
 }
+
+#[test]
+fn a_duration_past_its_limit_is_refused_naming_the_key_and_the_limit() {
+    for (text, key) in [
+        (
+            "[schedule]\ngive_up_after = \"1000000000000d\"\n",
+            "schedule.give_up_after",
+        ),
+        (
+            "[schedule]\nstop_before_event = \"400d\"\n",
+            "schedule.stop_before_event",
+        ),
+        ("[schedule]\nmin_gap = \"100years\"\n", "schedule.min_gap"),
+    ] {
+        let error = load(text).unwrap_err();
+        assert!(error.contains(key) && error.contains("366d"), "{error}");
+    }
+    let step = "[[reminders]]\nname = \"s\"\ntemplate = \"abandoned\"\nwhen = [\"eft_pending\"]\n";
+    let error = load(&format!("{step}after = \"1000000000000d\"\n")).unwrap_err();
+    assert!(
+        error.contains("reminders[0].after") && error.contains("366d"),
+        "{error}"
+    );
+    assert!(load("[schedule]\ngive_up_after = \"366d\"\n").is_ok());
+}
+
+/// The schedule editor saves through the same loader: a schedule file it would write with a
+/// duration past its limit is refused the same way, naming the key, the limit and the file.
+#[test]
+fn the_schedule_editors_text_is_bounded_by_the_same_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("c.toml");
+    let text = "[schedule]\nfile = \"schedule.toml\"\n";
+    std::fs::write(&main, text).unwrap();
+    std::fs::write(dir.path().join("schedule.toml"), "").unwrap();
+    let error = Config::from_sources(
+        Some(text),
+        Some(&main),
+        Some("[schedule]\ngive_up_after = \"1000000000000d\"\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("schedule.give_up_after") && error.contains("366d"),
+        "{error}"
+    );
+    assert!(error.contains("schedule.toml"), "{error}");
+}

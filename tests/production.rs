@@ -320,3 +320,115 @@ async fn healthz_reports_a_scheduled_pass_and_is_not_overdue_while_passes_run() 
     assert_eq!(body["status"], "ok");
     service.stop().await;
 }
+
+/// A pass that fails is recorded as failed: `/healthz` says `failing` with 503 (its state, not
+/// the error's text), `/metrics` counts it, and the next pass that finishes clears it.
+#[tokio::test]
+async fn a_failed_pass_makes_healthz_failing_and_is_counted_until_a_pass_finishes() {
+    let app = common::TestApp::spawn().await;
+    // A buyer-event the pass cannot read (a change time that is not a time).
+    app.store()
+        .write(|c| {
+            c.execute(
+                "INSERT INTO buyer_events (email_key, event_id, state, changed_at, reference, next_check_at)
+                 VALUES ('x@mail.co.za', '456', 'checkout_started', 'not a time', 'REF-X', '2000-01-01T00:00:00.000Z')",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let failed = app.service.engine.run_pass(Utc::now(), false).await;
+    assert!(failed.is_err(), "{failed:?}");
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(body["status"], "failing", "{body}");
+    assert_eq!(body["passes"]["last_failed"], true, "{body}");
+    assert_eq!(body["last_pass"]["state"], "failed", "{body}");
+    assert!(
+        body["last_pass"].get("error").is_none(),
+        "no error text on the public page: {body}"
+    );
+    let metrics = app.get_text("/metrics").await;
+    assert!(
+        metric(&metrics, "quicket_followup_failed_passes_total", &[]) >= 1.0,
+        "{metrics}"
+    );
+    app.store()
+        .write(|c| {
+            c.execute("DELETE FROM buyer_events WHERE reference = 'REF-X'", [])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    app.pass_at(Utc::now()).await;
+    // /healthz reads the database at most once a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let response = app.get("/healthz").await;
+    let status = response.status();
+    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(
+        (status.as_u16(), &body["status"]),
+        (200, &"ok".into()),
+        "{body}"
+    );
+    assert_eq!(body["last_pass"]["state"], "finished", "{body}");
+}
+
+/// Passes that start and never finish (stuck, or ended by a bug each time) leave `/healthz`
+/// `failing` once none has finished within two scan intervals, however recently one started.
+#[tokio::test]
+async fn healthz_is_failing_when_passes_start_but_none_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::test_config(dir.path());
+    config.schedule.scan = "* * * * * *".into();
+    let db = config.database.path.clone();
+    let service = quicket_followup::server::Service::start_with(config, true)
+        .await
+        .unwrap();
+    // Every scheduled pass now finds another holding the lock, as if one were stuck.
+    let mut lock_path = db.as_os_str().to_owned();
+    lock_path.push(".pass-lock");
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    lock.lock().unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/healthz", service.addr);
+    let mut seen = (0, serde_json::Value::Null);
+    for _ in 0..100 {
+        // A pass started just now and not finished, as a pass that panics leaves it.
+        service
+            .store
+            .write(|c| {
+                c.execute(
+                    "INSERT INTO passes (started_at, pass_time) VALUES (?1, ?1)",
+                    [quicket_followup::store::timestamp(Utc::now())],
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let response = client.get(&url).send().await.unwrap();
+        let status = response.status().as_u16();
+        seen = (
+            status,
+            serde_json::from_str(&response.text().await.unwrap()).unwrap(),
+        );
+        if status == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = seen;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "failing", "{body}");
+    assert_eq!(body["passes"]["overdue"], true, "{body}");
+    assert_eq!(body["last_pass"]["state"], "unfinished", "{body}");
+    lock.unlock().unwrap();
+    service.stop().await;
+}

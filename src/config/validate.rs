@@ -2,10 +2,81 @@
 
 use super::*;
 
+/// The longest a duration may be: past these, a value is a typo (`"1000000000000d"`), and time
+/// arithmetic with it would leave the calendar.
+const A_YEAR: Duration = Duration::from_secs(366 * 24 * 3600);
+const TEN_YEARS: Duration = Duration::from_secs(3653 * 24 * 3600);
+const A_DAY: Duration = Duration::from_secs(24 * 3600);
+const AN_HOUR: Duration = Duration::from_secs(3600);
+
+/// How each limit is written in an error (as it may be written in the file).
+fn limit_text(limit: Duration) -> &'static str {
+    match limit {
+        A_YEAR => "366d",
+        TEN_YEARS => "3653d (ten years)",
+        A_DAY => "1d",
+        _ => "1h",
+    }
+}
+
+/// `key`'s duration is at most `limit`.
+fn at_most(key: impl Into<String>, value: Duration, limit: Duration) -> Result<(), ConfigError> {
+    if value <= limit {
+        return Ok(());
+    }
+    Err(invalid(
+        key,
+        format!(
+            "is longer than the limit, {}; write a shorter duration",
+            limit_text(limit)
+        ),
+    ))
+}
+
 impl Config {
+    /// Every duration within its limit, each error naming the key and the limit (the schedule
+    /// editor saves through this same check).
+    fn check_duration_bounds(&self) -> Result<(), ConfigError> {
+        let s = &self.schedule;
+        at_most("schedule.dormant_after", s.dormant_after, A_YEAR)?;
+        at_most("schedule.min_gap", s.min_gap, A_YEAR)?;
+        at_most("schedule.give_up_after", s.give_up_after, A_YEAR)?;
+        at_most("schedule.stop_before_event", s.stop_before_event, A_YEAR)?;
+        at_most("schedule.attribution_window", s.attribution_window, A_YEAR)?;
+        for (i, step) in self.reminders.iter().enumerate() {
+            if let Some(after) = step.after {
+                at_most(format!("reminders[{i}].after"), after, A_YEAR)?;
+            }
+            if let Some(before) = step.before_event {
+                at_most(format!("reminders[{i}].before_event"), before, A_YEAR)?;
+            }
+        }
+        at_most("database.retention", self.database.retention, TEN_YEARS)?;
+        at_most("email.smtp_timeout", self.email.smtp_timeout, AN_HOUR)?;
+        at_most("quicket.refresh", self.quicket.refresh, A_YEAR)?;
+        at_most("quicket.timeout", self.quicket.timeout, AN_HOUR)?;
+        let x = &self.experiment;
+        at_most(
+            "experiment.scanner_after_delivery",
+            x.scanner_after_delivery,
+            A_DAY,
+        )?;
+        at_most(
+            "experiment.scanner_links_within",
+            x.scanner_links_within,
+            A_DAY,
+        )?;
+        let v = &self.server;
+        at_most("server.header_timeout", v.header_timeout, AN_HOUR)?;
+        at_most("server.body_timeout", v.body_timeout, AN_HOUR)?;
+        at_most("server.idle_timeout", v.idle_timeout, A_DAY)?;
+        Ok(())
+    }
+
     /// Checks what serde cannot: cron syntax, step consistency, URLs.
     pub fn validate(&self) -> Result<(), ConfigError> {
         parse_cron(&self.schedule.scan).map_err(|e| invalid("schedule.scan", e))?;
+        self.check_duration_bounds()?;
         let public = self.server.public_url.trim();
         let scheme = public.starts_with("http://") || public.starts_with("https://");
         if !public.is_empty() && !scheme {

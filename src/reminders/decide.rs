@@ -60,14 +60,21 @@ impl Engine {
         report: &mut PassReport,
     ) -> Vec<(DueBuyerEvent, Decision)> {
         page.into_iter()
-            .map(|mut due| {
+            .filter_map(|mut due| {
                 report.counts.considered += 1;
                 due.candidate.held_out = self.held_out(s, &due);
                 let info = infos.get(&due.candidate.event_id);
                 due.candidate.event_date =
                     crate::events::event_start(due.candidate.event_date, info);
-                let decision = plan(&due.candidate, &s.rules, now);
-                (due, decision)
+                match plan_or_bug(|| plan(&due.candidate, &s.rules, now)) {
+                    Ok(decision) => Some((due, decision)),
+                    Err(bug) => {
+                        // Nothing recorded: it stays due, and the next pass tries again.
+                        report.counts.failed += 1;
+                        report.push(unplanned(&due, &bug));
+                        None
+                    }
+                }
             })
             .collect()
     }
@@ -125,7 +132,15 @@ impl Engine {
                 changed |= due.candidate.sold_out;
             }
             if changed {
-                *decision = plan(&due.candidate, &s.rules, now);
+                *decision =
+                    plan_or_bug(|| plan(&due.candidate, &s.rules, now)).unwrap_or_else(|bug| {
+                        Decision::Defer {
+                            until: now,
+                            reason: format!(
+                                "could not be planned ({bug}); looked at again at the next pass"
+                            ),
+                        }
+                    });
             }
         }
         Ok(())
@@ -154,6 +169,40 @@ impl Engine {
             infos.extend(self.events.refresh(events, now, !dry_run).await);
         }
     }
+}
+
+/// The planner's answer, or what its panic said: a bug met on one buyer-event skips that one for
+/// this pass instead of ending the pass for everyone.
+pub(super) fn plan_or_bug(plan: impl FnOnce() -> Decision) -> Result<Decision, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(plan))
+        .map_err(|panic| format!("a bug: {}", panic_text(panic.as_ref())))
+}
+
+/// A panic's message, when it has one.
+pub(super) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// The report's line for a buyer-event the planner failed on (logged too, without the address).
+fn unplanned(due: &DueBuyerEvent, bug: &str) -> PassLine {
+    let c = &due.candidate;
+    tracing::error!(
+        event_id = %c.event_id,
+        reference = %due.reference,
+        "a buyer-event could not be planned ({bug}); skipped in this pass"
+    );
+    line(
+        Outcome::Failed,
+        &c.email,
+        &c.event_id,
+        &due.reference,
+        None,
+        format!("could not be planned ({bug}); skipped in this pass, looked at again at the next"),
+    )
 }
 
 /// Whether a decision would email now; the control group is checked like the emailed group, so
@@ -296,4 +345,25 @@ pub(super) fn would_send(due: DueBuyerEvent, step: &str, skip: &Skips) -> PassLi
         Some(step),
         reason,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_the_planner_is_an_error_naming_it_not_the_end_of_the_pass() {
+        let answer = plan_or_bug(|| panic!("DateTime + TimeDelta overflowed"));
+        assert_eq!(
+            answer,
+            Err("a bug: DateTime + TimeDelta overflowed".to_string())
+        );
+        let n = 7;
+        let answer = plan_or_bug(|| panic!("step {n} failed"));
+        assert_eq!(answer, Err("a bug: step 7 failed".to_string()));
+        let fine = Decision::Skip {
+            reason: "fine".into(),
+        };
+        assert_eq!(plan_or_bug(|| fine.clone()), Ok(fine));
+    }
 }

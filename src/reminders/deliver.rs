@@ -118,8 +118,10 @@ impl Engine {
         let next_check = match &result {
             ClaimResult::Retry { retry_at, .. } => *retry_at,
             ClaimResult::Sent { .. } => {
-                now + chrono::TimeDelta::from_std(s.rules.min_gap.max(Duration::from_secs(1)))
-                    .unwrap_or(chrono::TimeDelta::MAX)
+                let gap = chrono::TimeDelta::from_std(s.rules.min_gap.max(Duration::from_secs(1)))
+                    .unwrap_or(chrono::TimeDelta::MAX);
+                now.checked_add_signed(gap)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC)
             }
             _ => now + chrono::TimeDelta::seconds(1),
         };
@@ -276,15 +278,21 @@ fn too_late(
     info: Option<&EventInfo>,
     now: DateTime<Utc>,
 ) -> Option<&'static str> {
-    let give_up = chrono::TimeDelta::from_std(s.rules.give_up_after).unwrap_or_default();
-    if now >= check.changed_at + give_up {
+    let give_up =
+        chrono::TimeDelta::from_std(s.rules.give_up_after).unwrap_or(chrono::TimeDelta::MAX);
+    if check
+        .changed_at
+        .checked_add_signed(give_up)
+        .is_some_and(|give_up_at| now >= give_up_at)
+    {
         return Some("gave up: the last change is too old to send it any more");
     }
     // A send that kept failing is abandoned once it could no longer be sent on time.
     if let Some(date) = crate::events::event_start(check.event_date, info) {
-        let stop = s.rules.event_start(date)
-            - chrono::TimeDelta::from_std(s.rules.stop_before_event).unwrap_or_default();
-        if now >= stop {
+        let before = chrono::TimeDelta::from_std(s.rules.stop_before_event)
+            .unwrap_or(chrono::TimeDelta::MAX);
+        let stop = s.rules.event_start(date).checked_sub_signed(before);
+        if stop.is_none_or(|stop| now >= stop) {
             return Some("too close to the event to send it any more");
         }
     }

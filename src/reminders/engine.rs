@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
 
 use super::deliver::RateLimiter;
 use super::planner::Rules;
@@ -274,11 +275,25 @@ impl Engine {
             Ok(mut at) => *at = started,
             Err(poisoned) => *poisoned.into_inner() = started,
         }
-        let result = self.pass(&settings, now, dry_run, &mut report).await;
+        // A panic ends this pass, not the service, and is recorded like any failure.
+        let result =
+            match std::panic::AssertUnwindSafe(self.pass(&settings, now, dry_run, &mut report))
+                .catch_unwind()
+                .await
+            {
+                Ok(result) => result,
+                Err(panic) => Err(anyhow::anyhow!(
+                    "the pass stopped on a bug: {}",
+                    super::decide::panic_text(panic.as_ref())
+                )),
+            };
         if !dry_run {
             metrics::histogram!(crate::metrics::PASS_DURATION)
                 .record(started.elapsed().as_secs_f64());
             metrics::gauge!(crate::metrics::LAST_PASS).set(Utc::now().timestamp() as f64);
+            if result.is_err() {
+                metrics::counter!(crate::metrics::FAILED_PASSES).increment(1);
+            }
         }
         if let Some(id) = pass_id {
             let error = result.as_ref().err().map(|e| format!("{e:#}"));

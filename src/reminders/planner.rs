@@ -141,6 +141,29 @@ fn chrono_duration(d: Duration) -> chrono::TimeDelta {
     chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
 }
 
+/// Where time arithmetic saturates: far enough to mean "never", near enough that the instant can
+/// still be shown in any zone (chrono's own limits cannot: a local time past them panics).
+fn never() -> DateTime<Utc> {
+    DateTime::<Utc>::MAX_UTC - chrono::TimeDelta::days(2)
+}
+
+fn long_ago() -> DateTime<Utc> {
+    DateTime::<Utc>::MIN_UTC + chrono::TimeDelta::days(2)
+}
+
+/// `t` plus `d`, or "never" when that is past the calendar: a later time rather than a panic (the
+/// configuration bounds durations, but the planner does not count on it).
+pub fn plus(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    t.checked_add_signed(chrono_duration(d))
+        .map_or_else(never, |t| t.min(never()))
+}
+
+/// `t` minus `d`, or "long ago" when that is before the calendar.
+pub fn minus(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    t.checked_sub_signed(chrono_duration(d))
+        .map_or_else(long_ago, |t| t.max(long_ago()))
+}
+
 /// Reads a local wall-clock time in `tz`. In an autumn overlap the earlier instant is taken; in a
 /// spring gap the time is read an hour later (the clock's next valid reading).
 pub fn local_to_utc(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
@@ -195,8 +218,8 @@ pub const SOLD_OUT: &str = "sold out";
 /// Decides what to do for one buyer-event at `now`.
 pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
     let event_start = c.event_date.map(|d| rules.event_start(d));
-    let stop_at = event_start.map(|s| s - chrono_duration(rules.stop_before_event));
-    let give_up_at = c.changed_at + chrono_duration(rules.give_up_after);
+    let stop_at = event_start.map(|s| minus(s, rules.stop_before_event));
+    let give_up_at = plus(c.changed_at, rules.give_up_after);
     if let Some(never) = never_now(c, rules, now, event_start, stop_at, give_up_at) {
         return never;
     }
@@ -270,9 +293,9 @@ fn pending_steps<'r>(
             continue;
         }
         let due = match step.timing() {
-            StepTiming::After(after) => c.changed_at + chrono_duration(after),
+            StepTiming::After(after) => plus(c.changed_at, after),
             StepTiming::BeforeEvent(before) => match event_start {
-                Some(start) => start - chrono_duration(before),
+                Some(start) => minus(start, before),
                 None => continue, // cannot be timed without the event's date
             },
         };
@@ -290,7 +313,7 @@ fn due_steps<'r>(
     pending: &[(&'r ReminderStep, DateTime<Utc>)],
     horizon: DateTime<Utc>,
 ) -> Result<Vec<(&'r ReminderStep, DateTime<Utc>)>, Decision> {
-    let still_until = c.changed_at + chrono_duration(rules.dormant_after);
+    let still_until = plus(c.changed_at, rules.dormant_after);
     if now < still_until {
         return Err(Decision::Defer {
             until: still_until.min(horizon),
@@ -325,7 +348,7 @@ fn due_steps<'r>(
         })
         .max();
     if let Some(last) = last_email {
-        let gap_ends = last + chrono_duration(rules.min_gap);
+        let gap_ends = plus(last, rules.min_gap);
         if now < gap_ends {
             return Err(Decision::Defer {
                 until: gap_ends.min(horizon),
@@ -463,6 +486,38 @@ mod tests {
             plan(&c, &rules(), at("2026-12-01 11:00")),
             send("abandoned-1")
         );
+    }
+
+    /// Durations past the calendar (which the configuration refuses, but a rule built otherwise
+    /// may hold) mean "never", not a panic: the pass over every other buyer-event goes on.
+    #[test]
+    fn durations_past_the_calendar_mean_never_not_a_panic() {
+        let huge = Duration::from_secs(1_000_000_000_000 * 86_400);
+        let mut r = rules();
+        r.give_up_after = huge;
+        let c = candidate(Started, "2026-12-01 10:00");
+        assert_eq!(plan(&c, &r, at("2026-12-01 11:00")), send("abandoned-1"));
+        r.stop_before_event = huge;
+        assert!(matches!(
+            plan(&c, &r, at("2026-12-01 11:00")),
+            Decision::Skip { .. }
+        ));
+        let mut r = rules();
+        r.dormant_after = huge;
+        r.min_gap = huge;
+        r.steps[0].after = Some(huge);
+        for d in [
+            plan(&c, &r, at("2026-12-01 11:00")),
+            plan(&c, &r, at("2026-12-19 11:00")),
+        ] {
+            if let Decision::Defer { until, .. } = d {
+                // The zone's wall clock of "never" can still be written.
+                let _ = until.with_timezone(&r.timezone).to_string();
+            }
+        }
+        let mut c = candidate(Started, "2026-12-01 10:00");
+        c.history.push(sent("abandoned-1", "2026-12-01 11:00"));
+        let _ = plan(&c, &r, at("2026-12-02 11:00"));
     }
 
     #[test]

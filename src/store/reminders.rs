@@ -316,34 +316,14 @@ impl Store {
 
     /// The latest pass, if any.
     pub async fn last_pass(&self) -> Result<Option<PassRecord>, StoreError> {
-        self.read(|conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT id, started_at, finished_at, pass_time, considered, sent, deferred,
-                            skipped, failed, error, interrupted
-                     FROM passes ORDER BY id DESC LIMIT 1",
-                    [],
-                    |r| {
-                        Ok(PassRecord {
-                            id: r.get(0)?,
-                            started_at: r.get(1)?,
-                            finished_at: r.get(2)?,
-                            pass_time: r.get(3)?,
-                            counts: PassCounts {
-                                considered: r.get::<_, i64>(4)? as u64,
-                                sent: r.get::<_, i64>(5)? as u64,
-                                deferred: r.get::<_, i64>(6)? as u64,
-                                skipped: r.get::<_, i64>(7)? as u64,
-                                failed: r.get::<_, i64>(8)? as u64,
-                                interrupted: r.get::<_, i64>(10)? as u64,
-                            },
-                            error: r.get(9)?,
-                        })
-                    },
-                )
-                .optional()?)
-        })
-        .await
+        self.read(|conn| last_pass_where(conn, "1")).await
+    }
+
+    /// The latest pass that finished (successfully or not), if any: whether reminders go out is
+    /// measured from its end, not from a start that may never finish.
+    pub async fn last_finished_pass(&self) -> Result<Option<PassRecord>, StoreError> {
+        self.read(|conn| last_pass_where(conn, "finished_at IS NOT NULL"))
+            .await
     }
 
     /// Buyer-events a pass would look at now.
@@ -459,4 +439,35 @@ fn for_each_reminder(
         })?;
     }
     Ok(())
+}
+
+/// The latest pass matching `filter` (a constant SQL condition).
+fn last_pass_where(conn: &Connection, filter: &str) -> anyhow::Result<Option<PassRecord>> {
+    Ok(conn
+        .query_row(
+            &format!(
+                "SELECT id, started_at, finished_at, pass_time, considered, sent, deferred,
+                        skipped, failed, error, interrupted
+                 FROM passes WHERE {filter} ORDER BY id DESC LIMIT 1"
+            ),
+            [],
+            |r| {
+                Ok(PassRecord {
+                    id: r.get(0)?,
+                    started_at: r.get(1)?,
+                    finished_at: r.get(2)?,
+                    pass_time: r.get(3)?,
+                    counts: PassCounts {
+                        considered: r.get::<_, i64>(4)? as u64,
+                        sent: r.get::<_, i64>(5)? as u64,
+                        deferred: r.get::<_, i64>(6)? as u64,
+                        skipped: r.get::<_, i64>(7)? as u64,
+                        failed: r.get::<_, i64>(8)? as u64,
+                        interrupted: r.get::<_, i64>(10)? as u64,
+                    },
+                    error: r.get(9)?,
+                })
+            },
+        )
+        .optional()?)
 }

@@ -25,6 +25,7 @@ struct DbFacts {
     /// The write probe: whether a write can be committed right now.
     writable: Result<(), &'static str>,
     last_pass: Option<crate::store::reminders::PassRecord>,
+    last_finished: Option<crate::store::reminders::PassRecord>,
     waiting: i64,
     problems: crate::store::problems::ProblemCounts,
 }
@@ -83,6 +84,7 @@ async fn db_facts(state: &AppState) -> DbFacts {
     let facts = DbFacts {
         writable,
         last_pass: state.store.last_pass().await.ok().flatten(),
+        last_finished: state.store.last_finished_pass().await.ok().flatten(),
         waiting: state.store.failing_claims().await.unwrap_or_default(),
         problems: state.store.problem_counts().await.unwrap_or_default(),
         schema,
@@ -121,10 +123,18 @@ async fn health(state: &AppState) -> Response {
     let settings = state.engine.settings();
     let (last_pass, waiting) = (facts.last_pass, facts.waiting);
     let now = Utc::now();
-    let since = last_pass
+    // Measured from the last pass that finished: one that started and never ends (stuck, or
+    // killed) does not count as reminders going out.
+    let finished_at = facts
+        .last_finished
         .as_ref()
-        .and_then(|p| parse_timestamp(&p.started_at).ok())
-        .map_or(state.started_at, |t| t.max(state.started_at));
+        .and_then(|p| p.finished_at.as_deref())
+        .and_then(|t| parse_timestamp(t).ok());
+    let since = finished_at.map_or(state.started_at, |t| t.max(state.started_at));
+    let last_failed = facts
+        .last_finished
+        .as_ref()
+        .is_some_and(|p| p.error.is_some());
     let schedule = &settings.config.schedule;
     // Public (the proxy passes it): states and times only. Why a reload was refused is on /admin
     // and in the log (it names a file, a line and a key).
@@ -132,12 +142,18 @@ async fn health(state: &AppState) -> Response {
     let mut api = state.engine.events().status().await;
     api.last_error = api.last_error.as_deref().map(without_paths);
     let overdue = state.scheduled && pass_overdue(&schedule.scan, schedule.timezone, since, now);
+    let failing = overdue || last_failed;
     let body = json!({
-        "status": if overdue { "overdue" } else { "ok" },
+        "status": if failing { "failing" } else { "ok" },
         "version": version,
         "database": {"ok": true, "schema": schema, "writable": true},
-        "last_pass": last_pass,
-        "passes": {"scheduled": state.scheduled, "overdue": overdue},
+        "last_pass": last_pass.as_ref().map(public_pass),
+        "passes": {
+            "scheduled": state.scheduled,
+            "overdue": overdue,
+            "last_failed": last_failed,
+            "last_finished_at": finished_at.map(crate::store::timestamp),
+        },
         "email": {"sends_waiting_to_retry": waiting},
         "sending": sending(&state.store, now).await,
         "settings": {
@@ -155,12 +171,28 @@ async fn health(state: &AppState) -> Response {
         // Lookups failing never makes the service unhealthy: emails fall back to the config.
         "quicket_api": api,
     });
-    let status = if overdue {
+    let status = if failing {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
     json_status(&body, status)
+}
+
+/// A pass as `/healthz` shows it: its times, counts and state (`unfinished`, `finished` or
+/// `failed`), never the error's text (the log has it, and the organiser's alerts).
+fn public_pass(pass: &crate::store::reminders::PassRecord) -> serde_json::Value {
+    let state = match (&pass.finished_at, &pass.error) {
+        (_, Some(_)) => "failed",
+        (Some(_), None) => "finished",
+        (None, None) => "unfinished",
+    };
+    let mut value = serde_json::to_value(pass).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("error");
+        map.insert("state".into(), state.into());
+    }
+    value
 }
 
 /// What /healthz says of a database that does not answer (the detail, which may name the file,
@@ -236,6 +268,8 @@ async fn sending(store: &Store, now: DateTime<Utc>) -> serde_json::Value {
 async fn metrics(state: &AppState) -> Response {
     let handle = crate::metrics::handle();
     let now = Utc::now();
+    // Shown from the start, at 0, so that an alert on it has a series to watch.
+    metrics::counter!(crate::metrics::FAILED_PASSES).increment(0);
     if let Ok(rates) = crate::reminders::breaker::rates(&state.store, now).await {
         metrics::gauge!(crate::metrics::COMPLAINT_RATE).set(rates.complaint_rate());
         metrics::gauge!(crate::metrics::HARD_BOUNCE_RATE).set(rates.hard_bounce_rate());
