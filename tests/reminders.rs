@@ -497,6 +497,7 @@ async fn a_claim_left_by_a_killed_pass_is_sent_on_the_next_pass_with_the_same_me
     // What a pass killed between claiming and sending leaves behind.
     let at = later(61);
     let message_id = quicket_followup::email::message_id(
+        b"any secret",
         BUYER,
         "456",
         "abandoned-1",
@@ -524,8 +525,13 @@ async fn a_send_that_had_started_is_marked_interrupted_and_one_that_never_starte
         .await;
     let at = later(61);
     for (email, reference) in [(BUYER, "REF1"), (other, "REF2")] {
-        let id =
-            quicket_followup::email::message_id(email, "456", "abandoned-1", "x <t@shop.co.za>");
+        let id = quicket_followup::email::message_id(
+            b"k",
+            email,
+            "456",
+            "abandoned-1",
+            "x <t@shop.co.za>",
+        );
         app.claim_without_sending(email, "abandoned-1", reference, &id, at)
             .await;
     }

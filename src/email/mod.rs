@@ -15,7 +15,7 @@ use anyhow::Context;
 use lettre::Message;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::config::EmailConfig;
 use crate::templates::Rendered;
@@ -89,10 +89,22 @@ impl Header for ListUnsubscribePost {
     }
 }
 
-/// The Message-ID of a step for a buyer and event: the same every time, so a resend after a crash
-/// is recognised as the same message by mail systems.
-pub fn message_id(email_key: &str, event_id: &str, step: &str, from: &str) -> String {
-    let digest = Sha256::digest(format!("{email_key}\n{event_id}\n{step}").as_bytes());
+/// The Message-ID of a step for a buyer and event: the same every time (keyed by `secret`, the
+/// database's link secret), so a retry is recognised as the same message by mail systems; and
+/// unguessable, since a bounce or complaint counts only when it names one that was sent, and
+/// anyone who knows a buyer's address and the event could otherwise name it.
+pub fn message_id(
+    secret: &[u8],
+    email_key: &str,
+    event_id: &str,
+    step: &str,
+    from: &str,
+) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(format!("message-id\n{email_key}\n{event_id}\n{step}").as_bytes());
+    let digest = mac.finalize().into_bytes();
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     let domain = from
         .parse::<Mailbox>()
@@ -196,6 +208,7 @@ mod tests {
                 text: "Hi".into(),
             },
             message_id: message_id(
+                b"secret",
                 "lerato@mail.co.za",
                 "456",
                 "abandoned-1",
@@ -250,9 +263,14 @@ mod tests {
 
     #[test]
     fn the_message_id_is_stable_per_buyer_event_and_step() {
-        let a = message_id("a@b.co.za", "1", "s", "T <t@x.co.za>");
-        assert_eq!(a, message_id("a@b.co.za", "1", "s", "T <t@x.co.za>"));
-        assert_ne!(a, message_id("a@b.co.za", "1", "t", "T <t@x.co.za>"));
-        assert_ne!(a, message_id("a@b.co.za", "2", "s", "T <t@x.co.za>"));
+        let id = |secret: &[u8], event: &str, step: &str| {
+            message_id(secret, "a@b.co.za", event, step, "T <t@x.co.za>")
+        };
+        let a = id(b"k", "1", "s");
+        assert_eq!(a, id(b"k", "1", "s"));
+        assert_ne!(a, id(b"k", "1", "t"));
+        assert_ne!(a, id(b"k", "2", "s"));
+        // Nobody without the secret can make it.
+        assert_ne!(a, id(b"other", "1", "s"));
     }
 }

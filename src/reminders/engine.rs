@@ -45,6 +45,8 @@ pub struct Engine {
     pub(super) mailer: Mailer,
     pub(super) links: Links,
     pub(super) assigner: Assigner,
+    /// Keys the Message-IDs (the link secret): unguessable, as email events must name one.
+    pub(super) message_key: Vec<u8>,
     lock_path: PathBuf,
     running: tokio::sync::Mutex<()>,
     pub(super) stopping: AtomicBool,
@@ -130,6 +132,7 @@ impl Engine {
             mailer,
             links,
             assigner,
+            message_key: secret.as_bytes().to_vec(),
             lock_path: PathBuf::from(lock_path),
             running: tokio::sync::Mutex::new(()),
             stopping: AtomicBool::new(false),

@@ -244,7 +244,13 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> anyhow::Result<Result<OpenClaim, (PassLine, PassCounts)>> {
         let c = due.candidate;
-        let message_id = email::message_id(&c.email_key, &c.event_id, &step, &s.config.email.from);
+        let message_id = email::message_id(
+            &self.message_key,
+            &c.email_key,
+            &c.event_id,
+            &step,
+            &s.config.email.from,
+        );
         let template = s
             .config
             .reminders
