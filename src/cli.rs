@@ -109,6 +109,16 @@ pub enum Command {
         /// Where to write them (default: the current directory).
         dir: Option<PathBuf>,
     },
+    /// The organiser's report for the 7 days up to TIME (default: now): reminders sent, purchases
+    /// after them, what they added against the control group, and the week's alerts. Names no buyer.
+    Report {
+        /// Also email it (text and HTML, with its chart) to notify.to.
+        #[arg(long)]
+        send: bool,
+        /// The end of the 7 days, RFC 3339 (e.g. 2026-12-07T08:00:00+02:00).
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+    },
     /// Everything stored, one record a line.
     Export {
         /// orders or deliveries.
@@ -205,19 +215,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             writeln!(out, "{email}")?;
             Ok(())
         }
-        Command::RunOnce { now, dry_run } => {
-            let now = match now {
-                Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
-                    .map(|t| t.with_timezone(&chrono::Utc))
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "--now {text:?} is not an RFC 3339 time like 2026-12-01T10:00:00+02:00 ({e})"
-                        )
-                    })?,
-                None => chrono::Utc::now(),
-            };
-            run_once(config, now, dry_run).await
-        }
+        Command::RunOnce { now, dry_run } => run_once(config, parse_now(now)?, dry_run).await,
+        Command::Report { send, now } => report(config, parse_now(now)?, send).await,
         Command::Unsubscribe { email } => {
             let added = with_store(&config, |store| async move {
                 store
@@ -384,6 +383,55 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// `--now TIME` read as RFC 3339, else the clock.
+fn parse_now(now: Option<String>) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    Ok(match now {
+        Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "--now {text:?} is not an RFC 3339 time like 2026-12-01T10:00:00+02:00 ({e})"
+                )
+            })?,
+        None => chrono::Utc::now(),
+    })
+}
+
+/// `report`: prints the 7 days up to `now`; with `send`, emails them to `notify.to`.
+async fn report(
+    config: Config,
+    now: chrono::DateTime<chrono::Utc>,
+    send: bool,
+) -> anyhow::Result<()> {
+    if send && config.notify.to.is_empty() {
+        anyhow::bail!(
+            "--send needs the organiser's address: set [notify] to = [\"you@your-domain\"] in the configuration"
+        );
+    }
+    let mailer = crate::email::Mailer::from_config(&config.email)?;
+    let path = config.database.path.clone();
+    let store = Store::open(&path)?;
+    let result = async {
+        let report = crate::notify::report::Report::gather(&store, &config, now).await?;
+        print!("{}", report.text());
+        if send {
+            let delivery = crate::notify::Notifier::new(mailer)
+                .send(&config.notify, &config.email, &report.notice()?)
+                .await;
+            anyhow::ensure!(
+                delivery.emailed,
+                "the report was not sent: {}",
+                delivery.errors.join("; ")
+            );
+            println!("\nsent to {}", config.notify.to.join(", "));
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
 /// Opens the store, runs `work`, and closes the store whatever happened.
 async fn with_store<T, F, Fut>(config: &Config, work: F) -> anyhow::Result<T>
 where
@@ -416,7 +464,18 @@ async fn run_once(
                 let _ = writeln!(out, "{line}");
             }
         });
-        let report = engine.run_pass_into(now, dry_run, Some(sink)).await?;
+        let engine = std::sync::Arc::new(engine);
+        let report = engine.run_pass_into(now, dry_run, Some(sink)).await;
+        // What the pass changed (a pause, a failure) is told the organiser now, not at serve's
+        // next check; the database keeps serve and this from telling it twice.
+        if !dry_run && !matches!(report, Err(crate::reminders::PassError::Busy)) {
+            let watcher =
+                crate::notify::alerts::Watcher::new(engine.clone(), store.clone(), None);
+            if let Err(e) = watcher.check(now).await {
+                tracing::error!("the alert checks failed: {e:#}");
+            }
+        }
+        let report = report?;
         let mut out = out
             .lock()
             .map_err(|_| anyhow::anyhow!("stdout is unusable"))?;

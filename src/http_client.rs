@@ -10,7 +10,14 @@ pub type HttpsClient =
 
 /// A client for HTTPS (and plain HTTP, which the tests' local stand-ins speak). `purpose` names
 /// what it is for in the error, e.g. "Quicket's API".
-pub fn https_client(purpose: &str) -> anyhow::Result<HttpsClient> {
+/// The body type `B` is the requests' (`Empty` for GETs, `Full` for a POST).
+pub fn https_client<B>(
+    purpose: &str,
+) -> anyhow::Result<Client<hyper_rustls::HttpsConnector<HttpConnector>, B>>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+{
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_webpki_roots(std::sync::Arc::new(
             rustls::crypto::ring::default_provider(),

@@ -21,6 +21,7 @@ pub mod lift;
 pub mod links;
 pub mod metrics;
 pub mod money;
+pub mod notify;
 pub mod present;
 pub mod proxies;
 pub mod quicket;

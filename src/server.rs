@@ -38,6 +38,9 @@ pub struct Service {
     pub workshop: Arc<Workshop>,
     /// The admin password in force (shared with the routes; setup changes it).
     pub admin: Arc<web::AdminCredentials>,
+    /// The alert checks and the weekly report (tests call its `check` with a time of their own).
+    pub watcher: Arc<crate::notify::alerts::Watcher>,
+    watching: Option<(tokio::sync::watch::Sender<bool>, JoinHandle<()>)>,
     /// The main config file a reload re-reads (none: the configuration in force is kept).
     config_file: Option<PathBuf>,
     schedule: Arc<tokio::sync::Mutex<Option<Schedule>>>,
@@ -144,6 +147,20 @@ impl Service {
             None
         };
         let schedule = Arc::new(tokio::sync::Mutex::new(schedule));
+        let watcher = Arc::new(crate::notify::alerts::Watcher::new(
+            engine.clone(),
+            store.clone(),
+            Some(crate::notify::alerts::Serving {
+                started_at: chrono::Utc::now(),
+                scheduled,
+                config_file: file.clone(),
+            }),
+        ));
+        // Alerts and the weekly report run beside the passes (tests drive them by hand).
+        let watching = scheduled.then(|| {
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            (stop, tokio::spawn(watcher.clone().run(stopped)))
+        });
         let reloads = {
             let reloading = Reloading {
                 store: store.clone(),
@@ -170,6 +187,8 @@ impl Service {
             engine,
             workshop,
             admin,
+            watcher,
+            watching,
             config_file: file,
             schedule,
             reloads,
@@ -197,6 +216,16 @@ impl Service {
     /// a pass in flight finish its email in hand; then flushes the store.
     pub async fn stop(self) {
         let _ = self.stop.send(());
+        if let Some((stop, mut task)) = self.watching {
+            let _ = stop.send(true);
+            // A message to the organiser in flight gets a moment to finish, not the SMTP timeout.
+            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
         let schedule = self.schedule.lock().await.take();
         if let Some(schedule) = schedule {
             schedule.stop().await;

@@ -17,6 +17,7 @@ use crate::send_rules::{HolidayList, SendRule};
 
 mod email;
 mod experiment;
+mod notify;
 mod quicket;
 mod schedule;
 mod schedule_file;
@@ -26,6 +27,7 @@ mod validate;
 
 pub use email::{EmailConfig, SmtpUrl, Transport, redact_smtp_url};
 pub use experiment::ExperimentConfig;
+pub use notify::{NotifyConfig, Weekly};
 pub use quicket::QuicketConfig;
 use schedule::default_reminders;
 pub use schedule::{EventConfig, ReminderStep, ScheduleConfig, StepTiming};
@@ -57,6 +59,10 @@ const SECRET_ENV: &[(&str, &str)] = &[
         "QUICKET_FOLLOWUP_POSTMARK_WEBHOOK_PASSWORD",
         "email.postmark_webhook_password",
     ),
+    (
+        "QUICKET_FOLLOWUP_NOTIFY_WEBHOOK_SECRET",
+        "notify.webhook_secret",
+    ),
 ];
 
 /// The whole configuration (`quicket-followup.example.toml` shows every key). Every key is optional.
@@ -81,6 +87,8 @@ pub struct Config {
     pub quicket: QuicketConfig,
     /// `[experiment]`: the control group.
     pub experiment: ExperimentConfig,
+    /// `[notify]`: alerts and the weekly report to the organiser.
+    pub notify: NotifyConfig,
 }
 
 impl Default for Config {
@@ -95,6 +103,7 @@ impl Default for Config {
             events: BTreeMap::new(),
             quicket: QuicketConfig::default(),
             experiment: ExperimentConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }

@@ -274,6 +274,7 @@ impl Config {
                 return Err(invalid(format!("events.\"{id}\".url"), e));
             }
         }
+        self.notify.validate()?;
         Ok(())
     }
 }

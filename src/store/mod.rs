@@ -3,6 +3,7 @@
 //! a small pool of their own connections. Every SQL statement of the service lives under this module,
 //! behind async methods on [`Store`] that each run one transaction or one read.
 
+pub mod alerts;
 mod backup;
 mod buyer_events;
 mod claims;
@@ -20,6 +21,7 @@ pub mod privacy;
 pub mod problems;
 pub mod readiness;
 pub mod reminders;
+pub mod report;
 pub mod sending;
 mod sends;
 mod setup;
@@ -56,6 +58,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0011_history.sql"),
     include_str!("../../migrations/0012_matched_email_events.sql"),
     include_str!("../../migrations/0013_send_started.sql"),
+    include_str!("../../migrations/0014_alerts.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside `serve`).

@@ -185,14 +185,17 @@ fn counts(conn: &Connection, sql: &str, since: &str) -> anyhow::Result<BTreeMap<
 }
 
 /// A recovered purchase, as read from the database.
-struct Recovered {
-    step: String,
-    clicked: bool,
-    revenue_cents: i64,
-    completed_at: DateTime<Utc>,
+pub(super) struct Recovered {
+    pub(super) step: String,
+    pub(super) clicked: bool,
+    pub(super) revenue_cents: i64,
+    pub(super) completed_at: DateTime<Utc>,
 }
 
-fn recovered(conn: &Connection, window: chrono::TimeDelta) -> anyhow::Result<Vec<Recovered>> {
+pub(super) fn recovered(
+    conn: &Connection,
+    window: chrono::TimeDelta,
+) -> anyhow::Result<Vec<Recovered>> {
     let mut stmt = conn.prepare(
         "SELECT be.completed_at,
             (SELECT r.step || char(31) || r.sent_at FROM reminders r

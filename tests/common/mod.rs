@@ -16,6 +16,7 @@ use serde_json::Value;
 
 pub mod hooks;
 pub mod smtp;
+pub mod week;
 
 #[allow(unused_imports)]
 pub use hooks::{Hook, hook};
