@@ -33,7 +33,8 @@ pub struct ReportFigures {
     pub experiment: Option<Experiment>,
     /// Buyers who unsubscribed (by the link or the one-click header).
     pub unsubscribes: i64,
-    /// Complaints (marked as spam) the email provider reported.
+    /// Complaints (marked as spam) the email provider reported about a reminder sent (an event
+    /// that names no message sent is kept but counts nowhere).
     pub complaints: i64,
     /// Hard bounces the email provider reported.
     pub hard_bounces: i64,
@@ -110,7 +111,7 @@ fn figures(
         count(
             conn,
             &format!(
-                "SELECT count(*) FROM email_events WHERE kind = '{k}' AND received_at >= ?1 AND received_at < ?2"
+                "SELECT count(*) FROM email_events WHERE kind = '{k}' AND matched = 1 AND received_at >= ?1 AND received_at < ?2"
             ),
             &f,
             &t,

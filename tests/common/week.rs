@@ -115,7 +115,8 @@ pub async fn seed(store: &Store) {
                 )
                 .unwrap();
             }
-            // The email provider: one complaint, two hard bounces, one soft in the week; one before.
+            // The email provider: one complaint, two hard bounces, one soft in the week about reminders
+    // sent; one before; and one complaint in the week naming no message sent (counts nowhere).
             c.execute(
                 "INSERT INTO email_deliveries (id, received_at, provider, outcome) VALUES (1, '2026-12-02T00:00:00.000Z', 'postmark', 'recorded')",
                 [],
@@ -127,11 +128,12 @@ pub async fn seed(store: &Store) {
                 (2, "hard_bounce", "2026-12-03T12:00:00.000Z"),
                 (3, "soft_bounce", "2026-12-03T13:00:00.000Z"),
                 (4, "complaint", "2026-11-20T13:00:00.000Z"),
+                (5, "complaint", "2026-12-03T14:00:00.000Z"),
             ] {
                 c.execute(
-                    "INSERT INTO email_events (delivery_id, received_at, provider, kind, email_key, fingerprint)
-                     VALUES (1, ?1, 'postmark', ?2, ?3, ?4)",
-                    rusqlite::params![at, kind, buyer(i), format!("f{i}")],
+                    "INSERT INTO email_events (delivery_id, received_at, provider, kind, email_key, fingerprint, matched)
+                     VALUES (1, ?1, 'postmark', ?2, ?3, ?4, ?5)",
+                    rusqlite::params![at, kind, buyer(i), format!("f{i}"), i != 5],
                 )
                 .unwrap();
             }
