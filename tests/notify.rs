@@ -483,3 +483,56 @@ fn report_send_without_an_address_says_what_to_set() {
     assert_eq!(code, 1);
     assert!(err.contains("[notify] to"), "{err}");
 }
+
+#[tokio::test]
+async fn the_overview_lists_the_alerts_that_last_and_drops_them_once_resolved() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::spawn_with(|c| {
+        organiser(c, &smtp);
+        c.server.admin_password = "overview-alerts-password".into();
+    })
+    .await;
+    let t = at("2026-12-07T19:00:00Z");
+    let dmarc = "DMARC: publish a TXT record at _dmarc.shop.co.za";
+    app.store()
+        .set_dns_readiness(
+            t,
+            vec![quicket_followup::domain::Finding {
+                warning: true,
+                text: dmarc.into(),
+            }],
+        )
+        .await
+        .unwrap();
+    app.service.watcher.check(t).await.unwrap();
+    let page = app
+        .admin_get("/admin", "overview-alerts-password")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("DNS records need attention</strong>"),
+        "{page}"
+    );
+    assert!(page.contains(dmarc), "{page}");
+    assert_eq!(subjects(&smtp).len(), 1);
+
+    app.store().set_dns_readiness(t, vec![]).await.unwrap();
+    app.service
+        .watcher
+        .check(t + TimeDelta::minutes(5))
+        .await
+        .unwrap();
+    let page = app
+        .admin_get("/admin", "overview-alerts-password")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains(dmarc), "{page}");
+    let all = subjects(&smtp);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all[1].contains("Resolved: the From domain"), "{all:?}");
+    app.service.stop().await;
+}

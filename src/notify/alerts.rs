@@ -201,7 +201,7 @@ impl Watcher {
                 .collect();
             (!warnings.is_empty()).then(|| {
                 format!(
-                    "The From domain's DNS records need attention, or reminders may land in spam: {}",
+                    "Reminders may land in spam until the From domain's DNS records are put right: {}",
                     warnings.join(" ")
                 )
             })

@@ -1,6 +1,6 @@
 //! Alerts to the organiser as recorded (one row per spell of a condition), settled in one
 //! transaction so that two processes or a restart never tell the same thing twice; and the facts
-//! the alert checks read that no other part keeps (the transport's failing spell, the last hook).
+//! the alert checks read that no other part keeps (the transport's failing spell, events on sale).
 
 use chrono::{DateTime, TimeDelta, Utc};
 use rusqlite::{OptionalExtension, params};
@@ -178,21 +178,6 @@ impl Store {
             } else {
                 Some(parse_timestamp(&oldest)?)
             })
-        })
-        .await
-    }
-
-    /// When the latest hook arrived (any outcome), if one ever did.
-    pub async fn last_hook_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.read(|conn| {
-            let at: Option<String> = conn
-                .query_row(
-                    "SELECT received_at FROM deliveries ORDER BY id DESC LIMIT 1",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            at.map(|t| parse_timestamp(&t)).transpose()
         })
         .await
     }

@@ -60,6 +60,10 @@ struct OverviewPage {
     api_class: &'static str,
     /// A refused reload, files changed by hand (see [`super::history::banners`]).
     banners: Vec<String>,
+    /// The alerts that last now (but the pause, which has its own notice): what, since, details.
+    alerts: Vec<(String, String, String)>,
+    /// Whether anyone is told of alerts (`[notify] to`).
+    organiser_told: bool,
     /// The steps in force, each with the emails it sends (linked to their editor).
     steps: Vec<(String, Vec<String>)>,
 }
@@ -137,6 +141,19 @@ pub(super) async fn page(state: AppState, q: Notice) -> Result<Response, ApiErro
     let pause = state.store.sending_pause().await?;
     let rates = crate::reminders::breaker::rates(&state.store, now).await?;
     let banners = super::history::banners(state).await;
+    let alerts = state
+        .store
+        .open_alerts()
+        .await?
+        .into_iter()
+        .filter(|a| a.condition != crate::notify::alerts::Condition::Paused.key())
+        .map(|a| {
+            let title = crate::notify::alerts::Condition::from_key(&a.condition)
+                .map_or("Something needs attention", |c| c.title());
+            let title = format!("{}{}", title[..1].to_uppercase(), &title[1..]);
+            (title, local(state, &a.started_at), a.summary)
+        })
+        .collect();
     let steps = state
         .engine
         .settings()
@@ -150,6 +167,8 @@ pub(super) async fn page(state: AppState, q: Notice) -> Result<Response, ApiErro
         .collect();
     render(&OverviewPage {
         banners,
+        alerts,
+        organiser_told: !config.notify.to.is_empty(),
         steps,
         active: "overview",
         notice: q.notice,
