@@ -214,7 +214,8 @@ impl Watcher {
 
     /// The last pass failed, or (under a schedule) none finished for twice the scan interval.
     async fn passes(&self, config: &Config, now: DateTime<Utc>) -> anyhow::Result<Option<String>> {
-        let last = self.store.last_pass().await?;
+        // As /healthz judges: from the latest pass that finished (a start may never finish).
+        let last = self.store.last_finished_pass().await?;
         if let Some(error) = last.as_ref().and_then(|p| p.error.clone()) {
             return Ok(Some(format!(
                 "The latest reminder pass failed, so reminders are not being sent: {error}. \
@@ -226,7 +227,7 @@ impl Watcher {
         };
         let since = last
             .as_ref()
-            .and_then(|p| p.finished_at.as_deref().or(Some(p.started_at.as_str())))
+            .and_then(|p| p.finished_at.as_deref())
             .and_then(|t| parse_timestamp(t).ok())
             .map_or(serving.started_at, |t| t.max(serving.started_at));
         let schedule = &config.schedule;
