@@ -1055,3 +1055,81 @@ async fn the_front_page_and_the_webhook_address_read_well_on_a_phone_and_a_deskt
     assert!(text.contains("Last message from Quicket"), "{text}");
     assert!(text.contains(&app.hook_url()), "{text}");
 }
+
+/// The weekly report's HTML, from a database with a known week, as an email client shows it: its
+/// figures readable, its chart decoded, no buyer named. Screenshots
+/// `target/screenshots/weekly-report*.png` at desktop and phone width.
+#[tokio::test]
+async fn the_weekly_report_reads_well_in_a_browser_with_its_chart() {
+    let Some(chromedriver) = chromedriver() else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI needs chromedriver (apt-get install chromium chromium-driver)"
+        );
+        eprintln!(
+            "skipped: chromedriver is not installed (apt-get install chromium chromium-driver)"
+        );
+        return;
+    };
+    use base64::Engine as _;
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let app = TestApp::spawn().await;
+    common::week::seed(app.store()).await;
+    let config = app.service.engine.settings().config.clone();
+    let end: chrono::DateTime<Utc> = common::week::WEEK_END.parse().unwrap();
+    let report = quicket_followup::notify::report::Report::gather(app.store(), &config, end)
+        .await
+        .unwrap();
+    // The email refers to its chart as cid:chart; a browser gets the same PNG inline.
+    let png = quicket_followup::notify::chart::png(&report.figures.daily).unwrap();
+    let src = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(&png)
+    );
+    let page = app.dir.path().join("weekly-report.html");
+    std::fs::write(&page, report.html(&src)).unwrap();
+
+    let profile = tempfile::tempdir().unwrap();
+    let mut driver = Driver::start(&chromedriver).await;
+    let client = browser(&driver, profile.path()).await;
+    client
+        .goto(&format!("file://{}", page.display()))
+        .await
+        .unwrap();
+    let text = body_text(&client).await;
+    assert!(text.contains("Your week with quicket-followup"), "{text}");
+    assert!(
+        text.contains("Reminders sent\n6") || text.contains("Reminders sent 6"),
+        "{text}"
+    );
+    assert!(text.contains("too early to tell"), "{text}");
+    assert!(text.contains("Emails cannot be sent: from"), "{text}");
+    assert!(!text.contains("mail.co.za") && !text.contains(common::week::NAME));
+    let width = client
+        .execute(
+            "const i = document.querySelector('img'); return i.complete ? i.naturalWidth : 0;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(width.as_u64(), Some(560), "the chart was not decoded");
+    screenshot(&client, 1280, &shots.join("weekly-report.png")).await;
+    screenshot(&client, 390, &shots.join("weekly-report-phone.png")).await;
+    let overflow = client
+        .execute(
+            "return document.documentElement.scrollWidth > window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        overflow,
+        Value::Bool(false),
+        "the report is wider than a phone"
+    );
+    client.close().await.unwrap();
+    driver.session = None;
+    drop(driver);
+    app.service.stop().await;
+}
