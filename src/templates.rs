@@ -273,10 +273,14 @@ fn add_filters(env: &mut Environment<'static>, timezone: Tz) {
         },
     );
     // `{{ "2026-12-12 18:30"|date }}` -> Saturday 12 December 2026 at 18:30; an RFC 3339 instant
-    // is shown in the configured zone. An optional strftime format replaces the default.
+    // is shown in the configured zone. An optional strftime format replaces the default. An
+    // unknown date (`event.starts_at` is then empty) stays empty, as `event.date` does.
     env.add_filter(
         "date",
         move |value: String, format: Option<String>| -> Result<String, minijinja::Error> {
+            if value.trim().is_empty() {
+                return Ok(String::new());
+            }
             let local = parse_local(&value, timezone).ok_or_else(|| {
                 minijinja::Error::new(
                     minijinja::ErrorKind::InvalidOperation,
@@ -378,6 +382,8 @@ mod tests {
         assert_eq!(format_money(None), "");
         let d = NaiveDateTime::parse_from_str("2026-12-12 18:30", "%Y-%m-%d %H:%M").unwrap();
         assert_eq!(format_date(Some(d)), "Saturday 12 December 2026 at 18:30");
+        assert_eq!(context::starts_at(Some(d)), "2026-12-12 18:30");
+        assert_eq!(context::starts_at(None), "");
         assert_eq!(first_name(" Lerato  Dlamini"), "Lerato");
         assert_eq!(first_name(""), "");
     }
@@ -402,6 +408,23 @@ mod tests {
                 .text
                 .contains("http://127.0.0.1:8080/unsubscribe/sample")
         );
+    }
+
+    #[test]
+    fn the_event_start_is_a_date_the_date_filter_formats_and_empty_when_unknown() {
+        let mut env = Environment::new();
+        add_filters(&mut env, chrono_tz::Africa::Johannesburg);
+        let render = |c: &EmailContext| {
+            env.render_str(
+                "{{ event.starts_at|date('%-d %b at %H:%M') }}",
+                minijinja::value::Serde(c),
+            )
+            .unwrap()
+        };
+        let [usual, detailed, empty] = sample_contexts();
+        assert_eq!(render(&usual), "12 Dec at 18:30");
+        assert_eq!(render(&detailed), "12 Dec at 18:30");
+        assert_eq!(render(&empty), "");
     }
 
     #[test]

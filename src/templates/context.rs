@@ -13,7 +13,7 @@ use crate::store::OrderRecord;
 pub struct EmailContext {
     /// `buyer.email`, `buyer.name`, `buyer.first_name`
     pub buyer: BuyerContext,
-    /// `event.id`, `event.name`, `event.date`, `event.url`
+    /// `event.id`, `event.name`, `event.date`, `event.starts_at`, `event.url`
     pub event: EventContext,
     /// `order.reference`, `order.status`, `order.amount`, `order.tickets[]`
     pub order: OrderContext,
@@ -45,6 +45,9 @@ pub struct EventContext {
     pub name: String,
     /// The start, written for people ("Saturday 12 December 2026 at 18:30"); empty when unknown.
     pub date: String,
+    /// The start as a local date-time ("2026-12-12 18:30") for the `date` filter to format as the
+    /// organiser likes (`{{ event.starts_at|date("%-d %b") }}`); empty when unknown.
+    pub starts_at: String,
     /// The event's page (untracked).
     pub url: String,
     /// The event's image (from Quicket's API, `https://...`); empty when unknown.
@@ -134,6 +137,7 @@ impl EmailContext {
                 id: order.event_id.clone().unwrap_or_default(),
                 name: order.event_name.clone(),
                 date: format_date(event_date),
+                starts_at: starts_at(event_date),
                 url: event_url,
                 image_url: info.and_then(|i| i.image_url.clone()).unwrap_or_default(),
                 venue: info.and_then(|i| i.venue.clone()).unwrap_or_default(),
@@ -181,6 +185,7 @@ pub fn sample_contexts() -> [EmailContext; 3] {
     empty.buyer.name = String::new();
     empty.buyer.first_name = String::new();
     empty.event.date = String::new();
+    empty.event.starts_at = String::new();
     empty.order.amount = String::new();
     empty.order.tickets = Vec::new();
     empty.organiser.name = String::new();
@@ -200,6 +205,7 @@ pub fn sample_context() -> EmailContext {
             id: "456".into(),
             name: "Jazz on the Lawn".into(),
             date: "Saturday 12 December 2026 at 18:30".into(),
+            starts_at: "2026-12-12 18:30".into(),
             url: "https://www.quicket.co.za/events/456/".into(),
             image_url: String::new(),
             venue: String::new(),
@@ -246,6 +252,12 @@ pub fn format_money(amount: Option<Cents>) -> String {
     }
     let sign = if cents < 0 { "-" } else { "" };
     format!("{sign}R{grouped}.{:02}", cents.unsigned_abs() % 100)
+}
+
+/// A local date and time as the `date` filter reads it: "2026-12-12 18:30"; empty when unknown.
+pub fn starts_at(date: Option<NaiveDateTime>) -> String {
+    date.map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
 }
 
 /// A local date and time for people: "Saturday 12 December 2026 at 18:30".
