@@ -727,3 +727,34 @@ async fn run_once_dry_run_prints_the_plan_and_sends_and_records_nothing() {
     assert_eq!(code, 1);
     assert!(err.contains("--now") && err.contains("RFC 3339"), "{err}");
 }
+
+/// A pass at a time ahead (`run-once --now` looking ahead, or a clock that jumped forward and
+/// came back) decides only for that time and later: the pass at the right time decides afresh,
+/// and the reminder goes out.
+#[tokio::test]
+async fn a_skip_or_deferral_decided_for_a_later_time_binds_no_earlier_pass() {
+    let smtp = SmtpServer::start();
+    let app = app(&smtp, |_| {}).await;
+    app.post_ok(hook("REF1", "checkout_started").email(BUYER))
+        .await;
+    // Far ahead: the event (in 2030) has started; nothing is sent, the buyer-event is skipped.
+    let ahead = Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).unwrap();
+    let report = app.pass_at(ahead).await;
+    assert_eq!(report.counts.skipped, 1, "{:?}", decisions(&report));
+    assert!(
+        decisions(&report)[0].contains("the event has started"),
+        "{:?}",
+        decisions(&report)
+    );
+    // Ahead by less: the checkout is still active, so the pass defers it to a later time.
+    let report = app.pass_at(later(20)).await;
+    assert_eq!(report.counts.deferred, 1, "{:?}", decisions(&report));
+    // The pass at the right time sends the reminder.
+    let report = app.pass_at(later(61)).await;
+    assert_eq!(report.counts.sent, 1, "{:?}", decisions(&report));
+    assert_eq!(smtp.received().len(), 1);
+    // Sent stays sent: a pass at an earlier time again does not send it twice.
+    let report = app.pass_at(later(30)).await;
+    assert_eq!(report.counts.sent, 0, "{:?}", decisions(&report));
+    assert_eq!(smtp.received().len(), 1);
+}

@@ -56,6 +56,8 @@ pub struct Engine {
     /// When the running pass started (real time): a pass's `now` plus the time since is the
     /// moment an email actually leaves, checked against the send window once more.
     pub(super) pass_started: std::sync::Mutex<std::time::Instant>,
+    /// The clocks at the last scheduled pass, to notice a system clock that jumped.
+    clock: std::sync::Mutex<super::clock::ClockWatch>,
 }
 
 /// What `/healthz` says about reloads, so that an operator can see a SIGHUP took.
@@ -137,6 +139,7 @@ impl Engine {
             running: tokio::sync::Mutex::new(()),
             stopping: AtomicBool::new(false),
             pass_started: std::sync::Mutex::new(std::time::Instant::now()),
+            clock: std::sync::Mutex::new(super::clock::ClockWatch::default()),
             reloads: std::sync::Mutex::new(ReloadStatus {
                 reloads: 0,
                 loaded_at: crate::store::timestamp(Utc::now()),
@@ -184,6 +187,61 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Notes the wall clock at a scheduled pass; logs (and keeps, for `/healthz`) a jump of
+    /// more than a scan interval since the last one. At the first, compares with the start of
+    /// the last pass recorded: a clock now behind it went back while the service was down.
+    pub async fn notice_clock(&self, wall: DateTime<Utc>) {
+        let schedule = &self.settings().config.schedule;
+        let interval = super::clock::scan_interval(&schedule.scan, schedule.timezone, wall);
+        let first = self.clock_observed_never();
+        let mut jump = self
+            .clock
+            .lock()
+            .ok()
+            .and_then(|mut w| w.observe(std::time::Instant::now(), wall, interval));
+        if first
+            && jump.is_none()
+            && let Ok(Some(last)) = self.store.last_pass().await
+            && let Ok(started) = crate::store::parse_timestamp(&last.started_at)
+            && started - wall > interval
+        {
+            let found = super::clock::ClockJump {
+                noticed_at: crate::store::timestamp(wall),
+                by_seconds: (wall - started).num_seconds(),
+            };
+            if let Ok(mut w) = self.clock.lock() {
+                w.record(found.clone());
+            }
+            jump = Some(found);
+        }
+        if let Some(jump) = jump {
+            tracing::warn!(
+                by_seconds = jump.by_seconds,
+                "the system clock jumped since the last pass ({} by {}); passes decide for the clock's time",
+                if jump.by_seconds > 0 {
+                    "forward"
+                } else {
+                    "back"
+                },
+                humantime::format_duration(std::time::Duration::from_secs(
+                    jump.by_seconds.unsigned_abs()
+                ))
+            );
+        }
+    }
+
+    fn clock_observed_never(&self) -> bool {
+        self.clock
+            .lock()
+            .map(|w| w.never_observed())
+            .unwrap_or(false)
+    }
+
+    /// The latest clock jump noticed since start, if any.
+    pub fn clock_jump(&self) -> Option<super::clock::ClockJump> {
+        self.clock.lock().ok().and_then(|w| w.jump.clone())
     }
 
     /// The reload status.
@@ -269,7 +327,15 @@ impl Engine {
         let pass_id = if dry_run {
             None
         } else {
-            Some(self.store.start_pass(now).await?)
+            let (id, reopened) = self.store.start_pass(now).await?;
+            if reopened > 0 {
+                tracing::warn!(
+                    buyer_events = reopened,
+                    pass_time = %crate::store::timestamp(now),
+                    "a pass at a later time had decided about these buyer-events; this pass, at an earlier time, decides afresh"
+                );
+            }
+            Some(id)
         };
         let mut report = PassReport::with_sink(sink);
         let settings = self.settings();

@@ -2,6 +2,7 @@
 //! sends, and the schedule that runs passes.
 
 pub mod breaker;
+pub mod clock;
 mod decide;
 mod deliver;
 pub mod engine;

@@ -60,9 +60,11 @@ impl Schedule {
 }
 
 async fn run(engine: &Engine) {
+    let now = Utc::now();
+    engine.notice_clock(now).await;
     // The lines are not kept: the database records every decision, the log the totals.
     match engine
-        .run_pass_into(Utc::now(), false, Some(Box::new(|_| {})))
+        .run_pass_into(now, false, Some(Box::new(|_| {})))
         .await
     {
         Ok(report) => {

@@ -274,14 +274,18 @@ impl Store {
         .await
     }
 
-    /// Records the start of a pass.
-    pub async fn start_pass(&self, pass_time: DateTime<Utc>) -> Result<i64, StoreError> {
+    /// Records the start of a pass, after undoing what passes at later times decided without
+    /// sending (see [`undo_later_decisions`]); returns its id and how many buyer-events were
+    /// opened again.
+    pub async fn start_pass(&self, pass_time: DateTime<Utc>) -> Result<(i64, usize), StoreError> {
         self.write(move |conn| {
-            Ok(conn.query_row(
+            let reopened = undo_later_decisions(conn, pass_time)?;
+            let id = conn.query_row(
                 "INSERT INTO passes (started_at, pass_time) VALUES (?1, ?2) RETURNING id",
                 params![timestamp(Utc::now()), timestamp(pass_time)],
                 |r| r.get(0),
-            )?)
+            )?;
+            Ok((id, reopened))
         })
         .await
     }
@@ -470,4 +474,56 @@ fn last_pass_where(conn: &Connection, filter: &str) -> anyhow::Result<Option<Pas
             },
         )
         .optional()?)
+}
+
+/// The `meta` key holding the latest time a pass decided for.
+const LATEST_PASS_TIME: &str = "latest_pass_time";
+
+/// A skip or a deferral decided by a pass at time T binds only passes at T or later: a pass at
+/// an earlier time (`run-once --now` looked ahead, or the clock jumped forward and came back)
+/// decides afresh. Opens again every buyer-event a later pass decided (sends stay sent: the
+/// planner sees them in the history), and forgets the steps it skipped without sending. Costs
+/// one `meta` read unless some pass ever decided for a later time.
+fn undo_later_decisions(conn: &Connection, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    let at = timestamp(now);
+    let latest: Option<String> = match conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [LATEST_PASS_TIME],
+            |r| r.get(0),
+        )
+        .optional()?
+    {
+        Some(latest) => Some(latest),
+        // Before the key existed: the passes recorded say (read once).
+        None => conn.query_row("SELECT max(pass_time) FROM passes", [], |r| r.get(0))?,
+    };
+    let mut reopened = 0;
+    if latest.as_deref().is_some_and(|l| l > at.as_str()) {
+        // Steps skipped without an email by a later pass (sold out, held out); skips that came
+        // with a send (same buyer-event, same time) stay with it.
+        conn.execute(
+            "DELETE FROM reminders AS r WHERE r.status = 'skipped' AND r.decided_at > ?1
+               AND NOT EXISTS (SELECT 1 FROM reminders o
+                               WHERE o.email_key = r.email_key AND o.event_id = r.event_id
+                                 AND o.decided_at = r.decided_at AND o.status <> 'skipped')",
+            [&at],
+        )?;
+        conn.execute(
+            "DELETE FROM experiment WHERE held_out = 1 AND decided_at > ?1",
+            [&at],
+        )?;
+        reopened = conn.execute(
+            "UPDATE buyer_events SET next_check_at = ?1
+             WHERE last_pass_at > ?1 AND state <> 'checkout_completed' AND anonymised_at IS NULL",
+            [&at],
+        )?;
+    }
+    // Undone, or none later: nothing later than this pass's time is left to undo.
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![LATEST_PASS_TIME, at],
+    )?;
+    Ok(reopened)
 }

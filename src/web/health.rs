@@ -154,6 +154,11 @@ async fn health(state: &AppState) -> Response {
             "last_failed": last_failed,
             "last_finished_at": finished_at.map(crate::store::timestamp),
         },
+        // A system clock that jumped (by more than a scan interval) between two passes.
+        "clock": match state.engine.clock_jump() {
+            Some(jump) => json!({"jumped": true, "noticed_at": jump.noticed_at, "by_seconds": jump.by_seconds}),
+            None => json!({"jumped": false}),
+        },
         "email": {"sends_waiting_to_retry": waiting},
         "sending": sending(&state.store, now).await,
         "settings": {
