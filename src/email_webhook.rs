@@ -126,9 +126,10 @@ fn refused(provider: Provider, e: SignatureError) -> ApiError {
     count(name, "bad_signature");
     tracing::warn!(provider = name, "email-events request refused: {e}");
     match e {
-        SignatureError::NoKey(_) | SignatureError::BadKey(_) => {
-            ApiError::Unavailable(e.to_string())
-        }
+        SignatureError::NoKey(_) => ApiError::NotReady(format!("not stored: {e}")),
+        SignatureError::BadKey(_) => ApiError::NotReady(format!(
+            "not stored: the key that checks {name}'s signatures cannot be read; the service's log says why"
+        )),
         _ => ApiError::BadSignature(format!("{e}: nothing was changed")),
     }
 }
@@ -149,9 +150,11 @@ async fn receive_ses(
         Ok(()) => {}
         Err(SnsError::Signature(e)) => return Err(refused(provider, e)),
         Err(SnsError::Unavailable(e)) => {
-            return Err(ApiError::Unavailable(format!(
-                "the SNS signing certificate could not be fetched: {e}"
-            )));
+            tracing::warn!("the SNS signing certificate could not be fetched: {e}");
+            return Err(ApiError::NotReady(
+                "not stored, try again later: the SNS signing certificate could not be fetched"
+                    .into(),
+            ));
         }
     }
     let parsed = match envelope.kind {
@@ -332,9 +335,10 @@ async fn confirm(
                 .set_email_delivery_outcome(id, DeliveryOutcome::Unconfirmed, Some(reason.clone()))
                 .await?;
             tracing::warn!(delivery = id, "SNS subscription not confirmed: {reason}");
-            Err(ApiError::Unavailable(format!(
-                "the subscription could not be confirmed: {reason}"
-            )))
+            Err(ApiError::NotReady(
+                "kept, not confirmed yet: the subscription could not be confirmed; send it again"
+                    .into(),
+            ))
         }
     }
 }

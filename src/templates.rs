@@ -129,15 +129,13 @@ impl Templates {
                         })?
                         .to_string(),
                 };
-                env.add_template_owned(format!("{name}/{file}"), text)
-                    .map_err(|e| template_error(dir, &e))?;
+                add_template(&mut env, dir, format!("{name}/{file}"), text)?;
             }
         }
         if *source == TemplateSource::BuiltIn {
             for (path, text) in crate::builtin_templates::FILES {
                 if path.starts_with(&format!("{SHARED}/")) {
-                    env.add_template_owned(path.to_string(), text.to_string())
-                        .map_err(|e| template_error(dir, &e))?;
+                    add_template(&mut env, dir, path.to_string(), text.to_string())?;
                 }
             }
         }
@@ -157,8 +155,7 @@ impl Templates {
                 }
                 let source = std::fs::read_to_string(&path)
                     .with_context(|| format!("cannot read {}", path.display()))?;
-                env.add_template_owned(format!("{SHARED}/{file}"), source)
-                    .map_err(|e| template_error(dir, &e))?;
+                add_template(&mut env, dir, format!("{SHARED}/{file}"), source)?;
             }
         }
         let templates = Templates {
@@ -335,6 +332,105 @@ fn parse_local(text: &str, timezone: Tz) -> Option<NaiveDateTime> {
 
 /// An error that names the file, the line and what went wrong (e.g. the unknown name). An error
 /// inside an included or extended file names that file, and where it was included from.
+/// Compiles one file into `env`, after refusing what the budget cannot bound.
+fn add_template(
+    env: &mut Environment<'static>,
+    dir: &Path,
+    name: String,
+    text: String,
+) -> anyhow::Result<()> {
+    if let Some(line) = repeated_list_literal(&text) {
+        anyhow::bail!(
+            "{}, line {line}: a list repeated with `*` (e.g. [1] * 1000) is not allowed in an email \
+             template: it can take minutes to compile; write the items you need, or loop with \
+             `{{% for %}}`",
+            dir.join(&name).display()
+        );
+    }
+    env.add_template_owned(name, text)
+        .map_err(|e| template_error(dir, &e))
+}
+
+/// The line of the first list literal repeated with `*` (`[1] * n`, `n * ([1] + [2])`), if any.
+/// minijinja folds constant expressions while compiling, where no fuel is counted, and folds a
+/// repeated list into a lazy sequence of any length (up to 100 million items) that `in` or `==`
+/// in the same expression then walks item by item: seconds to minutes of CPU for one line,
+/// before the render budget applies. At render time the same work is counted, so only literals
+/// need refusing. A `[` that follows a name, `]`, `)` or a string is a subscript, not a list.
+fn repeated_list_literal(source: &str) -> Option<u32> {
+    use minijinja::machinery::{Token, tokenize};
+    let tokens: Vec<(Token<'_>, minijinja::machinery::Span)> =
+        tokenize(source, false, Default::default())
+            .map_while(Result::ok)
+            .collect();
+    // A keyword before `[` (`in [1]`, `not [1]`) is an operator, not a name being subscripted.
+    let subscript_after = |i: usize| {
+        i > 0
+            && match &tokens[i - 1].0 {
+                Token::Ident(name) => !matches!(
+                    *name,
+                    "in" | "not" | "and" | "or" | "if" | "elif" | "else" | "is" | "do" | "return"
+                ),
+                Token::BracketClose | Token::ParenClose | Token::Str(_) | Token::String(_) => true,
+                _ => false,
+            }
+    };
+    let list_opens_at = |i: usize| matches!(tokens[i].0, Token::BracketOpen) && !subscript_after(i);
+    // The tokens of the group that ends at `end` (a `]` or `)`), or starts at `start`.
+    let group_back = |end: usize| -> Option<usize> {
+        let mut depth = 0i32;
+        for j in (0..=end).rev() {
+            match tokens[j].0 {
+                Token::BracketClose | Token::ParenClose => depth += 1,
+                Token::BracketOpen | Token::ParenOpen => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(j);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    };
+    let group_forward = |start: usize| -> Option<usize> {
+        let mut depth = 0i32;
+        for (j, (token, _)) in tokens.iter().enumerate().skip(start) {
+            match token {
+                Token::BracketOpen | Token::ParenOpen => depth += 1,
+                Token::BracketClose | Token::ParenClose => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(j);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    };
+    let holds_list = |from: usize, to: usize| (from..=to).any(|j| list_opens_at(j));
+    for (i, (token, span)) in tokens.iter().enumerate() {
+        if !matches!(token, Token::Mul) {
+            continue;
+        }
+        let before = i
+            .checked_sub(1)
+            .filter(|&j| matches!(tokens[j].0, Token::BracketClose | Token::ParenClose))
+            .and_then(|j| group_back(j).map(|k| holds_list(k, j)))
+            .unwrap_or(false);
+        let after = tokens
+            .get(i + 1)
+            .filter(|(t, _)| matches!(t, Token::BracketOpen | Token::ParenOpen))
+            .and_then(|_| group_forward(i + 1).map(|k| holds_list(i + 1, k)))
+            .unwrap_or(false);
+        if before || after {
+            return Some(u32::from(span.start_line));
+        }
+    }
+    None
+}
+
 fn template_error(dir: &Path, e: &minijinja::Error) -> anyhow::Error {
     let mut chain = vec![e];
     while let Some(inner) = chain
@@ -553,6 +649,13 @@ mod tests {
             ("{{ order.tickets|date }}", "date"),
             ("{{ order.tickets|money }}", "money"),
             ("{% for i in range(10**9) %}x{% endfor %}", "too many"),
+            ("{% if 2 in [1]*100000000 %}x{% endif %}", "list repeated"),
+            ("{{ 100000000 * ([1] + [2]) == [] }}", "list repeated"),
+            ("{{ (([1]))*100000000 == [] }}", "list repeated"),
+            (
+                "{% set a = [1] %}{% if 2 in a * 100000000 %}x{% endif %}",
+                "fuel",
+            ),
             (
                 "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
                 "fuel",
@@ -577,6 +680,29 @@ mod tests {
                 "{source}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn only_a_list_literal_repeated_with_a_star_is_refused() {
+        for fine in [
+            "{{ 2 * 3 }}",
+            "{{ (1 + 2) * 3 }}",
+            "{{ order.tickets[0].price * 2 }}",
+            "{{ x[0] * 2 }} and {{ 'ab' * 3 }}",
+            "no expression: [1] * 3",
+        ] {
+            assert_eq!(super::repeated_list_literal(fine), None, "{fine}");
+        }
+        for bad in [
+            "{{ [1] * 3 }}",
+            "line one\n{% if 2 in [1]*100000000 %}{% endif %}",
+            "{{ 3 * [1] }}",
+            "{{ ([1] + [2]) * 3 }}",
+            "{{ 3 * (x, [1]) }}",
+        ] {
+            assert!(super::repeated_list_literal(bad).is_some(), "{bad}");
+        }
+        assert_eq!(super::repeated_list_literal("a\n{{ [1] * 2 }}"), Some(2));
     }
 
     #[test]

@@ -628,3 +628,44 @@ fn serve_prints_a_new_setup_link_at_each_start_until_setup_is_finished() {
     common::signal(&served.child, "TERM");
     served.child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn every_x_forwarded_for_line_is_read_so_a_line_of_the_clients_own_changes_nothing() {
+    // A proxy that adds its own X-Forwarded-For line after the one the client sent: the client is
+    // the last hop of all the lines, not of the first.
+    let app = TestApp::spawn_with(setup).await;
+    for i in 0..10 {
+        let response = app
+            .client
+            .get(format!("{}/admin", app.base))
+            .basic_auth("admin", Some("wrong guess"))
+            .header("x-forwarded-for", format!("10.0.0.{i}"))
+            .header("x-forwarded-for", "203.0.113.9")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 401, "failure {i}");
+    }
+    let response = app
+        .client
+        .get(format!("{}/admin", app.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .header("x-forwarded-for", "10.0.0.99")
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        429,
+        "one client, whatever its own line says"
+    );
+    assert_eq!(
+        login(&app, PASSWORD, Some("203.0.113.10"))
+            .await
+            .status()
+            .as_u16(),
+        200,
+        "another client"
+    );
+}

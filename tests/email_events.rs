@@ -779,3 +779,32 @@ async fn postmark_basic_auth_credentials_when_set_are_required() {
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn mailgun_or_sendgrid_without_a_key_configured_answers_503_naming_the_missing_key() {
+    let app = TestApp::spawn().await;
+    for (provider, body, key) in [
+        (
+            "mailgun",
+            r#"{"signature":{},"event-data":{}}"#,
+            "email.mailgun_signing_key",
+        ),
+        ("sendgrid", "[]", "email.sendgrid_public_key"),
+    ] {
+        let response = app
+            .client
+            .post(url(&app, provider))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 503, "{provider}");
+        let answer: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        let error = answer["error"].as_str().unwrap();
+        assert!(
+            error.contains(key) && error.contains("is not set") && !error.contains("database"),
+            "{provider}: {error}"
+        );
+    }
+}

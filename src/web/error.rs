@@ -34,6 +34,11 @@ pub enum ApiError {
     /// The database could not store the request (disk full, locked): try again later.
     #[error("not stored, try again later: {0}")]
     Unavailable(String),
+    /// Something the service needs for this request is missing (a provider's key not
+    /// configured, a certificate that could not be fetched): 503, and the text, which names what
+    /// is missing but never a value, is the answer.
+    #[error("{0}")]
+    NotReady(String),
     /// Anything else; logged with detail, answered plainly.
     #[error("internal error: {0}")]
     Internal(String),
@@ -48,7 +53,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

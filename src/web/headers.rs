@@ -38,3 +38,19 @@ pub fn security_headers(mut response: Response) -> Response {
     }
     response
 }
+
+/// Every `X-Forwarded-For` line of a request, joined in order with commas (as HTTP says several
+/// lines of one header mean), so that the last hop is the one the proxy appended even when the
+/// client sent a line of its own; `None` without one.
+pub fn forwarded_for()
+-> impl warp::Filter<Extract = (Option<String>,), Error = warp::Rejection> + Clone {
+    use warp::Filter;
+    warp::header::headers_cloned().and_then(|headers: warp::http::HeaderMap| async move {
+        let lines: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        Ok::<_, warp::Rejection>((!lines.is_empty()).then(|| lines.join(",")))
+    })
+}

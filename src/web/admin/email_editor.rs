@@ -40,7 +40,7 @@ pub(super) struct Peer {
 /// The [`Peer`] of a request.
 pub(super) fn peer() -> impl Filter<Extract = (Peer,), Error = warp::Rejection> + Clone {
     crate::connections::remote()
-        .and(warp::header::optional::<String>("x-forwarded-for"))
+        .and(crate::web::forwarded_for())
         .map(|addr, forwarded_for| Peer {
             addr,
             forwarded_for,

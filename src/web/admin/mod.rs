@@ -141,7 +141,7 @@ fn door() -> impl Filter<Extract = (Door,), Error = Rejection> + Clone {
     warp::method()
         // The connection layer's address (warp's own addr::remote() is set only by warp::serve).
         .and(crate::connections::remote())
-        .and(warp::header::optional::<String>("x-forwarded-for"))
+        .and(crate::web::forwarded_for())
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::header::optional::<String>("host"))
         .and(warp::header::optional::<String>("origin"))
