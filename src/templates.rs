@@ -409,7 +409,7 @@ fn repeated_list_literal(source: &str) -> Option<u32> {
         }
         None
     };
-    let holds_list = |from: usize, to: usize| (from..=to).any(|j| list_opens_at(j));
+    let holds_list = |from: usize, to: usize| (from..=to).any(list_opens_at);
     for (i, (token, span)) in tokens.iter().enumerate() {
         if !matches!(token, Token::Mul) {
             continue;
