@@ -572,6 +572,37 @@ async fn sigkill_with_sends_in_flight_sends_no_step_twice_and_marks_them_interru
         Some("interrupted: may or may not have arrived")
     );
 
+    // Such an email may have arrived: a click on its link says it did, and counts.
+    let mail = smtp
+        .received()
+        .into_iter()
+        .find(|m| &m.to[0] == interrupted[0])
+        .unwrap();
+    let text = smtp::qp_decode(&mail.data);
+    let token: String = text[text.find("/r/").unwrap() + 3..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    let answer = common::no_redirects()
+        .get(format!("{}/r/{token}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 302);
+    let key = interrupted[0].clone();
+    let clicks: i64 = app
+        .store()
+        .read(move |conn| {
+            Ok(conn.query_row(
+                "SELECT count(*) FROM clicks WHERE email_key = ?1",
+                [key],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(clicks, 1);
+
     // And later passes leave it so.
     let output = run_once(&now).wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -48,10 +48,13 @@ impl Store {
     /// a click counted a moment ago stops counting).
     pub async fn record_fetch(&self, f: Fetch) -> Result<Fetched, StoreError> {
         self.write(move |conn| {
+            // An email a crash interrupted mid-send may have arrived: a fetch of its link says
+            // it did.
             let sent_at: Option<Option<String>> = conn
                 .prepare_cached(
                     "SELECT sent_at FROM reminders
-                     WHERE email_key = ?1 AND event_id = ?2 AND step = ?3 AND status = 'sent'",
+                     WHERE email_key = ?1 AND event_id = ?2 AND step = ?3
+                       AND status IN ('sent', 'interrupted')",
                 )?
                 .query_row(params![f.email_key, f.event_id, f.step], |r| r.get(0))
                 .optional()?;
