@@ -255,6 +255,19 @@ mod step_name_tests {
     }
 
     #[test]
+    fn a_quoted_local_part_is_an_address_that_cannot_be_sent_to() {
+        assert!(super::check_deliverable("lerato@mail.co.za").is_ok());
+        assert!(super::check_deliverable("lerato.d+tix@mail.co.za").is_ok());
+        for bad in ["\"a\\\"b\"@mail.co.za", "\"a b\"@mail.co.za"] {
+            assert_eq!(
+                super::check_deliverable(bad),
+                Err("an address with a quoted part, which cannot be sent to"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn an_event_page_is_an_http_url_without_control_characters() {
         assert!(super::web_page_url("https://www.quicket.co.za/events/123-gala/").is_ok());
         for bad in [
@@ -332,6 +345,15 @@ pub fn check_deliverable(email: &str) -> Result<(), &'static str> {
     let Ok(address) = email.parse::<lettre::Address>() else {
         return Err("not a valid email address");
     };
+    // A quoted local part (`"a\"b"@x.co.za`) parses, but the SMTP transaction refuses it at send
+    // time, again at every retry: it is an address we cannot send to, said once, for good.
+    if address
+        .user()
+        .chars()
+        .any(|c| matches!(c, '"' | '\\') || c.is_whitespace() || c.is_control())
+    {
+        return Err("an address with a quoted part, which cannot be sent to");
+    }
     let domain = address.domain().trim_end_matches('.').to_ascii_lowercase();
     let tld = domain.rsplit('.').next().unwrap_or_default();
     let reserved_tld = matches!(tld, "test" | "invalid" | "example" | "localhost");
