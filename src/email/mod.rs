@@ -69,6 +69,47 @@ impl Header for PostmarkMessageId {
     }
 }
 
+/// A Subject that holds `=?` (an event named `=?utf-8?b?...?=`): lettre writes an ASCII word as
+/// it is, and a mail program would decode such a word as an encoded word, showing text nobody
+/// wrote. The whole subject is encoded instead (RFC 2047, base64 words), so it reads as written.
+#[derive(Debug, Clone)]
+struct TextSubject(String);
+
+impl Header for TextSubject {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Subject")
+    }
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(s.to_string()))
+    }
+    fn display(&self) -> HeaderValue {
+        use base64::Engine as _;
+        // Words of at most 39 bytes of text (whole characters): 64 characters encoded.
+        let mut words = Vec::new();
+        let mut chunk = String::new();
+        for c in self.0.chars() {
+            if chunk.len() + c.len_utf8() > 39 {
+                words.push(std::mem::take(&mut chunk));
+            }
+            chunk.push(c);
+        }
+        if !chunk.is_empty() {
+            words.push(chunk);
+        }
+        let encoded = words
+            .iter()
+            .map(|w| {
+                format!(
+                    "=?utf-8?b?{}?=",
+                    base64::engine::general_purpose::STANDARD.encode(w)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\r\n ");
+        HeaderValue::dangerous_new_pre_encoded(Self::name(), self.0.clone(), encoded)
+    }
+}
+
 /// The header that carries the Message-ID back in Postmark's webhooks, as its `Metadata` entry
 /// `message-id`.
 pub const POSTMARK_METADATA_HEADER: &str = "X-PM-Metadata-message-id";
@@ -165,10 +206,13 @@ pub fn build(config: &EmailConfig, out: &Outgoing, date: SystemTime) -> anyhow::
         .with_context(|| format!("{:?} is not an email address", out.to_email))?;
     let name = crate::domain::clean_text(&out.to_name);
     let to = Mailbox::new((!name.is_empty()).then_some(name), address);
-    let mut builder = Message::builder()
-        .from(from)
-        .to(to)
-        .subject(out.content.subject.clone())
+    let mut builder = Message::builder().from(from).to(to);
+    builder = if out.content.subject.contains("=?") {
+        builder.header(TextSubject(out.content.subject.clone()))
+    } else {
+        builder.subject(out.content.subject.clone())
+    };
+    let mut builder = builder
         .date(date)
         .message_id(Some(out.message_id.clone()))
         .header(ListUnsubscribe(out.unsubscribe_url.clone()))
@@ -246,6 +290,51 @@ mod tests {
             text.contains(&format!("X-PM-Metadata-message-id: {id}\r\n")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn an_encoded_word_in_the_subject_is_encoded_as_text() {
+        let config = EmailConfig::default();
+        let mut out = outgoing("Lerato");
+        let spoof = "=?utf-8?b?WW91ciByZWZ1bmQ=?=";
+        out.content.subject =
+            format!("Still want tickets for {spoof}? A long event name follows here");
+        let message = build(&config, &out, SystemTime::now()).unwrap();
+        let text = String::from_utf8(message.formatted()).unwrap();
+        assert!(
+            !text.contains(spoof),
+            "passed through as an encoded word:\n{text}"
+        );
+        let subject: String = text
+            .split("\r\n")
+            .skip_while(|l| !l.starts_with("Subject: "))
+            .enumerate()
+            .take_while(|(i, l)| *i == 0 || l.starts_with(' '))
+            .map(|(_, l)| l.trim_start_matches("Subject: ").trim().to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        use base64::Engine as _;
+        let decoded: String = subject
+            .split(' ')
+            .map(|w| {
+                let b64 = w
+                    .strip_prefix("=?utf-8?b?")
+                    .unwrap()
+                    .strip_suffix("?=")
+                    .unwrap();
+                String::from_utf8(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .unwrap(),
+                )
+                .unwrap()
+            })
+            .collect();
+        assert_eq!(decoded, out.content.subject);
+        // An ordinary subject is written as before.
+        let message = build(&config, &outgoing("Lerato"), SystemTime::now()).unwrap();
+        let text = String::from_utf8(message.formatted()).unwrap();
+        assert!(text.contains("Subject: Your tickets\r\n"), "{text}");
     }
 
     #[test]
