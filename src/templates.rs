@@ -13,12 +13,14 @@ use crate::config::{ReminderStep, TemplateSource};
 use crate::domain::Cents;
 
 mod context;
+mod fields;
 
 pub use context::{
     BuyerContext, EmailContext, EventContext, LinksContext, OrderContext, OrganiserContext,
     ReminderContext, TicketContext, first_name, format_date, format_money, sample_context,
     sample_contexts,
 };
+pub use fields::{FIELDS, TICKET_FIELDS, unknown_name};
 
 /// The directory under `templates.dir` whose files every template may extend or include.
 pub const SHARED: &str = "_shared";
@@ -330,8 +332,6 @@ fn parse_local(text: &str, timezone: Tz) -> Option<NaiveDateTime> {
     })
 }
 
-/// An error that names the file, the line and what went wrong (e.g. the unknown name). An error
-/// inside an included or extended file names that file, and where it was included from.
 /// Compiles one file into `env`, after refusing what the budget cannot bound.
 fn add_template(
     env: &mut Environment<'static>,
@@ -431,6 +431,18 @@ fn repeated_list_literal(source: &str) -> Option<u32> {
     None
 }
 
+/// The name an "undefined" error is about (the engine says "`event.nmae` is undefined").
+fn undefined_name(e: &minijinja::Error) -> Option<&str> {
+    if e.kind() != minijinja::ErrorKind::UndefinedError {
+        return None;
+    }
+    let detail = e.detail()?;
+    let (name, _) = detail.strip_prefix('`')?.split_once("` is undefined")?;
+    Some(name)
+}
+
+/// An error that names the file, the line and what went wrong (e.g. the unknown name). An error
+/// inside an included or extended file names that file, and where it was included from.
 fn template_error(dir: &Path, e: &minijinja::Error) -> anyhow::Error {
     let mut chain = vec![e];
     while let Some(inner) = chain
@@ -454,6 +466,11 @@ fn template_error(dir: &Path, e: &minijinja::Error) -> anyhow::Error {
     let what = match innermost.detail() {
         Some(d) => format!("{}: {d}", innermost.kind()),
         None => innermost.kind().to_string(),
+    };
+    // A misspelt name: the sentence for people first, then the engine's own words.
+    let what = match undefined_name(innermost) {
+        Some(name) => format!("{} ({what})", unknown_name(name)),
+        None => what,
     };
     let mut message = format!("{}: {what}", place(innermost));
     if innermost.kind() == minijinja::ErrorKind::OutOfFuel {

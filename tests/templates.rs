@@ -145,6 +145,14 @@ fn a_misspelt_variable_fails_check_with_its_name_file_and_line() {
         all.contains("abandoned/body.txt") && all.contains("line 3"),
         "{all}"
     );
+    // In words, with the nearest value that exists.
+    assert!(
+        all.contains(
+            "the email mentions `event.nmae`, which does not exist. Did you mean `event.name` \
+             (the event's name)?"
+        ),
+        "{all}"
+    );
 }
 
 #[test]
