@@ -8,12 +8,24 @@
 #   DURATION          wrk duration (default 20s)
 #   CONNECTIONS       wrk connections (default 32); THREADS: wrk threads (default 2)
 #   CARGO_TARGET_DIR  where to build (default: <project>/target)
+#   BENCH_BIN         run this quicket-followup binary instead of building one (to compare builds)
 #   PORT              port to listen on (default: a free one)
 #   RUST_LOG          the server's log filter (default: the service's own default)
 #   KEEP=1            keep the temp dir (database, server log, wrk output) for inspection
+#   SCAN              the server's [schedule] scan (default "0 0 0 1 1 *": no reminder pass during the
+#                     load; SCAN=default keeps the service's own, a pass every minute, which lands in
+#                     a run that crosses a minute boundary and shows in its p99)
 #   EXTRA_CONFIG      TOML appended to the server's config, e.g. a [quicket] section with a key so
 #                     that every new event starts a lookup in the background while hooks arrive
 #   FSYNC_COUNT=0     do not count the server's fsync calls with `perf stat` (counted when perf works)
+#   PROFILE=1         build with symbols (in CARGO_TARGET_DIR-profile; same optimisation) and
+#                     record the server with perf (cpu-clock) during the load; prints the top entries
+#   PIN=1             pin the server to CPU SERVER_CPU (0) and wrk to WRK_CPU (1) with taskset
+#                     (default: on with PEER=1, off otherwise)
+#   PEER=1            then run the same load against bench/peer/server.js (Node's http +
+#                     better-sqlite3 12, WAL, synchronous=FULL, one transaction per request),
+#                     pinned the same way, and print both figures and their ratio. better-sqlite3
+#                     is installed from npm into PEER_DIR (default ~/.cache/quicket-followup-bench-peer)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,11 +37,16 @@ TOKEN=bench-token-0123456789abcdef
 REF_COMMITS=2000
 TARGET_RATE=10000
 TARGET_P99_MS=20
+PEER=${PEER:-0}
+PIN=${PIN:-$PEER}
+PIN_SERVER_CPU=${SERVER_CPU:-0}
+PIN_WRK_CPU=${WRK_CPU:-1}
+PEER_DIR=${PEER_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/quicket-followup-bench-peer}
 
 CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 case $CARGO_TARGET_DIR in /*) ;; *) CARGO_TARGET_DIR=$ROOT/$CARGO_TARGET_DIR ;; esac
 export CARGO_TARGET_DIR
-BIN=$CARGO_TARGET_DIR/release/quicket-followup
+BIN=${BENCH_BIN:-$CARGO_TARGET_DIR/release/quicket-followup}
 
 say() { printf '== %s\n' "$*"; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
@@ -37,8 +54,10 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 WORK=""
 SERVER_PID=""
 PERF_PID=""
+PEER_PID=""
 cleanup() {
     local rc=$?
+    if [[ -n $PEER_PID ]]; then kill -TERM "$PEER_PID" 2>/dev/null || true; wait "$PEER_PID" 2>/dev/null || true; fi
     if [[ -n $PERF_PID ]]; then kill -INT "$PERF_PID" 2>/dev/null || true; wait "$PERF_PID" 2>/dev/null || true; fi
     if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill -TERM "$SERVER_PID" 2>/dev/null || true
@@ -67,10 +86,30 @@ if ! command -v wrk >/dev/null; then
     say "installing wrk"
     apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }
 fi
+# With PIN=1 each server runs on SERVER_CPU and wrk on WRK_CPU, so that neither steals the other's.
+SERVER_PIN=()
+on_wrk_cpu() { if [[ $PIN == 1 ]]; then taskset -c "$PIN_WRK_CPU" "$@"; else "$@"; fi; }
+if [[ $PIN == 1 ]]; then
+    command -v taskset >/dev/null || die "PIN=1 needs taskset (util-linux)"
+    (($(nproc) >= 2)) || die "PIN=1 needs two CPUs"
+    SERVER_PIN=(taskset -c "$PIN_SERVER_CPU")
+fi
+if [[ $PEER == 1 ]]; then
+    command -v node >/dev/null && command -v npm >/dev/null ||
+        die "PEER=1 needs Node.js 20 and npm (better-sqlite3 12 builds from source when no prebuilt binary can be fetched: python3, make, g++)"
+fi
 
 # --- build ---------------------------------------------------------------------------------
-say "building the release binary (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-(cd "$ROOT" && cargo build --release)
+if [[ ${PROFILE:-0} == 1 ]]; then
+    command -v perf >/dev/null || die "PROFILE=1 needs perf"
+    CARGO_TARGET_DIR=$CARGO_TARGET_DIR-profile
+    export CARGO_TARGET_DIR CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
+    BIN=${BENCH_BIN:-$CARGO_TARGET_DIR/release/quicket-followup}
+fi
+if [[ -z ${BENCH_BIN:-} ]]; then
+    say "building the release binary (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+    (cd "$ROOT" && cargo build --release)
+fi
 [[ -x $BIN ]] || die "no binary at $BIN after the build"
 
 # --- server --------------------------------------------------------------------------------
@@ -88,6 +127,10 @@ path = "$WORK/followup.sqlite"
 [email]
 outbox_dir = "$WORK/outbox"
 EOF
+SCAN=${SCAN:-0 0 0 1 1 *}
+if [[ $SCAN != default ]]; then
+    printf '\n[schedule]\nscan = "%s"\n' "$SCAN" >>"$CONF"
+fi
 # The email templates are read (and checked at start) relative to the working directory by default.
 if [[ -d $ROOT/templates/emails ]]; then
     printf '\n[templates]\ndir = "%s"\n' "$ROOT/templates/emails" >>"$CONF"
@@ -97,7 +140,7 @@ if [[ -n ${EXTRA_CONFIG:-} ]]; then
 fi
 
 say "starting the server on 127.0.0.1:$PORT (data in $WORK)"
-(cd "$ROOT" && exec "$BIN" --config "$CONF" serve) >"$WORK/server.log" 2>&1 &
+(cd "$ROOT" && exec "${SERVER_PIN[@]}" "$BIN" --config "$CONF" serve) >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 healthy=0
 for _ in $(seq 100); do
@@ -124,7 +167,7 @@ PY
 
 # --- load ----------------------------------------------------------------------------------
 URL="http://127.0.0.1:$PORT/webhooks/quicket/$TOKEN"
-say "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s bench/ingest.lua $URL"
+say "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s bench/ingest.lua $URL$([[ $PIN == 1 ]] && echo " (server on CPU $PIN_SERVER_CPU, wrk on CPU $PIN_WRK_CPU)")"
 cpu_snapshot "$SERVER_PID" >"$WORK/cpu-before.txt"
 # How many commits the server really made: with WAL and synchronous=FULL each commit is one fsync of
 # the WAL (checkpoints add a few). Optional: needs perf and access to the syscall tracepoints.
@@ -134,12 +177,25 @@ if [[ ${FSYNC_COUNT:-1} == 1 ]] && command -v perf >/dev/null; then
     PERF_PID=$!
     sleep 0.3
 fi
+PROF_PID=""
+if [[ ${PROFILE:-0} == 1 ]]; then
+    perf record -q -e cpu-clock -F 999 -g -p "$SERVER_PID" -o "$WORK/perf.data" 2>"$WORK/perf-record.err" &
+    PROF_PID=$!
+    sleep 0.3
+fi
 wall_start=$(date +%s.%N)
-BENCH_RUN=$(date +%s) wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
+BENCH_RUN=$(date +%s) on_wrk_cpu wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
     -s "$BENCH_DIR/ingest.lua" "$URL" | tee "$WORK/wrk.txt"
 kill -0 "$SERVER_PID" 2>/dev/null || { tail -20 "$WORK/server.log" >&2; die "the server died during the run"; }
 wall_end=$(date +%s.%N)
 cpu_snapshot "$SERVER_PID" >"$WORK/cpu-after.txt"
+if [[ -n $PROF_PID ]]; then
+    kill -INT "$PROF_PID" 2>/dev/null || true
+    wait "$PROF_PID" 2>/dev/null || true
+    say "perf: the server's top entries during the load (self, all threads)"
+    perf report -q -i "$WORK/perf.data" --no-children --sort dso,sym -g none 2>/dev/null |
+        head -20 | cut -c1-120 | sed 's/^/  /' || true
+fi
 FSYNCS=""
 if [[ -n $PERF_PID ]]; then
     kill -INT "$PERF_PID" 2>/dev/null || true
@@ -266,5 +322,55 @@ if ((WARNINGS > 0)); then
     echo "  server log WARN/ERROR lines (timestamps cut, counted):"
     grep -iE 'WARN|ERROR' "$WORK/server.log" | sed 's/^[0-9T:.Z-]* *//' | sort | uniq -c | sort -rn |
         head -10 | sed 's/^/    /'
+fi
+
+# --- PEER=1: the same load against a minimal Node + better-sqlite3 receiver ----------------
+if [[ $PEER == 1 ]]; then
+    say "peer: installing better-sqlite3 12 from npm into $PEER_DIR (once; builds from source when no prebuilt binary can be fetched)"
+    mkdir -p "$PEER_DIR"
+    cp "$BENCH_DIR/peer/package.json" "$BENCH_DIR/peer/server.js" "$PEER_DIR/"
+    if ! (cd "$PEER_DIR" && node -e "require('better-sqlite3')" 2>/dev/null); then
+        (cd "$PEER_DIR" && npm install --no-audit --no-fund --loglevel=error) >"$WORK/npm.log" 2>&1 ||
+            { tail -30 "$WORK/npm.log" >&2; die "npm install of better-sqlite3 failed"; }
+    fi
+    PEER_VERSION=$(cd "$PEER_DIR" && node -p "require('better-sqlite3/package.json').version")
+    PEER_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+    say "peer: node $(node --version) + better-sqlite3 $PEER_VERSION on 127.0.0.1:$PEER_PORT"
+    "${SERVER_PIN[@]}" node "$PEER_DIR/server.js" "$PEER_PORT" "$TOKEN" "$WORK/peer.sqlite" >"$WORK/peer.log" 2>&1 &
+    PEER_PID=$!
+    healthy=0
+    for _ in $(seq 100); do
+        kill -0 "$PEER_PID" 2>/dev/null || { cat "$WORK/peer.log" >&2; die "the peer exited at start"; }
+        code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PEER_PORT/healthz" || true)
+        if [[ $code == 200 ]]; then healthy=1; break; fi
+        sleep 0.1
+    done
+    [[ $healthy == 1 ]] || { cat "$WORK/peer.log" >&2; die "the peer did not answer within 10 s"; }
+    BENCH_RUN=$(($(date +%s) + 1)) on_wrk_cpu wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
+        -s "$BENCH_DIR/ingest.lua" "http://127.0.0.1:$PEER_PORT/webhooks/quicket/$TOKEN" | tee "$WORK/peer-wrk.txt"
+    kill -0 "$PEER_PID" 2>/dev/null || { tail -20 "$WORK/peer.log" >&2; die "the peer died during the run"; }
+    PEER_RSS=$(awk '/^VmHWM:/ {print $2 " " $3}' "/proc/$PEER_PID/status")
+    kill -TERM "$PEER_PID"
+    wait "$PEER_PID" 2>/dev/null || true
+    PEER_PID=""
+    PEER_ORDERS=$(python3 -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM orders').fetchone()[0])" "$WORK/peer.sqlite")
+    PEER_RESULT=$(grep '^BENCH_RESULT' "$WORK/peer-wrk.txt" || true)
+    pfield() { sed -n "s/.*[[:space:]]$1=\([0-9]*\).*/\1/p" <<<"$PEER_RESULT"; }
+    PEER_OK=$(pfield ok200); PEER_NON200=$(pfield non200); PEER_P99_US=$(pfield p99_us)
+    PEER_RPS=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/peer-wrk.txt")
+    echo
+    say "peer against quicket-followup (same run, DURATION=$DURATION, $CONNECTIONS connections, each server on CPU $PIN_SERVER_CPU, wrk on CPU $PIN_WRK_CPU)"
+    printf '  %-34s %s\n' \
+        "quicket-followup hooks/s, p99" "$RPS, $P99_MS ms; $OK200 answers of 200, $ORDERS orders stored" \
+        "peer hooks/s, p99" "$PEER_RPS, $(python3 -c "print(f'{$PEER_P99_US / 1000:.2f}')") ms; $PEER_OK answers of 200, $PEER_ORDERS orders stored; non-200 $PEER_NON200" \
+        "peer peak RSS (VmHWM)" "$PEER_RSS" \
+        "ratio (quicket-followup / peer)" "$(python3 -c "print(f'{$RPS / $PEER_RPS:.2f}')") x hooks/s"
+    extra=$((PEER_ORDERS - PEER_OK))
+    if ((extra < 0 || extra > CONNECTIONS)); then
+        echo "  CHECK FAILED: the peer stored $PEER_ORDERS orders for $PEER_OK answers of 200"
+        status=1
+    else
+        echo "  check: peer orders ($PEER_ORDERS) = 200 answers ($PEER_OK) + $extra in flight when wrk stopped"
+    fi
 fi
 exit "$status"

@@ -17,8 +17,9 @@
 #                               reuse its big database on the next KEEP=1 run when ORDERS/DORMANT match
 #   RESEED=1                    with KEEP=1: seed the big database again even when one is kept
 #   STRACE=0                    do not count the system calls of a dry-run pass (strace -c)
-#   PROFILE=1                   also profile a dry-run pass with perf (builds a second binary that
-#                               keeps its symbols in CARGO_TARGET_DIR-profile: about 4 more minutes)
+#   PROFILE=1                   also profile a dry-run pass and a second send (on a copy of the
+#                               send database) with perf (builds a second binary that keeps its
+#                               symbols in CARGO_TARGET_DIR-profile: about 4 more minutes)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -381,13 +382,17 @@ if [[ ${PROFILE:-0} == 1 ]] && command -v perf >/dev/null; then
     say "PROFILE=1: building a release binary with symbols in $PROF_TARGET"
     (cd "$ROOT" && CARGO_TARGET_DIR=$PROF_TARGET CARGO_PROFILE_RELEASE_STRIP=false \
         CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build --release)
-    (cd "$ROOT" && perf record -q --call-graph dwarf,16384 -F 1000 -o "$WORK/perf.data" -- \
+    # cpu-clock: a software event, so that it works in VMs without hardware counters.
+    (cd "$ROOT" && perf record -q -e cpu-clock --call-graph dwarf,16384 -F 1000 -o "$WORK/perf.data" -- \
         "$PROF_TARGET/release/quicket-followup" --config "$BIG/bench.toml" run-once --dry-run --now "$NOW") \
         >/dev/null 2>"$WORK/perf.err" || true
     say "perf: share of the pass's samples spent in (inclusive)"
     perf report -q -i "$WORK/perf.data" --children --sort sym -g none 2>/dev/null |
         grep -E '\] (load_due|sqlite3_step|readDbPage|<std::io::stdio::StdoutLock as std::io::Write>::write_all|quicket_followup::reminders::pass::Engine::pass::\{\{closure\}\}|quicket_followup::reminders::planner::plan|check_deliverable|chrono::format::parse::parse_internal|malloc)( |$)' |
         cut -c1-120 | sed 's/^/  /' || true
+    say "perf: the pass's top entries (self)"
+    perf report -q -i "$WORK/perf.data" --no-children --sort dso,sym -g none 2>/dev/null |
+        head -15 | cut -c1-120 | sed 's/^/  /' || true
 fi
 
 # --- 4. sending: run-once to an SMTP sink --------------------------------------------------
@@ -409,6 +414,7 @@ write_config "$SEND" "$(free_port)" "transport = \"smtp\"
 smtp_url = \"smtp://127.0.0.1:$SMTP_PORT\"
 max_per_minute = 1000000
 from = \"Seed Festival <tickets@mail.co.za>\""
+[[ ${PROFILE:-0} == 1 ]] && cp "$SEND/followup.sqlite" "$WORK/send-before.sqlite"
 timed "$WORK/send.txt" "$WORK/send.time" "$SEND/bench.toml" run-once --now "$SEND_NOW" ||
     { tail -20 "$WORK/send.txt.err" >&2; die "run-once (sending) failed"; }
 sleep 0.3
@@ -426,6 +432,22 @@ PER_EMAIL=$(python3 -c "n = max(${SENT:-0}, 1); print(f'{$SEND_MS / n:.1f} ms wa
 echo "  $SENT sent in $SEND_MS ms ($SEND_CPU_MS ms CPU): $EMAILS_PER_S emails/s, $PER_EMAIL per email;" \
     "smtp-sink counted ${SINK_MESSAGES:-?} messages"
 SEND_WARN=$(grep -ciE 'WARN|ERROR' "$WORK/send.txt.err" || true)
+# PROFILE=1: the same send again, from the copy taken before it, under perf (not timed).
+if [[ ${PROFILE:-0} == 1 && -n ${PROF_TARGET:-} ]]; then
+    cp "$WORK/send-before.sqlite" "$SEND/followup.sqlite"
+    rm -f "$SEND/followup.sqlite-wal" "$SEND/followup.sqlite-shm"
+    /usr/sbin/smtp-sink -c -u postfix "127.0.0.1:$SMTP_PORT" 1000 >"$WORK/sink-profile.txt" 2>&1 &
+    SINK_PID=$!
+    sleep 0.3
+    (cd "$ROOT" && perf record -q -e cpu-clock --call-graph dwarf,16384 -F 1000 -o "$WORK/perf-send.data" -- \
+        "$PROF_TARGET/release/quicket-followup" --config "$SEND/bench.toml" run-once --now "$SEND_NOW") \
+        >"$WORK/send-profile.txt" 2>"$WORK/perf-send.err" || true
+    stop_pid "$SINK_PID"
+    SINK_PID=""
+    say "perf: the send's top entries (self; $(tail -1 "$WORK/send-profile.txt"))"
+    perf report -q -i "$WORK/perf-send.data" --no-children --sort dso,sym -g none 2>/dev/null |
+        head -15 | cut -c1-120 | sed 's/^/  /' || true
+fi
 
 # --- summary -------------------------------------------------------------------------------
 verdict() { if [[ $1 == 1 ]]; then echo "met"; else echo "MISSED"; fi; }
