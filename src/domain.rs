@@ -359,7 +359,7 @@ pub fn check_deliverable(email: &str) -> Result<(), &'static str> {
     let reserved_tld = matches!(tld, "test" | "invalid" | "example" | "localhost");
     let example = ["example.com", "example.net", "example.org"]
         .iter()
-        .any(|d| domain == *d || domain.ends_with(&format!(".{d}")));
+        .any(|d| domain == *d || domain.strip_suffix(d).is_some_and(|r| r.ends_with('.')));
     if reserved_tld || example || domain == "localhost" || !domain.contains('.') {
         return Err("a reserved domain that cannot receive mail");
     }

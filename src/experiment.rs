@@ -83,7 +83,9 @@ impl<'de> Deserialize<'de> for Share {
 /// Decides groups and variants from the link secret.
 #[derive(Clone)]
 pub struct Assigner {
-    secret: Vec<u8>,
+    /// The HMAC already keyed with the secret: a pass asks once per buyer-event, and keying it
+    /// each time cost more than the hash itself.
+    keyed: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for Assigner {
@@ -96,15 +98,15 @@ impl Assigner {
     /// An assigner keyed by `secret` (the link secret kept in the database).
     pub fn new(secret: &str) -> Assigner {
         Assigner {
-            secret: secret.as_bytes().to_vec(),
+            keyed: <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length")),
         }
     }
 
     /// A uniform 64-bit number for `purpose` and the parts (each part ends with a newline, so
     /// that no two different lists hash alike).
     fn number(&self, purpose: &str, parts: &[&str]) -> u64 {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        let mut mac = self.keyed.clone();
         mac.update(purpose.as_bytes());
         mac.update(b"\n");
         for part in parts {
@@ -120,6 +122,10 @@ impl Assigner {
     /// Whether the buyer-event falls in the control group of `share`. A larger share holds out
     /// every buyer-event a smaller one does, and more.
     pub fn held_out(&self, email_key: &str, event_id: &str, share: Share) -> bool {
+        // Nobody is held out of a zero share, whatever the hash (most installs: no hash per buyer).
+        if share.is_zero() {
+            return false;
+        }
         let n = self.number("holdout", &[email_key, event_id]);
         (n % u64::from(WHOLE)) < u64::from(share.0)
     }
@@ -181,6 +187,19 @@ mod tests {
             }
         }
         assert!(!a.held_out("x@mail.co.za", "1", Share::default()));
+    }
+
+    #[test]
+    fn the_keyed_hash_is_the_hmac_of_the_secret_as_before() {
+        // Keyed once and cloned per buyer-event: the same numbers as keying every time, so no
+        // buyer-event changes group or variant.
+        let a = Assigner::new("secret");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(b"secret").unwrap();
+        mac.update(b"holdout\nb1@mail.co.za\n456\n");
+        let bytes = mac.finalize().into_bytes();
+        let want = u64::from_be_bytes(bytes[..8].try_into().unwrap());
+        assert_eq!(a.number("holdout", &["b1@mail.co.za", "456"]), want);
+        assert_eq!(a.number("holdout", &["b1@mail.co.za", "456"]), want);
     }
 
     #[test]

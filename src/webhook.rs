@@ -91,6 +91,16 @@ where
     )
 }
 
+/// A 200 with a JSON body known in advance (the bytes `serde_json` would write for it).
+fn fixed_json(body: &'static str) -> Response {
+    let mut response = Response::new(body.into());
+    response.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 /// The answer for a stored hook; a recorded one's event is looked up in Quicket's API (in the
 /// background).
 fn answer(
@@ -100,16 +110,18 @@ fn answer(
     event_id: Option<&str>,
 ) -> Result<Response, ApiError> {
     let answer = match outcome {
+        // One line per hook is for debugging (RUST_LOG=debug): at INFO, thousands a second
+        // would bury what an operator needs to see, and cost more than storing them.
         HookOutcome::Recorded => {
-            tracing::info!(delivery = id, "hook recorded");
+            tracing::debug!(delivery = id, "hook recorded");
             if let Some(event_id) = event_id {
                 state.engine.events().notice(event_id);
             }
-            json_status(&json!({"status": "recorded"}), StatusCode::OK)
+            fixed_json(r#"{"status":"recorded"}"#)
         }
         HookOutcome::Duplicate => {
-            tracing::info!(delivery = id, "hook repeated; nothing changed");
-            json_status(&json!({"status": "duplicate"}), StatusCode::OK)
+            tracing::debug!(delivery = id, "hook repeated; nothing changed");
+            fixed_json(r#"{"status":"duplicate"}"#)
         }
         HookOutcome::Ignored(reason) => {
             tracing::warn!(delivery = id, "hook kept but ignored: {reason}");

@@ -337,14 +337,15 @@ pub(super) fn would_send(due: DueBuyerEvent, step: &str, skip: &Skips) -> PassLi
         let names: Vec<&str> = skip.iter().map(|(s, _)| s.as_str()).collect();
         reason = format!("due; would skip {}", names.join(", "));
     }
-    line(
-        Outcome::WouldSend,
-        &c.email,
-        &c.event_id,
-        &due.reference,
-        Some(step),
+    // The buyer-event is done with: its texts move into the line instead of being copied.
+    PassLine {
+        decision: Outcome::WouldSend,
+        email: c.email,
+        event_id: c.event_id,
+        reference: due.reference,
+        step: Some(step.to_string()),
         reason,
-    )
+    }
 }
 
 #[cfg(test)]

@@ -72,11 +72,8 @@ pub struct Claim {
 /// since the pass read the buyer-event: paid, suppressed, already decided, another email too recent.
 fn claim(conn: &Connection, c: &Claim) -> anyhow::Result<Result<(), ClaimRefused>> {
     let state: Option<OrderState> = conn
-        .query_row(
-            "SELECT state FROM buyer_events WHERE email_key = ?1 AND event_id = ?2",
-            params![c.email_key, c.event_id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT state FROM buyer_events WHERE email_key = ?1 AND event_id = ?2")?
+        .query_row(params![c.email_key, c.event_id], |r| r.get(0))
         .optional()?;
     if state.is_none_or(|s| s == OrderState::Completed) {
         return Ok(Err(ClaimRefused::Paid));
@@ -84,9 +81,8 @@ fn claim(conn: &Connection, c: &Claim) -> anyhow::Result<Result<(), ClaimRefused
     if is_suppressed(conn, &c.email_key)? {
         return Ok(Err(ClaimRefused::Suppressed));
     }
-    let decided: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM reminders WHERE email_key = ?1 AND event_id = ?2 AND step = ?3)",
-        params![c.email_key, c.event_id, c.step],
+    let decided: bool = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM reminders WHERE email_key = ?1 AND event_id = ?2 AND step = ?3)")?
+        .query_row(        params![c.email_key, c.event_id, c.step],
         |r| r.get(0),
     )?;
     if decided {
@@ -94,21 +90,20 @@ fn claim(conn: &Connection, c: &Claim) -> anyhow::Result<Result<(), ClaimRefused
     }
     // One email at a time per buyer-event: a claim still waiting for its retry would otherwise go
     // out in the same pass as this one (min_gap is counted from when an email is sent).
-    let in_flight: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM reminders WHERE email_key = ?1 AND event_id = ?2 AND status = 'claimed')",
-        params![c.email_key, c.event_id],
+    let in_flight: bool = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM reminders WHERE email_key = ?1 AND event_id = ?2 AND status = 'claimed')")?
+        .query_row(        params![c.email_key, c.event_id],
         |r| r.get(0),
     )?;
     if in_flight {
         return Ok(Err(ClaimRefused::InFlight));
     }
     // An interrupted send may have arrived: it counts as an email.
-    let last: Option<String> = conn.query_row(
-        "SELECT max(coalesce(sent_at, decided_at)) FROM reminders
+    let last: Option<String> = conn
+        .prepare_cached(
+            "SELECT max(coalesce(sent_at, decided_at)) FROM reminders
          WHERE email_key = ?1 AND event_id = ?2 AND status IN ('sent', 'claimed', 'interrupted')",
-        params![c.email_key, c.event_id],
-        |r| r.get(0),
-    )?;
+        )?
+        .query_row(params![c.email_key, c.event_id], |r| r.get(0))?;
     if let Some(last) = last
         && parse_timestamp(&last)? + c.min_gap > c.now
     {
@@ -116,20 +111,16 @@ fn claim(conn: &Connection, c: &Claim) -> anyhow::Result<Result<(), ClaimRefused
     }
     // Belt and braces: whatever the pass thought, a buyer-event recorded as held out is never sent.
     let held_out: Option<bool> = conn
-        .query_row(
-            "SELECT held_out FROM experiment WHERE email_key = ?1 AND event_id = ?2",
-            params![c.email_key, c.event_id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT held_out FROM experiment WHERE email_key = ?1 AND event_id = ?2")?
+        .query_row(params![c.email_key, c.event_id], |r| r.get(0))
         .optional()?;
     if held_out == Some(true) {
         return Ok(Err(ClaimRefused::HeldOut));
     }
     let at = timestamp(c.now);
-    conn.execute(
-        "INSERT INTO reminders (email_key, event_id, step, status, reference, email, message_id, decided_at, template)
-         VALUES (?1, ?2, ?3, 'claimed', ?4, ?5, ?6, ?7, ?8)",
-        params![c.email_key, c.event_id, c.step, c.reference, c.email, c.message_id, at, c.template],
+    conn.prepare_cached("INSERT INTO reminders (email_key, event_id, step, status, reference, email, message_id, decided_at, template)
+         VALUES (?1, ?2, ?3, 'claimed', ?4, ?5, ?6, ?7, ?8)")?
+        .execute(        params![c.email_key, c.event_id, c.step, c.reference, c.email, c.message_id, at, c.template],
     )?;
     record_group(
         conn,
@@ -250,11 +241,9 @@ pub(super) fn skip_steps(
 
 /// Whether an address is on the suppression list.
 pub(super) fn is_suppressed(conn: &Connection, email_key: &str) -> anyhow::Result<bool> {
-    Ok(conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_key = ?1)",
-        [email_key],
-        |r| r.get(0),
-    )?)
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_key = ?1)")?
+        .query_row([email_key], |r| r.get(0))?)
 }
 
 impl Store {

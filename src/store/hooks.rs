@@ -116,24 +116,22 @@ fn ingest(
 ) -> anyhow::Result<IngestResult> {
     let at = timestamp(now);
     let c = classify(parsed);
-    // The raw body goes in first, so that whatever happens next it is kept.
-    let delivery_id: i64 = conn
-        .prepare_cached(
-            "INSERT INTO deliveries (received_at, body, outcome, error, reference, action)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
-        )?
-        .query_row(
-            params![
-                at,
-                body,
-                c.outcome.label(),
-                c.error(),
-                c.reference,
-                c.action
-            ],
-            |r| r.get(0),
-        )
-        .context("cannot keep the delivery")?;
+    // The raw body goes in first, so that whatever happens next it is kept. Its id is the new
+    // rowid (RETURNING would cost a temporary table per hook).
+    conn.prepare_cached(
+        "INSERT INTO deliveries (received_at, body, outcome, error, reference, action)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        at,
+        body,
+        c.outcome.label(),
+        c.error(),
+        c.reference,
+        c.action
+    ])
+    .context("cannot keep the delivery")?;
+    let delivery_id = conn.last_insert_rowid();
     let outcome = apply_delivery(conn, parsed, c, delivery_id, &at)?;
     Ok(IngestResult {
         delivery_id,
@@ -273,30 +271,28 @@ fn apply(
     };
     let (applied, note, (key, event)) = match current.map(|(state, _, _)| state) {
         None => {
-            let stored = conn
-                .prepare_cached(
-                    "INSERT INTO orders (reference, state, state_since, changed_at, first_seen, event_id,
-                        event_name, event_date, amount_cents, email, email_key, buyer_name, tickets)
-                     VALUES (?1, ?2, ?3, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                     RETURNING email_key, event_id",
-                )?
-                .query_row(
-                    params![
-                    hook.reference,
-                    next,
-                    at,
-                    hook.event_id,
-                    hook.event_name,
-                    event_date,
-                    amount,
-                    hook.email,
-                    email_key(&hook.email),
-                        hook.buyer_name,
-                        tickets
-                    ],
-                    key_of,
-                )?;
-            (true, None, stored)
+            // A new order is stored as given: its buyer-event is the hook's (no RETURNING,
+            // which would cost a temporary table per hook).
+            let key = email_key(&hook.email);
+            conn.prepare_cached(
+                "INSERT INTO orders (reference, state, state_since, changed_at, first_seen, event_id,
+                    event_name, event_date, amount_cents, email, email_key, buyer_name, tickets)
+                 VALUES (?1, ?2, ?3, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                hook.reference,
+                next,
+                at,
+                hook.event_id,
+                hook.event_name,
+                event_date,
+                amount,
+                hook.email,
+                key,
+                hook.buyer_name,
+                tickets
+            ])?;
+            (true, None, (key, hook.event_id.clone()))
         }
         Some(state) => {
             let moves = state.may_become(next);

@@ -189,12 +189,12 @@ impl Store {
     pub async fn order(&self, reference: &str) -> Result<Option<OrderRecord>, StoreError> {
         let reference = reference.to_string();
         self.read(move |conn| {
+            // Cached: a pass reads one order per email it sends.
             Ok(conn
-                .query_row(
-                    &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE reference = ?1"),
-                    [reference],
-                    order_from_row,
-                )
+                .prepare_cached(&format!(
+                    "SELECT {ORDER_COLUMNS} FROM orders WHERE reference = ?1"
+                ))?
+                .query_row([reference], order_from_row)
                 .optional()?)
         })
         .await

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -73,24 +73,24 @@ fn load_due(
         limit as i64,
         HELD_OUT
     ])?;
-    let mut due = Vec::new();
+    let mut due = Vec::with_capacity(limit.min(4096));
     while let Some(row) = rows.next()? {
+        // Texts only parsed are read in place, not copied first.
         let email_key: String = row.get(0)?;
-        let changed_at: String = row.get(3)?;
-        let event_date: Option<String> = row.get(7)?;
-        let history: Option<String> = row.get(8)?;
+        let suppressed = suppressed.contains(&email_key);
         due.push(DueBuyerEvent {
             candidate: Candidate {
-                email_key: email_key.clone(),
+                email_key,
                 event_id: row.get(1)?,
                 state: row.get(2)?,
-                changed_at: parse_timestamp(&changed_at)?,
+                changed_at: parse_timestamp(row.get_ref(3)?.as_str()?)?,
                 email: row.get(6)?,
-                event_date: event_date
-                    .as_deref()
-                    .and_then(|d| NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M:%S").ok()),
-                history: parse_history(history.as_deref())?,
-                suppressed: suppressed.contains(&email_key),
+                event_date: row
+                    .get_ref(7)?
+                    .as_str_or_null()?
+                    .and_then(super::parse_event_date),
+                history: parse_history(row.get_ref(8)?.as_str_or_null()?)?,
+                suppressed,
                 sold_out: false,
                 held_out: false,
             },

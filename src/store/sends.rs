@@ -54,64 +54,75 @@ fn finish_claim(
     let at = timestamp(now);
     let (decision, reason) = match result {
         ClaimResult::Sent { local, rule } => {
-            conn.execute(
+            conn.prepare_cached(
                 "UPDATE reminders SET status = 'sent', sent_at = ?4, attempts = attempts + 1,
                     retry_at = NULL, reason = NULL, sent_local = ?5, send_rule = ?6,
                     send_started_at = NULL
                  WHERE email_key = ?1 AND event_id = ?2 AND step = ?3",
-                params![email_key, event_id, step, at, local, rule],
-            )?;
+            )?
+            .execute(params![email_key, event_id, step, at, local, rule])?;
             (Outcome::Sent, format!("{step} sent"))
         }
         ClaimResult::Retry { retry_at, error } => {
-            conn.execute(
+            conn.prepare_cached(
                 "UPDATE reminders SET attempts = attempts + 1, retry_at = ?4, last_error = ?5,
                     send_started_at = NULL
                  WHERE email_key = ?1 AND event_id = ?2 AND step = ?3",
-                params![email_key, event_id, step, timestamp(*retry_at), error],
-            )?;
+            )?
+            .execute(params![
+                email_key,
+                event_id,
+                step,
+                timestamp(*retry_at),
+                error
+            ])?;
             (Outcome::Failed, format!("{step} will be retried: {error}"))
         }
         ClaimResult::Failed { error, suppress } => {
-            conn.execute(
+            conn.prepare_cached(
                 "UPDATE reminders SET status = 'failed', attempts = attempts + 1, retry_at = NULL,
                     reason = ?4, last_error = ?4, send_started_at = NULL
                  WHERE email_key = ?1 AND event_id = ?2 AND step = ?3",
-                params![email_key, event_id, step, error],
-            )?;
+            )?
+            .execute(params![email_key, event_id, step, error])?;
             if *suppress {
-                conn.execute(
+                conn.prepare_cached(
                     "INSERT INTO suppressions (email_key, added_at, source, reason)
                      VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-                    params![email_key, at, SuppressionSource::Bounce, error],
-                )?;
+                )?
+                .execute(params![
+                    email_key,
+                    at,
+                    SuppressionSource::Bounce,
+                    error
+                ])?;
             }
             (Outcome::Failed, format!("{step} refused: {error}"))
         }
         ClaimResult::Skipped { reason } => {
-            conn.execute(
+            conn.prepare_cached(
                 "UPDATE reminders SET status = 'skipped', retry_at = NULL, reason = ?4,
                     send_started_at = NULL
                  WHERE email_key = ?1 AND event_id = ?2 AND step = ?3",
-                params![email_key, event_id, step, reason],
-            )?;
+            )?
+            .execute(params![email_key, event_id, step, reason])?;
             (Outcome::Skipped, format!("{step} not sent: {reason}"))
         }
     };
     // A later pass plans the remaining steps; a completed buyer-event stays closed.
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE buyer_events SET last_decision = ?3, last_reason = ?4, last_pass_at = ?5,
             next_check_at = CASE WHEN state = 'checkout_completed' THEN NULL ELSE ?6 END
          WHERE email_key = ?1 AND event_id = ?2",
-        params![
-            email_key,
-            event_id,
-            decision,
-            reason,
-            at,
-            timestamp(next_check)
-        ],
-    )?;
+    )?
+    .execute(params![
+        email_key,
+        event_id,
+        decision,
+        reason,
+        at,
+        timestamp(next_check)
+    ])?;
     Ok(())
 }
 
@@ -274,35 +285,28 @@ fn send_check(
     reference: &str,
 ) -> anyhow::Result<Option<SendCheck>> {
     let row: Option<(OrderState, String)> = conn
-        .query_row(
+        .prepare_cached(
             "SELECT state, changed_at FROM buyer_events WHERE email_key = ?1 AND event_id = ?2",
-            params![email_key, event_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        )?
+        .query_row(params![email_key, event_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((state, changed_at)) = row else {
         return Ok(None);
     };
     let event_date: Option<String> = conn
-        .query_row(
-            "SELECT event_date FROM orders WHERE reference = ?1",
-            [reference],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT event_date FROM orders WHERE reference = ?1")?
+        .query_row([reference], |r| r.get(0))
         .optional()?
         .flatten();
-    let sent: u32 = conn.query_row(
-        "SELECT count(*) FROM reminders WHERE email_key = ?1 AND event_id = ?2 AND status = 'sent'",
-        params![email_key, event_id],
+    let sent: u32 = conn.prepare_cached("SELECT count(*) FROM reminders WHERE email_key = ?1 AND event_id = ?2 AND status = 'sent'")?
+        .query_row(        params![email_key, event_id],
         |r| r.get(0),
     )?;
     Ok(Some(SendCheck {
         state,
         suppressed: is_suppressed(conn, email_key)?,
         changed_at: parse_timestamp(&changed_at)?,
-        event_date: event_date
-            .as_deref()
-            .and_then(|d| NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M:%S").ok()),
+        event_date: event_date.as_deref().and_then(super::parse_event_date),
         sent,
     }))
 }
