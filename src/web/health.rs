@@ -139,8 +139,9 @@ async fn health(state: &AppState) -> Response {
     // Public (the proxy passes it): states and times only. Why a reload was refused is on /admin
     // and in the log (it names a file, a line and a key).
     let reload = state.engine.reload_status();
+    // The lookups' state and counts; why the latest failed is on /admin.
     let mut api = state.engine.events().status().await;
-    api.last_error = api.last_error.as_deref().map(without_paths);
+    api.last_error = None;
     let overdue = state.scheduled && pass_overdue(&schedule.scan, schedule.timezone, since, now);
     let failing = overdue || last_failed;
     let body = json!({
@@ -168,8 +169,11 @@ async fn health(state: &AppState) -> Response {
             "refused": reload.refused,
             "last_refused_at": reload.last_refused_at,
         },
-        // Which templates are in use: "built-in", or the directory (its last two parts).
-        "templates": without_paths(&settings.templates.source().to_string()),
+        // Which templates are in use: "built-in", or "directory" (which one is on /admin).
+        "templates": match settings.templates.source() {
+            crate::config::TemplateSource::BuiltIn => "built-in",
+            crate::config::TemplateSource::Dir(_) => "directory",
+        },
         // Hooks kept with a field unreadable (an event date: no reminder can be held back before
         // that event) or cut to a cap: listed on /admin/problems.
         "problems": facts.problems,
@@ -211,40 +215,6 @@ fn unavailable(e: &crate::store::StoreError) -> &'static str {
 fn unwritable(e: &crate::store::StoreError) -> &'static str {
     tracing::error!("/healthz: the database cannot be written: {e}");
     "the database cannot be written (read-only, full or locked); hooks are refused until it can; the service's log says why"
-}
-
-/// `text` with every file path shortened to its last two parts (`/etc/x/templates/emails/a/b.txt`
-/// becomes `a/b.txt`), so that an error shown on /healthz says which file without showing where
-/// the service keeps it.
-pub fn without_paths(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut word = String::new();
-    let flush = |word: &mut String, out: &mut String| {
-        let core = word.trim_start_matches(|c: char| "\"'`(<".contains(c));
-        let lead = word.len() - core.len();
-        let core = core.trim_end_matches(|c: char| "\"'`)>,;:.".contains(c));
-        let (head, tail) = (&word[..lead], &word[lead + core.len()..]);
-        if core.contains('/') && !core.contains("://") {
-            let parts: Vec<&str> = core.split('/').filter(|p| !p.is_empty()).collect();
-            let keep = parts.len().saturating_sub(2);
-            out.push_str(head);
-            out.push_str(&parts[keep..].join("/"));
-            out.push_str(tail);
-        } else {
-            out.push_str(word);
-        }
-        word.clear();
-    };
-    for c in text.chars() {
-        if c.is_whitespace() {
-            flush(&mut word, &mut out);
-            out.push(c);
-        } else {
-            word.push(c);
-        }
-    }
-    flush(&mut word, &mut out);
-    out
 }
 
 /// The circuit breaker's state: `active` or `paused` (with why and since when), and the rates.
@@ -305,26 +275,4 @@ async fn metrics(state: &AppState) -> Response {
         "text/plain; version=0.0.4; charset=utf-8",
     )
     .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn paths_are_cut_to_their_last_two_parts_and_urls_kept() {
-        assert_eq!(
-            super::without_paths(
-                "template abandoned: /etc/qf/templates/emails/abandoned/subject.txt:1: \"nmae\""
-            ),
-            "template abandoned: abandoned/subject.txt:1: \"nmae\""
-        );
-        assert_eq!(
-            super::without_paths("cannot read config file \"/etc/qf/x.toml\": No such file"),
-            "cannot read config file \"qf/x.toml\": No such file"
-        );
-        assert_eq!(
-            super::without_paths("cannot reach https://api.quicket.co.za/api: refused"),
-            "cannot reach https://api.quicket.co.za/api: refused"
-        );
-        assert_eq!(super::without_paths("no path here"), "no path here");
-    }
 }
