@@ -18,6 +18,9 @@ pub struct NotifyConfig {
     pub webhook_secret: String,
     /// When the weekly report is sent, in `schedule.timezone` ("mon 08:00"; "" = never).
     pub weekly: Weekly,
+    /// The alert "the database's disk is almost full" is raised above this percentage (50 to
+    /// 100; 100 never raises it).
+    pub disk_full_at: u8,
 }
 
 impl Default for NotifyConfig {
@@ -27,6 +30,7 @@ impl Default for NotifyConfig {
             webhook_url: String::new(),
             webhook_secret: String::new(),
             weekly: Weekly::parse("mon 08:00").unwrap_or(Weekly(None)),
+            disk_full_at: 90,
         }
     }
 }
@@ -40,6 +44,7 @@ impl std::fmt::Debug for NotifyConfig {
             .field("webhook_url", &hidden(&self.webhook_url))
             .field("webhook_secret", &hidden(&self.webhook_secret))
             .field("weekly", &self.weekly.to_string())
+            .field("disk_full_at", &self.disk_full_at)
             .finish()
     }
 }
@@ -47,6 +52,16 @@ impl std::fmt::Debug for NotifyConfig {
 impl NotifyConfig {
     /// Checks the addresses and the webhook URL.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if !(50..=100).contains(&self.disk_full_at) {
+            return Err(invalid(
+                "notify.disk_full_at",
+                format!(
+                    "{} is not a percentage from 50 to 100 (90: tell when the disk is 90% full; \
+                     100: never)",
+                    self.disk_full_at
+                ),
+            ));
+        }
         for (i, to) in self.to.iter().enumerate() {
             if let Err(why) = crate::domain::check_deliverable(to) {
                 return Err(invalid(

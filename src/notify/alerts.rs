@@ -26,8 +26,6 @@ pub const TRANSPORT_GRACE: TimeDelta = TimeDelta::minutes(30);
 pub const HOOKS_SILENT: TimeDelta = TimeDelta::days(3);
 /// "Recent checkouts": a checkout this recent shows the event is being sold through Quicket.
 pub const RECENT_CHECKOUTS: TimeDelta = TimeDelta::days(30);
-/// The database's disk is "almost full" above this share.
-pub const DISK_LIMIT: f64 = 0.90;
 
 /// What can be wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,7 +42,7 @@ pub enum Condition {
     Settings,
     /// The From domain's DNS readiness has a warning.
     Dns,
-    /// The database's disk is over [`DISK_LIMIT`].
+    /// The database's disk is fuller than `notify.disk_full_at`.
     Disk,
     /// The database cannot be written (told without being recorded: it cannot be).
     Database,
@@ -208,7 +206,8 @@ impl Watcher {
         });
         judged.push((Condition::Dns, dns));
 
-        judged.push((Condition::Disk, disk_full(self.store.path())));
+        let limit = f64::from(config.notify.disk_full_at) / 100.0;
+        judged.push((Condition::Disk, disk_full(self.store.path(), limit)));
         Ok(judged)
     }
 
@@ -414,8 +413,8 @@ pub fn overdue(
     now > t.with_timezone(&Utc)
 }
 
-/// The database's file system over [`DISK_LIMIT`] full, said in words.
-fn disk_full(database: &std::path::Path) -> Option<String> {
+/// The database's file system fuller than `limit` (a share; 1.0 is never), said in words.
+fn disk_full(database: &std::path::Path, limit: f64) -> Option<String> {
     let dir = database
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -429,7 +428,7 @@ fn disk_full(database: &std::path::Path) -> Option<String> {
     }
     let share = used as f64 / usable as f64;
     let free_mb = fs.f_bavail.saturating_mul(fs.f_frsize) / (1024 * 1024);
-    (share > DISK_LIMIT).then(|| {
+    (share > limit).then(|| {
         format!(
             "The disk that holds the database is {:.0}% full ({free_mb} MB left). When it is full, Quicket's messages are refused \
              and sales are lost: make room (old backups, logs) or a bigger disk.",
@@ -526,5 +525,14 @@ mod tests {
         let scan = "0 * * * * *";
         assert!(!overdue(scan, tz, since, since + TimeDelta::minutes(2)));
         assert!(overdue(scan, tz, since, since + TimeDelta::minutes(4)));
+    }
+
+    #[test]
+    fn the_disk_alert_follows_the_configured_share() {
+        let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        // Any disk in use is fuller than 0%, and none is fuller than 100%.
+        let told = super::disk_full(&here, 0.0).expect("over 0%");
+        assert!(told.contains("% full ("), "{told}");
+        assert_eq!(super::disk_full(&here, 1.0), None);
     }
 }
