@@ -230,7 +230,8 @@ impl Watcher {
             .and_then(|t| parse_timestamp(t).ok())
             .map_or(serving.started_at, |t| t.max(serving.started_at));
         let schedule = &config.schedule;
-        if !overdue(&schedule.scan, schedule.timezone, since, now) {
+        if !crate::reminders::schedule::pass_overdue(&schedule.scan, schedule.timezone, since, now)
+        {
             return Ok(None);
         }
         Ok(Some(format!(
@@ -392,27 +393,6 @@ fn log(change: &AlertChange, delivery: &Delivery) {
     );
 }
 
-/// Whether the pass that should have followed `since` is more than two scan intervals late.
-pub fn overdue(
-    scan: &str,
-    timezone: chrono_tz::Tz,
-    since: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> bool {
-    let Ok(cron) = crate::config::parse_cron(scan) else {
-        return false;
-    };
-    let mut t = since.with_timezone(&timezone);
-    // The next run after `since`, then two more intervals of grace.
-    for _ in 0..3 {
-        match cron.find_next_occurrence(&t, false) {
-            Ok(next) => t = next,
-            Err(_) => return false,
-        }
-    }
-    now > t.with_timezone(&Utc)
-}
-
 /// The database's file system fuller than `limit` (a share; 1.0 is never), said in words.
 fn disk_full(database: &std::path::Path, limit: f64) -> Option<String> {
     let dir = database
@@ -523,8 +503,18 @@ mod tests {
         let tz = chrono_tz::Africa::Johannesburg;
         let since: DateTime<Utc> = "2026-12-07T10:00:30Z".parse().unwrap();
         let scan = "0 * * * * *";
-        assert!(!overdue(scan, tz, since, since + TimeDelta::minutes(2)));
-        assert!(overdue(scan, tz, since, since + TimeDelta::minutes(4)));
+        assert!(!crate::reminders::schedule::pass_overdue(
+            scan,
+            tz,
+            since,
+            since + TimeDelta::minutes(2)
+        ));
+        assert!(crate::reminders::schedule::pass_overdue(
+            scan,
+            tz,
+            since,
+            since + TimeDelta::minutes(4)
+        ));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use super::{Engine, PassError};
@@ -86,4 +86,25 @@ async fn run(engine: &Engine) {
         }
         Err(e) => tracing::error!("reminder pass failed: {e:#}"),
     }
+}
+
+/// Whether the pass that should have followed `since` is more than two scan intervals late.
+pub fn pass_overdue(
+    scan: &str,
+    timezone: chrono_tz::Tz,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
+    let Ok(cron) = crate::config::parse_cron(scan) else {
+        return false;
+    };
+    let mut t = since.with_timezone(&timezone);
+    // The next run after `since`, then two more intervals of grace.
+    for _ in 0..3 {
+        match cron.find_next_occurrence(&t, false) {
+            Ok(next) => t = next,
+            Err(_) => return false,
+        }
+    }
+    now > t.with_timezone(&Utc)
 }

@@ -11,7 +11,6 @@ use warp::reply::{Reply, Response};
 
 use super::error::json_status;
 use super::state::{AppState, with_state};
-use crate::config::parse_cron;
 use crate::store::{Store, parse_timestamp};
 
 /// How long `/healthz` answers from what it last read from the database, so that a flood of
@@ -47,27 +46,6 @@ pub fn routes(
         .and(with_state(state))
         .then(|state: AppState| async move { metrics(&state).await });
     health.or(metrics).unify()
-}
-
-/// Whether the pass that should have followed `since` is more than two scan intervals late.
-pub fn pass_overdue(
-    scan: &str,
-    timezone: chrono_tz::Tz,
-    since: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> bool {
-    let Ok(cron) = parse_cron(scan) else {
-        return false;
-    };
-    let mut t = since.with_timezone(&timezone);
-    // The next run after `since`, then two more intervals of grace.
-    for _ in 0..3 {
-        match cron.find_next_occurrence(&t, false) {
-            Ok(next) => t = next,
-            Err(_) => return false,
-        }
-    }
-    now > t.with_timezone(&Utc)
 }
 
 /// The database's facts, read at most once per [`CACHE_FOR`] (callers in the same second wait for
@@ -142,7 +120,8 @@ async fn health(state: &AppState) -> Response {
     // The lookups' state and counts; why the latest failed is on /admin.
     let mut api = state.engine.events().status().await;
     api.last_error = None;
-    let overdue = state.scheduled && pass_overdue(&schedule.scan, schedule.timezone, since, now);
+    let overdue = state.scheduled
+        && crate::reminders::schedule::pass_overdue(&schedule.scan, schedule.timezone, since, now);
     let failing = overdue || last_failed;
     let body = json!({
         "status": if failing { "failing" } else { "ok" },

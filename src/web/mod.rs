@@ -12,13 +12,14 @@ mod links;
 mod state;
 mod throttle;
 
+pub use crate::reminders::schedule::pass_overdue;
 pub use admin::routes as admin_routes;
 pub use admin::setup::{new_link as new_setup_link, routes as setup_routes};
 pub use credentials::{AdminCredentials, MIN_PASSWORD_CHARS, hash_password};
 pub use doors::routes as door_routes;
 pub use error::{AdminRefused, ApiError, json_status, recover};
 pub use headers::{forwarded_for, security_headers};
-pub use health::{HealthCache, pass_overdue, routes as health_routes};
+pub use health::{HealthCache, routes as health_routes};
 pub use links::routes as link_routes;
 pub use state::{AppState, EmailProviders, with_state};
 pub use throttle::LoginThrottle;
