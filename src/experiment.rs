@@ -143,6 +143,16 @@ impl Assigner {
 /// The reason recorded for a step not sent because its buyer-event is in the control group.
 pub const HELD_OUT: &str = "held out";
 
+/// What the organiser reads wherever a buyer-event of the control group appears: it is never
+/// emailed, and that is deliberate (not a step waiting, nor an email that went out).
+pub const CONTROL_GROUP: &str = "in the control group: never emailed, on purpose";
+
+/// The reason a pass gives for a buyer-event of the control group: "held out" (what scripts look
+/// for) with what it means.
+pub fn held_out_reason() -> String {
+    format!("{HELD_OUT}: {CONTROL_GROUP}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

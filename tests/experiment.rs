@@ -227,7 +227,7 @@ async fn four_hundred_buyer_events_at_half_holdout_never_email_the_held_out() {
         assert!(
             out.lines().any(|l| l.starts_with("skipped")
                 && l.contains(key.as_str())
-                && l.ends_with("held out")),
+                && l.contains(": held out")),
             "{key} not said held out:\n{out}"
         );
     }
@@ -564,4 +564,142 @@ async fn a_click_within_seconds_of_delivery_is_a_scanner() {
         .await
         .unwrap();
     assert_eq!(scanner.as_deref(), Some("within seconds of delivery"));
+}
+
+/// A held-out buyer reads as the control group wherever it appears: the pass's lines (the real
+/// one, `run-once`, the dry run), Orders and the timeline. Its next step waits exactly like the
+/// emailed buyers' (the held-out step counts toward `min_gap`), but it is never "due", "deferred"
+/// or told that "an email went out".
+#[tokio::test]
+async fn a_held_out_buyer_reads_as_the_control_group_everywhere() {
+    let smtp = SmtpServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let password = "Held-out-but-not-forgotten";
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nwebhook_token = \"{token}\"\nadmin_password = \"{password}\"\n\n\
+         [database]\npath = {db:?}\n\n\
+         [email]\ntransport = \"smtp\"\nsmtp_url = \"{url}\"\nmax_per_minute = 100000\n\n\
+         [templates]\ndir = {templates:?}\n\n[experiment]\nholdout = \"50%\"\n\n\
+         [schedule]\nsend_window = \"\"\nmin_gap = \"12h\"\n\n\
+         [[reminders]]\nname = \"first\"\nafter = \"1h\"\nwhen = [\"checkout_started\"]\ntemplate = \"abandoned\"\n\n\
+         [[reminders]]\nname = \"second\"\nafter = \"3h\"\nwhen = [\"checkout_started\"]\ntemplate = \"last_chance\"\n",
+        token = common::TOKEN,
+        db = dir.path().join("data/followup.sqlite"),
+        url = smtp.url(),
+        templates = common::templates_dir(),
+    );
+    let path = dir.path().join("quicket-followup.toml");
+    std::fs::write(&path, text).unwrap();
+    let service = start(&path).await;
+    for i in 0..20 {
+        post(&service, hook(i, "checkout_started")).await;
+    }
+    let t0 = Utc::now();
+    // The first step: sent or held out.
+    pass(&service, t0 + Duration::hours(2)).await;
+    let held: Vec<String> = groups(&service)
+        .await
+        .into_iter()
+        .filter(|(_, h)| *h)
+        .map(|(k, _)| k)
+        .collect();
+    assert!(!held.is_empty(), "20 buyers at 50%: some are held out");
+    let emailed = smtp.received().len();
+    assert_eq!(emailed, 20 - held.len());
+
+    // The second step is due, but within 12 h of the first: both groups wait.
+    let lines_at = |report: &quicket_followup::reminders::PassReport| {
+        report
+            .lines
+            .iter()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+    };
+    let later = t0 + Duration::hours(4);
+    let dry = service.engine.run_pass(later, true).await.unwrap();
+    let dry = lines_at(&dry);
+    service.stop().await;
+    let (code, out, err) = common::run_cli(
+        &[
+            "--config",
+            path.to_str().unwrap(),
+            "run-once",
+            "--now",
+            &later.to_rfc3339(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let run_once: Vec<String> = out.lines().map(String::from).collect();
+    for (what, lines) in [("dry run", &dry), ("run-once", &run_once)] {
+        for key in &held {
+            let line = lines
+                .iter()
+                .find(|l| l.contains(key.as_str()))
+                .unwrap_or_else(|| panic!("{what}: no line for {key}:\n{lines:#?}"));
+            assert!(
+                line.starts_with("skipped")
+                    && line.contains("held out: in the control group: never emailed, on purpose"),
+                "{what}: {line}"
+            );
+            for wrong in ["went out", "is due", "deferred", "waits"] {
+                assert!(!line.contains(wrong), "{what} says {wrong:?}: {line}");
+            }
+        }
+        // Never said of an emailed buyer.
+        assert!(
+            lines
+                .iter()
+                .filter(|l| l.contains("control group"))
+                .all(|l| held.iter().any(|k| l.contains(k.as_str()))),
+            "{what}:\n{lines:#?}"
+        );
+    }
+    assert_eq!(smtp.received().len(), emailed, "nothing more was sent");
+
+    // Orders and the timeline say it in the organiser's words.
+    let service = start(&path).await;
+    let client = reqwest::Client::builder()
+        .user_agent(common::BROWSER)
+        .build()
+        .unwrap();
+    let get = |path: String| {
+        let client = client.clone();
+        let url = format!("http://{}{path}", service.addr);
+        async move {
+            let response = client
+                .get(url)
+                .basic_auth("admin", Some(password))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            response.text().await.unwrap()
+        }
+    };
+    let orders = get("/admin/orders".into()).await;
+    let key = &held[0];
+    let row = orders
+        .split("<tr")
+        .find(|r| r.contains(key.as_str()))
+        .unwrap_or_else(|| panic!("{key} not on Orders:\n{orders}"));
+    assert!(
+        row.contains("in the control group: never emailed, on purpose"),
+        "{row}"
+    );
+    for wrong in ["Waiting", "is due", "went out"] {
+        assert!(!row.contains(wrong), "Orders says {wrong:?}: {row}");
+    }
+    let timeline = get(format!("/admin/buyer?email={key}&event=456")).await;
+    assert!(
+        timeline.contains("in the control group: never emailed, on purpose"),
+        "{timeline}"
+    );
+    for wrong in ["deferred", "is due", "went out", ": skipped"] {
+        assert!(
+            !timeline.contains(wrong),
+            "the timeline says {wrong:?}:\n{timeline}"
+        );
+    }
+    service.stop().await;
 }

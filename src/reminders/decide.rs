@@ -11,7 +11,7 @@ use super::planner::{Decision, StepStatus, plan};
 use super::report::{PassLine, PassReport, line};
 use crate::domain::Outcome;
 use crate::events::EventInfo;
-use crate::experiment::HELD_OUT;
+use crate::experiment::{HELD_OUT, held_out_reason};
 use crate::store::reminders::{DecisionRecord, DueBuyerEvent, HoldOut, QuietDecisions, StepSkips};
 
 /// A skipped step and why: what the planner hands over with a step to send.
@@ -249,7 +249,7 @@ fn hold_out(
         &c.event_id,
         &due.reference,
         Some(&step),
-        HELD_OUT.into(),
+        held_out_reason(),
     ));
     sorted.quiet.decisions.push(DecisionRecord {
         email_key: c.email_key.clone(),
@@ -279,8 +279,14 @@ fn record_quiet(
 ) {
     let c = &due.candidate;
     let reason = quiet_reason(&decision, s.rules.timezone);
-    match decision {
-        Decision::Defer { .. } => report.counts.deferred += 1,
+    // The control group waits like the emailed group, but nothing of it is ever deferred to be
+    // sent: it reads "skipped ... held out" (the planner's reason says why).
+    let label = match decision {
+        Decision::Defer { .. } if c.held_out => Outcome::Skipped,
+        _ => decision.label(),
+    };
+    match label {
+        Outcome::Deferred => report.counts.deferred += 1,
         _ => report.counts.skipped += 1,
     }
     let step = match &decision {
@@ -288,7 +294,7 @@ fn record_quiet(
         _ => None,
     };
     report.push(line(
-        decision.label(),
+        label,
         &c.email,
         &c.event_id,
         &due.reference,
@@ -306,7 +312,7 @@ fn record_quiet(
     sorted.quiet.decisions.push(DecisionRecord {
         email_key: c.email_key.clone(),
         event_id: c.event_id.clone(),
-        decision: decision.label(),
+        decision: label,
         reason,
         next_check_at: decision.next_check(now),
     });

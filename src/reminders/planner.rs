@@ -231,9 +231,19 @@ pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
     }
     // Whatever is pending, nothing can go out once these pass.
     let horizon = stop_at.map_or(give_up_at, |stop| stop.min(give_up_at));
-    match due_steps(c, rules, now, &pending, horizon) {
+    let decision = match due_steps(c, rules, now, &pending, horizon) {
         Ok(due) => choose(c, rules, now, due, horizon),
         Err(wait) => wait,
+    };
+    match decision {
+        // The control group keeps the emailed group's timing (its held-out steps count toward
+        // `min_gap`, it waits for the window), but no step of it is "due" and no email "went
+        // out": say what it is.
+        Decision::Defer { until, .. } if c.held_out => Decision::Defer {
+            until,
+            reason: crate::experiment::held_out_reason(),
+        },
+        other => other,
     }
 }
 
@@ -793,10 +803,19 @@ mod tests {
     fn a_held_out_buyer_event_is_held_out_where_it_would_be_sent() {
         let mut c = candidate(Started, "2026-12-01 10:00");
         c.held_out = true;
-        // Before the step is due, exactly like an emailed one.
+        // Before the step is due, waits exactly like an emailed one, but never reads as "due".
         let emailed = candidate(Started, "2026-12-01 10:00");
         let early = at("2026-12-01 10:59");
-        assert_eq!(plan(&c, &rules(), early), plan(&emailed, &rules(), early));
+        assert_eq!(
+            plan(&c, &rules(), early),
+            Decision::Defer {
+                until: at("2026-12-01 11:00"),
+                reason: "held out: in the control group: never emailed, on purpose".into()
+            }
+        );
+        assert!(
+            matches!(plan(&emailed, &rules(), early), Decision::Defer { until, reason } if until == at("2026-12-01 11:00") && reason.contains("is due at"))
+        );
         let d = plan(&c, &rules(), at("2026-12-01 11:00"));
         assert_eq!(
             d,
@@ -816,7 +835,8 @@ mod tests {
         });
         let d = plan(&c, &rules(), at("2026-12-17 18:30"));
         assert!(
-            matches!(d, Decision::Defer { until, .. } if until == at("2026-12-18 00:00")),
+            matches!(&d, Decision::Defer { until, reason } if *until == at("2026-12-18 00:00")
+                && !reason.contains("went out") && reason.contains("control group")),
             "{d:?}"
         );
         assert!(matches!(
@@ -859,6 +879,8 @@ mod tests {
             proptest::prop_assert!(!matches!(held, Decision::Send { .. }), "{:?}", held);
             match emailed {
                 Decision::Send { step, skip } => proptest::prop_assert_eq!(held, Decision::HoldOut { step, skip }),
+                // The same wait, in the control group's words.
+                Decision::Defer { until, .. } => proptest::prop_assert_eq!(held, Decision::Defer { until, reason: crate::experiment::held_out_reason() }),
                 other => proptest::prop_assert_eq!(held, other),
             }
         }

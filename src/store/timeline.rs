@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{Store, StoreError};
 use crate::domain::{OrderState, Outcome, StepStatus};
+use crate::experiment::{CONTROL_GROUP, HELD_OUT};
 
 /// A buyer-event found by a search.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -34,6 +35,8 @@ pub struct BuyerEventRow {
     pub event_date: Option<String>,
     /// How many tickets the order holds.
     pub tickets: i64,
+    /// In the control group (never emailed, on purpose), as recorded when its first step fell due.
+    pub held_out: bool,
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BuyerEventRow> {
@@ -50,12 +53,15 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BuyerEventRow> {
         amount_cents: r.get(9)?,
         event_date: r.get(10)?,
         tickets: r.get(11)?,
+        held_out: r.get(12)?,
     })
 }
 
 const COLUMNS: &str = "be.email_key, be.event_id, o.event_name, be.state, be.changed_at, \
     be.last_decision, be.last_reason, be.next_check_at, o.buyer_name, o.amount_cents, \
-    o.event_date, json_array_length(o.tickets)";
+    o.event_date, json_array_length(o.tickets), \
+    coalesce((SELECT x.held_out FROM experiment x \
+              WHERE x.email_key = be.email_key AND x.event_id = be.event_id), 0)";
 
 /// One thing that happened to a buyer-event.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -135,7 +141,7 @@ fn timeline(conn: &Connection, key: &str, event: &str) -> anyhow::Result<Option<
         return Ok(None);
     };
     let buyer_event = row(first)?;
-    let email: String = first.get(12)?;
+    let email: String = first.get(13)?;
     drop(rows);
     let mut entries = Vec::new();
     let references = hook_entries(conn, key, event, &mut entries)?;
@@ -214,6 +220,16 @@ fn reminder_entries(
         ))
     })? {
         let (at, step, status, reason, attempts) = r?;
+        if status == StepStatus::Skipped && reason.as_deref() == Some(HELD_OUT) {
+            entries.push(Entry {
+                at,
+                kind: "reminder",
+                title: format!("reminder {step}: not sent"),
+                detail: Some(CONTROL_GROUP.into()),
+                body: None,
+            });
+            continue;
+        }
         let status = match status {
             StepStatus::Claimed if attempts > 0 => "waiting to be retried",
             StepStatus::Claimed => "being sent",
@@ -359,6 +375,19 @@ fn state_entries(
         )?,
     ) && *decision != Outcome::Sent
     {
+        if buyer_event.held_out {
+            // Whatever the pass said of its timing, nothing is ever sent to the control group.
+            entries.push(Entry {
+                at,
+                kind: "decision",
+                title: "latest pass: not emailed".into(),
+                detail: Some(format!(
+                    "{CONTROL_GROUP}: its purchases show what the reminders add"
+                )),
+                body: None,
+            });
+            return Ok(());
+        }
         entries.push(Entry {
             at,
             kind: "decision",

@@ -6,6 +6,7 @@ use warp::reply::Response;
 
 use super::{AppState, buyer_link, local, page as render, see_other};
 use crate::domain::Outcome;
+use crate::experiment::CONTROL_GROUP;
 use crate::present::rands;
 use crate::web::ApiError;
 
@@ -40,9 +41,13 @@ struct OrderRow {
     decision: String,
 }
 
-/// A pass's latest decision for people.
-fn decision_for_people(decision: Option<Outcome>, reason: Option<&str>) -> String {
+/// A pass's latest decision for people; a buyer-event of the control group reads as one, whatever
+/// the pass said of its timing.
+fn decision_for_people(decision: Option<Outcome>, reason: Option<&str>, held_out: bool) -> String {
     let reason = reason.unwrap_or_default();
+    if held_out && !matches!(decision, Some(Outcome::Done)) {
+        return format!("Not emailed: {CONTROL_GROUP}");
+    }
     match decision {
         Some(Outcome::Sent) => "Emailed".into(),
         Some(Outcome::Deferred) => format!("Waiting: {reason}"),
@@ -87,7 +92,11 @@ pub(super) async fn list(state: AppState, q: OrdersQuery) -> Result<Response, Ap
                 event: format!("{} ({})", r.event_name, r.event_id),
                 state: r.state.for_people(),
                 changed: local(state, &r.changed_at),
-                decision: decision_for_people(r.last_decision, r.last_reason.as_deref()),
+                decision: decision_for_people(
+                    r.last_decision,
+                    r.last_reason.as_deref(),
+                    r.held_out,
+                ),
             })
             .collect(),
         query,
