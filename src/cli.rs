@@ -244,8 +244,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Resubscribe { email } => {
             let removed = with_store(&config, |store| async move {
                 store
-                    .remove_suppression(&email, chrono::Utc::now())
+                    .remove_suppression(
+                        &email,
+                        crate::store::privacy::Removal {
+                            by: crate::store::privacy::RemovedBy::Cli,
+                            client: String::new(),
+                            reason: "resubscribe on the command line".into(),
+                        },
+                        chrono::Utc::now(),
+                    )
                     .await
+                    .map(|removed| removed.is_some())
                     .map_err(anyhow::Error::from)
             })
             .await?;

@@ -182,17 +182,180 @@ async fn suppressions_can_be_added_and_removed_from_the_page_but_not_from_anothe
     assert_eq!(ours.status().as_u16(), 303);
     assert!(app.store().is_suppressed("a@mail.co.za").await.unwrap());
     let (_, page) = get(&app, "/admin/suppressions").await;
-    assert!(page.contains("a@mail.co.za") && page.contains("admin"));
-    let remove = client
-        .post(format!("{url}/remove"))
-        .basic_auth("admin", Some(PASSWORD))
-        .header("sec-fetch-site", "same-origin")
-        .form(&[("email", "a@mail.co.za")])
-        .send()
+    assert!(page.contains("a@mail.co.za") && page.contains("added here by hand"));
+    let remove = |form: Vec<(&'static str, &'static str)>| {
+        client
+            .post(format!("{url}/remove"))
+            .basic_auth("admin", Some(PASSWORD))
+            .header("sec-fetch-site", "same-origin")
+            .form(&form)
+            .send()
+    };
+    // Remove asks first: a confirmation with the reason to give; nothing changed yet.
+    let asked = remove(vec![("email", "a@mail.co.za")]).await.unwrap();
+    assert_eq!(asked.status().as_u16(), 200);
+    let html = asked.text().await.unwrap();
+    assert!(
+        html.contains("id=\"confirm-removal\"") && html.contains("name=\"reason\""),
+        "{html}"
+    );
+    assert!(app.store().is_suppressed("a@mail.co.za").await.unwrap());
+    // Confirmed without a reason, or with one that is not a line: refused beside the field.
+    for reason in ["", "   ", "one\r\nSet-Cookie: x=y"] {
+        let refused = remove(vec![
+            ("email", "a@mail.co.za"),
+            ("confirm", "yes"),
+            ("reason", reason),
+        ])
         .await
         .unwrap();
-    assert_eq!(remove.status().as_u16(), 303);
+        assert_eq!(refused.status().as_u16(), 422, "{reason:?}");
+        let html = refused.text().await.unwrap();
+        assert!(
+            html.contains("aria-invalid=\"true\" aria-describedby=\"reason-error\""),
+            "{html}"
+        );
+        assert!(app.store().is_suppressed("a@mail.co.za").await.unwrap());
+    }
+    let huge: &'static str = Box::leak("x".repeat(600).into_boxed_str());
+    let refused = remove(vec![
+        ("email", "a@mail.co.za"),
+        ("confirm", "yes"),
+        ("reason", huge),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(refused.status().as_u16(), 422);
+    assert!(app.store().is_suppressed("a@mail.co.za").await.unwrap());
+    let done = remove(vec![
+        ("email", "a@mail.co.za"),
+        ("confirm", "yes"),
+        ("reason", "added by mistake"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(done.status().as_u16(), 303);
+    let location = done.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        !location.contains("mail.co.za"),
+        "no address in a URL: {location}"
+    );
     assert!(!app.store().is_suppressed("a@mail.co.za").await.unwrap());
+    // The history of removals keeps who, how it had come on, and why.
+    let removals = app.store().suppression_removals(10).await.unwrap();
+    assert_eq!(removals.len(), 1);
+    assert_eq!(removals[0].email, "a@mail.co.za");
+    assert_eq!(removals[0].reason, "added by mistake");
+    assert_eq!(removals[0].source, "admin");
+    let (_, page) = get(&app, "/admin/suppressions").await;
+    assert!(page.contains("added by mistake"), "{page}");
+}
+
+/// An address the buyer unsubscribed through the link comes off the list only with the buyer's
+/// own request ticked and a reason: never by one click, and the reason is kept.
+#[tokio::test]
+async fn an_unsubscribed_address_comes_off_the_list_only_at_the_buyers_own_request() {
+    let app = TestApp::spawn_with(setup).await;
+    let client = common::no_redirects();
+    let url = format!("{}/admin/suppressions/remove", app.base);
+    app.store()
+        .add_suppression(
+            "Lindiwe@mail.co.za",
+            quicket_followup::store::privacy::SuppressionSource::Unsubscribe,
+            Some("456".into()),
+            Some("abandoned-1".into()),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let post = |form: Vec<(&'static str, &'static str)>| {
+        client
+            .post(&url)
+            .basic_auth("admin", Some(PASSWORD))
+            .header("sec-fetch-site", "same-origin")
+            .form(&form)
+            .send()
+    };
+    let html = post(vec![("email", "lindiwe@mail.co.za")])
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("unsubscribed through the link") && html.contains("name=\"asked\""),
+        "{html}"
+    );
+    // A reason alone is not enough: the buyer's own request must be confirmed.
+    let refused = post(vec![
+        ("email", "lindiwe@mail.co.za"),
+        ("confirm", "yes"),
+        ("reason", "they probably want tickets"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(refused.status().as_u16(), 422);
+    let html = refused.text().await.unwrap();
+    assert!(
+        html.contains("asked-error") && html.contains("Only their own request"),
+        "{html}"
+    );
+    assert!(
+        app.store()
+            .is_suppressed("lindiwe@mail.co.za")
+            .await
+            .unwrap()
+    );
+    // Ticked without a reason: still refused.
+    let refused = post(vec![
+        ("email", "lindiwe@mail.co.za"),
+        ("confirm", "yes"),
+        ("asked", "yes"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(refused.status().as_u16(), 422);
+    assert!(
+        app.store()
+            .is_suppressed("lindiwe@mail.co.za")
+            .await
+            .unwrap()
+    );
+    let done = post(vec![
+        ("email", "lindiwe@mail.co.za"),
+        ("confirm", "yes"),
+        ("asked", "yes"),
+        ("reason", "phoned on 8 Dec asking for the jazz news"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(done.status().as_u16(), 303);
+    assert!(
+        !app.store()
+            .is_suppressed("lindiwe@mail.co.za")
+            .await
+            .unwrap()
+    );
+    let removals = app.store().suppression_removals(10).await.unwrap();
+    assert_eq!(removals[0].source, "unsubscribe");
+    assert_eq!(removals[0].by, "admin");
+    assert!(
+        removals[0]
+            .reason
+            .contains("the buyer asked to be emailed again")
+            && removals[0].reason.contains("phoned on 8 Dec"),
+        "{:?}",
+        removals[0]
+    );
+    // forget leaves nothing of the address in the removals either.
+    app.store().forget("lindiwe@mail.co.za").await.unwrap();
+    assert!(
+        app.store()
+            .suppression_removals(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]

@@ -1115,3 +1115,157 @@ async fn the_weekly_report_reads_well_in_a_browser_with_its_chart() {
     drop(driver);
     app.service.stop().await;
 }
+
+/// What sticks out at the window's width: the page wider than the window, or a box that hides
+/// part of its content behind a sideways scroll (code text areas aside). Empty: it all fits.
+async fn sticking_out(client: &Client) -> String {
+    let found = client
+        .execute(
+            "const out = [];\
+             if (document.documentElement.scrollWidth > window.innerWidth) out.push('the page: ' + document.documentElement.scrollWidth);\
+             for (const e of document.querySelectorAll('main *')) {\
+               if (e.tagName === 'TEXTAREA' || e.closest('pre')) continue;\
+               const r = e.getBoundingClientRect();\
+               if (r.width > 0 && r.right > window.innerWidth + 1) out.push(e.tagName + '.' + e.className + ' ' + (e.name || e.id || '') + ' ends at ' + Math.round(r.right));\
+               const s = getComputedStyle(e).overflowX;\
+               if ((s === 'auto' || s === 'scroll' || s === 'hidden') && e.scrollWidth > e.clientWidth + 1) out.push(e.tagName + '.' + e.className + ' ' + (e.id || '') + ' hides ' + (e.scrollWidth - e.clientWidth) + ' px');\
+             }\
+             return out.slice(0, 10).join('; ');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    found.as_str().unwrap_or_default().to_string()
+}
+
+/// Taking an address off the suppression list in the browser: Remove asks first, with a reason;
+/// for a buyer who unsubscribed through the link, only their own request (ticked) allows it; the
+/// reason is kept in the list of removals. Screenshots `admin-suppressions*.png` at 390 and 1280.
+#[tokio::test]
+async fn an_address_comes_off_the_suppression_list_only_after_a_confirmation_with_a_reason() {
+    let Some(chromedriver) = chromedriver() else {
+        return;
+    };
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let app = TestApp::spawn_with(organiser).await;
+    // Aisha unsubscribes through the link in her email.
+    a_day_of_checkouts(&app).await;
+    assert!(app.store().is_suppressed(AISHA.email).await.unwrap());
+    let addr = app.service.addr;
+    let profile = tempfile::tempdir().unwrap();
+    let mut driver = Driver::start(&chromedriver).await;
+    let client = browser(&driver, profile.path()).await;
+    driver.session = client.session_id().await.unwrap();
+    client
+        .goto(&format!("http://admin:{PASSWORD}@{addr}/admin"))
+        .await
+        .unwrap();
+    wait_for(&client, Locator::Css("main h1")).await;
+    client
+        .goto(&format!("http://{addr}/admin/suppressions"))
+        .await
+        .unwrap();
+    wait_for(&client, Locator::Id("suppressed")).await;
+    for width in [390, 1280] {
+        screenshot(
+            &client,
+            width,
+            &shots.join(format!("admin-suppressions-{width}.png")),
+        )
+        .await;
+        let out = sticking_out(&client).await;
+        assert!(out.is_empty(), "at {width} px: {out}");
+    }
+    client.set_window_size(1280, 1000).await.unwrap();
+    // One click asks; nothing is changed yet.
+    client
+        .find(Locator::Css("#suppressed button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let confirm = wait_for(&client, Locator::Id("confirm-removal")).await;
+    let text = confirm.text().await.unwrap();
+    assert!(
+        text.contains(AISHA.email) && text.contains("unsubscribed through the link"),
+        "{text}"
+    );
+    assert!(app.store().is_suppressed(AISHA.email).await.unwrap());
+    // A reason, but the buyer's own request not ticked: refused, the box marked.
+    client
+        .find(Locator::Id("reason"))
+        .await
+        .unwrap()
+        .send_keys("she might like the next show")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("confirm-remove"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let error = wait_for(&client, Locator::Id("asked-error")).await;
+    assert!(
+        error
+            .text()
+            .await
+            .unwrap()
+            .contains("Only their own request"),
+        "the refusal is beside the box"
+    );
+    let invalid = client
+        .find(Locator::Id("asked"))
+        .await
+        .unwrap()
+        .attr("aria-invalid")
+        .await
+        .unwrap();
+    assert_eq!(invalid.as_deref(), Some("true"));
+    for width in [390, 1280] {
+        screenshot(
+            &client,
+            width,
+            &shots.join(format!("admin-suppressions-confirm-{width}.png")),
+        )
+        .await;
+        let out = sticking_out(&client).await;
+        assert!(out.is_empty(), "at {width} px: {out}");
+    }
+    client.set_window_size(1280, 1000).await.unwrap();
+    assert!(app.store().is_suppressed(AISHA.email).await.unwrap());
+    // Ticked, with the reason: taken off, and the reason is kept.
+    client
+        .find(Locator::Id("asked"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("confirm-remove"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&client, Locator::Css(".notice")).await;
+    assert!(!app.store().is_suppressed(AISHA.email).await.unwrap());
+    let removals = client
+        .find(Locator::Id("removals"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        removals.contains(AISHA.email) && removals.contains("she might like the next show"),
+        "{removals}"
+    );
+    client.close().await.unwrap();
+    driver.session = None;
+    drop(driver);
+}

@@ -527,7 +527,15 @@ async fn ses_bounces_and_complaints_through_sns_are_verified_and_suppress() {
     );
 
     app.store()
-        .remove_suppression(BUYER, Utc::now())
+        .remove_suppression(
+            BUYER,
+            quicket_followup::store::privacy::Removal {
+                by: quicket_followup::store::privacy::RemovedBy::Cli,
+                client: String::new(),
+                reason: "test".into(),
+            },
+            Utc::now(),
+        )
         .await
         .unwrap();
     let complaint = sns.sign(ses_notification(

@@ -59,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0012_matched_email_events.sql"),
     include_str!("../../migrations/0013_send_started.sql"),
     include_str!("../../migrations/0014_alerts.sql"),
+    include_str!("../../migrations/0015_suppression_removals.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside `serve`).

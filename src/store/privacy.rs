@@ -2,7 +2,7 @@
 //! events long past, keeping the counts) and `forget` (remove one address entirely).
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::erase::{self, Person};
@@ -81,6 +81,58 @@ pub struct Suppression {
     pub step: Option<String>,
 }
 
+/// Who takes an address off the suppression list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemovedBy {
+    /// The operator, in /admin.
+    Admin,
+    /// The operator, with `resubscribe`.
+    Cli,
+    /// The buyer, through the link in an email ("subscribe again").
+    Buyer,
+}
+
+impl RemovedBy {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemovedBy::Admin => "admin",
+            RemovedBy::Cli => "cli",
+            RemovedBy::Buyer => "buyer",
+        }
+    }
+}
+
+/// A removal from the suppression list: by whom, from where, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    /// Who.
+    pub by: RemovedBy,
+    /// The browser's address (admin), else empty.
+    pub client: String,
+    /// Why, in the remover's words.
+    pub reason: String,
+}
+
+/// One address taken off the suppression list.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SuppressionRemoval {
+    /// The address, lower-cased.
+    pub email: String,
+    /// When.
+    pub removed_at: String,
+    /// admin, cli or buyer.
+    pub by: String,
+    /// The browser's address, for admin.
+    pub client: String,
+    /// How it had come onto the list (unsubscribe, bounce, ...).
+    pub source: String,
+    /// Since when it had been on it.
+    pub added_at: String,
+    /// Why it was taken off.
+    pub reason: String,
+}
+
 /// What retention or `forget` removed.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Removed {
@@ -114,22 +166,84 @@ impl Store {
         .await
     }
 
-    /// Removes an address from the suppression list; its open checkouts are looked at again by the
-    /// next pass. Returns whether it was suppressed.
+    /// Removes an address from the suppression list, keeping who did it, how it had come onto
+    /// the list and `reason` in the removals' record; its open checkouts are looked at again by
+    /// the next pass. Returns the entry removed (`None`: it was not suppressed, nothing changed).
     pub async fn remove_suppression(
         &self,
         email: &str,
+        removal: Removal,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Suppression>, StoreError> {
         let key = email_key(email);
         self.write(move |conn| {
-            let removed = conn.execute("DELETE FROM suppressions WHERE email_key = ?1", [&key])?;
+            let entry = conn
+                .query_row(
+                    "DELETE FROM suppressions WHERE email_key = ?1
+                     RETURNING email_key, added_at, source, event_id, step",
+                    [&key],
+                    |r| {
+                        Ok(Suppression {
+                            email: r.get(0)?,
+                            added_at: r.get(1)?,
+                            source: r.get(2)?,
+                            event_id: r.get(3)?,
+                            step: r.get(4)?,
+                        })
+                    },
+                )
+                .optional()?;
+            let Some(entry) = entry else {
+                return Ok(None);
+            };
+            conn.execute(
+                "INSERT INTO suppression_removals
+                   (email_key, removed_at, removed_by, client, source, added_at, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    key,
+                    timestamp(now),
+                    removal.by.as_str(),
+                    removal.client,
+                    entry.source,
+                    entry.added_at,
+                    removal.reason
+                ],
+            )?;
             conn.execute(
                 "UPDATE buyer_events SET next_check_at = ?2
                  WHERE email_key = ?1 AND state <> 'checkout_completed'",
                 params![key, timestamp(now)],
             )?;
-            Ok(removed > 0)
+            Ok(Some(entry))
+        })
+        .await
+    }
+
+    /// The addresses taken off the suppression list, newest first, at most `limit`.
+    pub async fn suppression_removals(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<SuppressionRemoval>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT email_key, removed_at, removed_by, client, source, added_at, reason
+                 FROM suppression_removals ORDER BY removed_at DESC, id DESC LIMIT ?1",
+            )?;
+            let rows = stmt
+                .query_map([limit as i64], |r| {
+                    Ok(SuppressionRemoval {
+                        email: r.get(0)?,
+                        removed_at: r.get(1)?,
+                        by: r.get(2)?,
+                        client: r.get(3)?,
+                        source: r.get(4)?,
+                        added_at: r.get(5)?,
+                        reason: r.get(6)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
         })
         .await
     }
@@ -399,5 +513,9 @@ fn forget(conn: &Connection, key: &str) -> anyhow::Result<Removed> {
     conn.execute("DELETE FROM link_tokens WHERE email_key = ?1", [key])?;
     super::email_events::forget(conn, key)?;
     conn.execute("DELETE FROM experiment WHERE email_key = ?1", [key])?;
+    conn.execute(
+        "DELETE FROM suppression_removals WHERE email_key = ?1",
+        [key],
+    )?;
     Ok(removed)
 }

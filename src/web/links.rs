@@ -180,7 +180,16 @@ async fn unsubscribe(state: &AppState, token: &str, body: &[u8]) -> Result<Respo
     if resubscribe {
         state
             .store
-            .remove_suppression(&target.email_key, now)
+            .remove_suppression(
+                &target.email_key,
+                crate::store::privacy::Removal {
+                    by: crate::store::privacy::RemovedBy::Buyer,
+                    client: String::new(),
+                    reason: "the buyer asked to be emailed again, through the link in an email"
+                        .into(),
+                },
+                now,
+            )
             .await?;
         tracing::info!(event = %target.event_id, step = %target.step, "a buyer subscribed again");
     } else {

@@ -342,7 +342,15 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
         ),
         get(path!("suppressions"), suppressions::page),
         post(path!("suppressions"), suppressions::add),
-        post(path!("suppressions" / "remove"), suppressions::remove),
+        route(
+            path!("suppressions" / "remove")
+                .and(warp::post())
+                .and(email_editor::peer())
+                .and(warp::body::content_length_limit(MAX_FORM))
+                .and(warp::body::form::<suppressions::SuppressionForm>())
+                .map(|peer, form| (peer, form)),
+            suppressions::remove,
+        ),
         get(path!("problems"), problems::page),
         route(
             path!("problems" / i64 / "body").and(warp::get()),
