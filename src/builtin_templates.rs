@@ -25,6 +25,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../templates/emails/abandoned/subject.txt"),
     ),
     (
+        "abandoned/words.toml",
+        include_str!("../templates/emails/abandoned/words.toml"),
+    ),
+    (
         "eft_pending/body.html",
         include_str!("../templates/emails/eft_pending/body.html"),
     ),
@@ -37,6 +41,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../templates/emails/eft_pending/subject.txt"),
     ),
     (
+        "eft_pending/words.toml",
+        include_str!("../templates/emails/eft_pending/words.toml"),
+    ),
+    (
         "last_chance/body.html",
         include_str!("../templates/emails/last_chance/body.html"),
     ),
@@ -47,6 +55,10 @@ pub const FILES: &[(&str, &str)] = &[
     (
         "last_chance/subject.txt",
         include_str!("../templates/emails/last_chance/subject.txt"),
+    ),
+    (
+        "last_chance/words.toml",
+        include_str!("../templates/emails/last_chance/words.toml"),
     ),
 ];
 

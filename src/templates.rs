@@ -14,6 +14,7 @@ use crate::domain::Cents;
 
 mod context;
 mod fields;
+pub mod words;
 
 pub use context::{
     BuyerContext, EmailContext, EventContext, LinksContext, OrderContext, OrganiserContext,
@@ -21,6 +22,7 @@ pub use context::{
     sample_contexts,
 };
 pub use fields::{FIELDS, TICKET_FIELDS, unknown_name};
+pub use words::{WORDS_FILE, Words};
 
 /// The directory under `templates.dir` whose files every template may extend or include.
 pub const SHARED: &str = "_shared";
@@ -167,7 +169,8 @@ impl Templates {
         };
         for name in names {
             for context in sample_contexts() {
-                templates.render(name, &context)?;
+                let email = templates.render(name, &context)?;
+                lawful(dir, name, &email, &context)?;
             }
         }
         Ok(templates)
@@ -213,6 +216,47 @@ impl Templates {
             text: render("body.txt")?,
         })
     }
+}
+
+/// Refuses an email the law does not allow to be sent: one without a subject, or whose HTML or
+/// text part lacks the unsubscribe link (South Africa's Consumer Protection Act and POPIA require
+/// an opt-out in every direct-marketing message). Judged on what the email renders to, so a link
+/// in an included footer or the shared layout counts.
+fn lawful(dir: &Path, name: &str, email: &Rendered, context: &EmailContext) -> anyhow::Result<()> {
+    if email.subject.trim().is_empty() {
+        anyhow::bail!(
+            "{}: the subject is empty (for the sample buyer{}): every email needs a subject; write one",
+            dir.join(name).join("subject.txt").display(),
+            if context.buyer.first_name.is_empty() {
+                " without a first name"
+            } else {
+                ""
+            }
+        );
+    }
+    let link = &context.links.unsubscribe;
+    // The HTML part escapes `/` in attributes (`&#x2f;`).
+    let escaped = link.replace('/', "&#x2f;");
+    let missing = |file: &str, how: &str| {
+        anyhow::anyhow!(
+            "{}: the unsubscribe link is missing: the Consumer Protection Act and POPIA require an \
+             opt-out in every direct-marketing message, so an email without it is not sent; {how}",
+            dir.join(name).join(file).display()
+        )
+    };
+    if !email.html.contains(link.as_str()) && !email.html.contains(&escaped) {
+        return Err(missing(
+            "body.html",
+            "start the file with {% extends \"_shared/layout.html\" %} (its footer holds the link), or link to {{ links.unsubscribe }}",
+        ));
+    }
+    if !email.text.contains(link.as_str()) {
+        return Err(missing(
+            "body.txt",
+            "end it with {% include \"_shared/footer.txt\" %}, or write {{ links.unsubscribe }}",
+        ));
+    }
+    Ok(())
 }
 
 /// Runs `work`, turning a panic inside it (a bug in a filter or in the template engine) into an
@@ -294,6 +338,11 @@ fn add_filters(env: &mut Environment<'static>, timezone: Tz) {
     );
     // `{{ "Lerato Dlamini"|first_name }}` -> Lerato
     env.add_filter("first_name", |value: String| first_name(&value));
+    // `{% filter wrap %}...{% endfilter %}`: lines of at most 72 characters (the text part an
+    // email's words make); an optional width.
+    env.add_filter("wrap", |value: String, width: Option<usize>| {
+        words::wrap(&value, width.unwrap_or(words::TEXT_WIDTH).clamp(20, 1000))
+    });
 }
 
 /// Formats with a strftime format given in a template: an invalid item (`%Q`, a lone `%`) or one
@@ -656,6 +705,47 @@ mod tests {
         assert!(e.contains("`links.unsub` is undefined"), "{e}");
         assert!(e.contains("_shared/footer.txt, line 3"), "{e}");
         assert!(e.contains("included from") && e.contains("body.txt"), "{e}");
+    }
+
+    #[test]
+    fn an_email_without_the_unsubscribe_link_in_either_part_or_a_subject_is_refused() {
+        let e = shipped_with("abandoned/body.txt", |t| {
+            t.replace("{% include \"_shared/footer.txt\" %}", "Bye")
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("abandoned/body.txt: the unsubscribe link is missing")
+                && e.contains("POPIA")
+                && e.contains("_shared/footer.txt"),
+            "{e}"
+        );
+        // The link may come from the shared layout (or footer): it is what the email renders to
+        // that counts.
+        let e = shipped_with("_shared/layout.html", |t| {
+            t.replace("href=\"{{ links.unsubscribe }}\"", "href=\"#\"")
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("body.html: the unsubscribe link is missing"),
+            "{e}"
+        );
+        let e = shipped_with("last_chance/subject.txt", |_| "  ".into())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("last_chance/subject.txt: the subject is empty"),
+            "{e}"
+        );
+        // Written out in the file instead of included: fine.
+        shipped_with("abandoned/body.txt", |t| {
+            t.replace(
+                "{% include \"_shared/footer.txt\" %}",
+                "Unsubscribe: {{ links.unsubscribe }}",
+            )
+        })
+        .unwrap();
     }
 
     #[test]
