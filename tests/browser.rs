@@ -398,6 +398,23 @@ async fn browser(driver: &Driver, profile: &Path) -> Client {
         .expect("a Chromium session")
 }
 
+/// Signs in as a person does: `/admin` sends the browser to the sign-in page, the password is
+/// typed, and the browser lands on the overview with a session.
+async fn sign_in(client: &Client, addr: SocketAddr) {
+    client.goto(&format!("http://{addr}/admin")).await.unwrap();
+    let password = wait_for(client, Locator::Css("input[name=password]")).await;
+    password.send_keys(PASSWORD).await.unwrap();
+    client
+        .find(Locator::Css("main form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Only the organiser's pages have the navigation.
+    wait_for(client, Locator::Css("header nav")).await;
+}
+
 /// Waits (bounded) for an element that only the next page has.
 async fn wait_for(client: &Client, what: Locator<'_>) -> fantoccini::elements::Element {
     client
@@ -461,11 +478,8 @@ async fn an_organiser_signs_in_finds_a_buyer_and_reads_the_timeline() {
     let client = browser(&driver, profile.path()).await;
     driver.session = client.session_id().await.unwrap();
 
-    // Sign in: basic auth with the credentials in the address, as a bookmark would have them.
-    client
-        .goto(&format!("http://admin:{PASSWORD}@{addr}/admin"))
-        .await
-        .unwrap();
+    // Sign in on the page /admin sends a browser to.
+    sign_in(&client, addr).await;
     let heading = wait_for(&client, Locator::Css("main h1"))
         .await
         .text()
@@ -637,13 +651,7 @@ async fn the_overview_leads_with_what_the_reminders_added_against_the_control_gr
     let mut driver = Driver::start(&chromedriver).await;
     let client = browser(&driver, profile.path()).await;
     driver.session = client.session_id().await.unwrap();
-    client
-        .goto(&format!(
-            "http://admin:{PASSWORD}@{}/admin",
-            app.service.addr
-        ))
-        .await
-        .unwrap();
+    sign_in(&client, app.service.addr).await;
     wait_for(&client, Locator::Css("main h1")).await;
     let text = body_text(&client).await;
     assert!(
@@ -715,10 +723,7 @@ async fn an_organiser_edits_an_email_in_the_browser_saves_it_and_restores_it_fro
     let client = browser(&driver, profile.path()).await;
     driver.session = client.session_id().await.unwrap();
     let addr = app.service.addr;
-    client
-        .goto(&format!("http://admin:{PASSWORD}@{addr}/admin"))
-        .await
-        .unwrap();
+    sign_in(&client, addr).await;
     wait_for(&client, Locator::Css("main h1")).await;
     // The overview links the step to its email.
     client
@@ -906,13 +911,8 @@ async fn the_schedule_editor_shows_what_an_edit_would_send_before_it_is_saved() 
     let mut driver = Driver::start(&chromedriver).await;
     let client = browser(&driver, profile.path()).await;
     driver.session = client.session_id().await.unwrap();
-    // Signed in with the credentials in the address, then at the page's own address, as a
-    // person is after the browser's sign-in prompt (a script cannot fetch from a page whose
-    // address holds credentials).
-    client
-        .goto(&format!("http://admin:{PASSWORD}@{addr}/admin"))
-        .await
-        .unwrap();
+    // Signed in on the sign-in page, then at the schedule's own address.
+    sign_in(&client, addr).await;
     wait_for(&client, Locator::Css("main h1")).await;
     client
         .goto(&format!("http://{addr}/admin/schedule"))
@@ -1043,6 +1043,232 @@ async fn the_front_page_and_the_webhook_address_read_well_on_a_phone_and_a_deskt
     let text = body_text(&client).await;
     assert!(text.contains("Last message from Quicket"), "{text}");
     assert!(text.contains(&app.hook_url()), "{text}");
+}
+
+/// `serve` of the binary started in an empty directory with every key at its default but the port
+/// (8080 may be taken here): its base URL, the setup link it printed (pointed at the port bound;
+/// the printed one uses the default `public_url`), and the child.
+fn serve_from_defaults(work: &Path) -> (Child, String, String) {
+    use std::io::{BufRead, BufReader};
+    let config = work.join("quicket-followup.toml");
+    std::fs::write(&config, "[server]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    let mut child = Command::new(common::binary())
+        .current_dir(work)
+        .env_remove("QUICKET_FOLLOWUP_CONFIG")
+        .env_remove("QUICKET_FOLLOWUP_ADMIN_PASSWORD")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut base, mut link) = (None, None);
+    while base.is_none() || link.is_none() {
+        let line = lines
+            .next()
+            .expect("serve exited before printing its addresses")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("Listening on ") {
+            base = Some(rest.trim().to_string());
+        } else if let Some(rest) = line.strip_prefix("Finish setting up: ") {
+            link = Some(rest.trim().to_string());
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let (base, link) = (base.unwrap(), link.unwrap());
+    let path = &link[link.find("/setup/").expect("a setup link")..];
+    let link = format!("{base}{path}");
+    (child, base, link)
+}
+
+/// Both widths of the page in view, each fitting without sideways scrolling.
+async fn screenshots(client: &Client, shots: &Path, name: &str) {
+    for width in [390, 1280] {
+        screenshot(client, width, &shots.join(format!("{name}-{width}.png"))).await;
+        let fits = client
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(fits, Value::Bool(true), "{name} is wider than {width} px");
+    }
+    client.set_window_size(1280, 1000).await.unwrap();
+}
+
+/// The organiser's first minutes, from the binary's defaults: `/admin` says how to finish setup,
+/// the printed link sets the password, the browser signs in on a page (a session cookie that
+/// scripts cannot read and that holds no password), signs out, is refused a wrong password, and
+/// signs in again. The password is in no file. Screenshots `first-*-{390,1280}.png`.
+#[tokio::test]
+async fn from_the_defaults_an_organiser_sets_a_password_signs_out_and_signs_in_again() {
+    let Some(chromedriver) = chromedriver() else {
+        return;
+    };
+    const CHOSEN: &str = "Muizenberg-surf-at-six";
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (mut child, base, link) = serve_from_defaults(work.path());
+
+    let profile = tempfile::tempdir().unwrap();
+    let mut driver = Driver::start(&chromedriver).await;
+    let client = browser(&driver, profile.path()).await;
+    driver.session = client.session_id().await.unwrap();
+    let heading = |client: &Client| {
+        let client = client.clone();
+        async move {
+            wait_for(&client, Locator::Css("main h1"))
+                .await
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+
+    // Before setup: /admin says in words how to finish it.
+    client.goto(&format!("{base}/admin")).await.unwrap();
+    assert_eq!(heading(&client).await, "Not set up yet");
+    let text = body_text(&client).await;
+    assert!(text.contains("setup-link"), "{text}");
+    screenshots(&client, &shots, "first-not-set-up").await;
+
+    // The printed link: choose the password.
+    client.goto(&link).await.unwrap();
+    assert_eq!(heading(&client).await, "Finish setting up");
+    screenshots(&client, &shots, "first-setup").await;
+    for field in ["password", "confirm"] {
+        client
+            .find(Locator::Css(&format!("input[name={field}]")))
+            .await
+            .unwrap()
+            .send_keys(CHOSEN)
+            .await
+            .unwrap();
+    }
+    client
+        .find(Locator::Css("main form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &client,
+        Locator::XPath("//h1[normalize-space()='Your password is set']"),
+    )
+    .await;
+    client
+        .find(Locator::LinkText("Sign in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // /admin sends the browser to the sign-in page.
+    let password = wait_for(&client, Locator::Css("input[name=password]")).await;
+    assert_eq!(heading(&client).await, "Sign in");
+    assert_eq!(client.current_url().await.unwrap().path(), "/admin/sign-in");
+    screenshots(&client, &shots, "first-sign-in").await;
+    password.send_keys(CHOSEN).await.unwrap();
+    client
+        .find(Locator::Css("main form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&client, Locator::Css("header nav")).await;
+    assert_eq!(client.current_url().await.unwrap().path(), "/admin");
+    // The session cookie: out of scripts' reach, strict, and no password in it.
+    let cookies = client.get_all_cookies().await.unwrap();
+    let session = cookies
+        .iter()
+        .find(|c| c.name() == "qf_session")
+        .expect("a session cookie");
+    assert_eq!(session.http_only(), Some(true));
+    assert_eq!(format!("{:?}", session.same_site()), "Some(Strict)");
+    assert!(
+        !session.value().contains("Muizenberg"),
+        "{}",
+        session.value()
+    );
+    let seen = client
+        .execute("return document.cookie;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(seen, Value::String(String::new()), "scripts see no cookie");
+    screenshots(&client, &shots, "first-overview").await;
+
+    // Sign out: back to the sign-in page, and /admin asks again.
+    client
+        .find(Locator::Css("header form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &client,
+        Locator::XPath("//p[normalize-space()='You are signed out.']"),
+    )
+    .await;
+    screenshots(&client, &shots, "first-signed-out").await;
+    client.goto(&format!("{base}/admin/orders")).await.unwrap();
+    assert_eq!(heading(&client).await, "Sign in");
+
+    // A wrong password: said so, and the form again.
+    let password = wait_for(&client, Locator::Css("input[name=password]")).await;
+    password.send_keys("Muizenberg-surf-at-five").await.unwrap();
+    client
+        .find(Locator::Css("main form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let error = wait_for(&client, Locator::Css("p.error")).await;
+    assert!(
+        error.text().await.unwrap().contains("not the password"),
+        "{}",
+        body_text(&client).await
+    );
+    screenshots(&client, &shots, "first-wrong-password").await;
+
+    // The right one: on to the page asked for.
+    let password = wait_for(&client, Locator::Css("input[name=password]")).await;
+    password.send_keys(CHOSEN).await.unwrap();
+    client
+        .find(Locator::Css("main form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&client, Locator::Css("header nav")).await;
+    assert_eq!(client.current_url().await.unwrap().path(), "/admin/orders");
+
+    client.close().await.unwrap();
+    driver.session = None;
+    drop(driver);
+    common::signal(&child, "TERM");
+    child.wait().unwrap();
+    // The password is in no file in clear (the database, its WAL, anything beside it).
+    let mut files = vec![work.path().to_path_buf()];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(CHOSEN.len()).any(|w| w == CHOSEN.as_bytes()),
+                "{} holds the password in clear",
+                path.display()
+            );
+        }
+    }
+    assert!(work.path().join("data/followup.sqlite").is_file());
 }
 
 /// The weekly report's HTML, from a database with a known week, as an email client shows it: its

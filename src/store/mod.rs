@@ -24,6 +24,7 @@ pub mod reminders;
 pub mod report;
 pub mod sending;
 mod sends;
+pub mod sessions;
 mod setup;
 pub mod stats;
 pub mod timeline;
@@ -60,6 +61,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0013_send_started.sql"),
     include_str!("../../migrations/0014_alerts.sql"),
     include_str!("../../migrations/0015_suppression_removals.sql"),
+    include_str!("../../migrations/0016_admin_sessions.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside `serve`).

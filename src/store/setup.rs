@@ -61,8 +61,8 @@ impl Store {
             .await
     }
 
-    /// Sets the admin password's hash through the setup link `token_sha256`, and ends the link,
-    /// in one transaction. False (and nothing changed) when the link is not in force at `now`.
+    /// Sets the admin password's hash through the setup link `token_sha256`, and ends the link
+    /// and every session, in one transaction. False (and nothing changed) when the link is not in force at `now`.
     pub async fn finish_setup(
         &self,
         token_sha256: String,
@@ -76,6 +76,10 @@ impl Store {
             set_meta(conn, PASSWORD_KEY, &password_hash)?;
             conn.prepare_cached("DELETE FROM meta WHERE key IN (?1, ?2)")?
                 .execute((LINK_KEY, LINK_EXPIRES_KEY))?;
+            // A new password ends every signed-in browser (a reset through `setup-link` locks
+            // out whoever knew the old one).
+            conn.prepare_cached("DELETE FROM admin_sessions")?
+                .execute([])?;
             Ok(true)
         })
         .await

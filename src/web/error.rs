@@ -108,17 +108,33 @@ pub enum AdminRefused {
     CrossSite,
     /// Too many failed logins from this client: try again after this many seconds.
     Throttled(u64),
+    /// A browser without a session opened a page: sent to sign in, then back to this path.
+    SignIn(String),
+    /// A browser's script (not a page) without a session: 401, without the challenge that would
+    /// make the browser ask for a password in its own dialog.
+    SignedOut,
 }
 
 impl warp::reject::Reject for AdminRefused {}
 
 /// The response for a refused admin request.
-fn refused(why: &AdminRefused) -> Response {
+pub(crate) fn refused(why: &AdminRefused) -> Response {
     match why {
-        AdminRefused::Off => json_status(
-            &serde_json::json!({"status": "error", "error": "/admin is off until setup is finished: open the setup link the service printed at start (or run quicket-followup setup-link for a new one), or set server.admin_password"}),
-            StatusCode::NOT_FOUND,
-        ),
+        AdminRefused::Off => super::admin::off_page(),
+        AdminRefused::SignIn(next) => {
+            let query = serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default();
+            warp::reply::with_header(
+                StatusCode::SEE_OTHER,
+                header::LOCATION,
+                format!("/admin/sign-in?{query}"),
+            )
+            .into_response()
+        }
+        AdminRefused::SignedOut => warp::reply::with_status(
+            "You are signed out: sign in again.\n",
+            StatusCode::UNAUTHORIZED,
+        )
+        .into_response(),
         AdminRefused::Unauthorized => warp::reply::with_header(
             warp::reply::with_status(
                 "Sign in as admin with the admin password.\n",

@@ -9,6 +9,7 @@ mod experiment_view;
 mod headers;
 mod health;
 mod links;
+mod session;
 mod state;
 mod throttle;
 
@@ -21,6 +22,7 @@ pub use error::{AdminRefused, ApiError, json_status, recover};
 pub use headers::{forwarded_for, security_headers};
 pub use health::{HealthCache, routes as health_routes};
 pub use links::routes as link_routes;
+pub use session::{COOKIE as SESSION_COOKIE, IDLE as SESSION_IDLE, live as session_live};
 pub use state::{AppState, EmailProviders, with_state};
 pub use throttle::LoginThrottle;
 

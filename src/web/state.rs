@@ -31,7 +31,7 @@ pub struct AppState {
     pub scheduled: bool,
     /// When this process started serving.
     pub started_at: DateTime<Utc>,
-    /// The admin password in force (none: /admin is off until setup is finished).
+    /// The admin password in force (none: /admin says how to finish setup).
     pub admin: Arc<AdminCredentials>,
     /// Failed `/admin` logins per client.
     pub throttle: Arc<LoginThrottle>,

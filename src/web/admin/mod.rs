@@ -1,8 +1,11 @@
-//! `/admin`: the operator's pages (askama, server-rendered, no scripts), behind HTTP basic auth
-//! (user `admin`, with the password in force: `server.admin_password`, else the one set through
-//! the setup link; off while there is none), and `/setup/{token}`, which sets it.
+//! `/admin`: the operator's pages (askama, server-rendered, no scripts), behind sign-in: a
+//! browser signs in on `/admin/sign-in` and holds a session cookie; a script sends HTTP basic auth
+//! (user `admin`). Either way with the password in force: `server.admin_password`, else the one
+//! set through the setup link; while there is none, `/admin` says how to finish setup.
+//! `/setup/{token}` sets it.
 //!
-//! This file is the door (basic auth, login throttling, the same-origin check for forms), the one
+//! This file is the door (session or basic auth, login throttling, the same-origin check for
+//! forms), the one
 //! route table, and the helpers every page uses; each page lives in its own file. To add a page:
 //! write `admin/<page>.rs` with a `#[derive(Deserialize)]` query or form struct and an
 //! `async fn(AppState, Query) -> Result<Response, ApiError>`, then add one line to [`routes`].
@@ -16,6 +19,7 @@ mod overview;
 mod problems;
 mod schedule;
 pub(super) mod setup;
+mod sign_in;
 mod suppressions;
 
 use std::future::Future;
@@ -31,9 +35,12 @@ use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
 use super::credentials::AdminCredentials;
+use super::session;
 use super::state::{AppState, with_state};
 use super::throttle;
 use super::{AdminRefused, ApiError};
+
+pub use sign_in::off_page;
 
 fn authorized(credentials: &AdminCredentials, header: Option<&str>) -> bool {
     let Some(encoded) = header.and_then(|h| h.strip_prefix("Basic ")) else {
@@ -56,6 +63,27 @@ struct Door {
     host: Option<String>,
     origin: Option<String>,
     fetch_site: Option<String>,
+    /// `Sec-Fetch-Mode`: `navigate` when a browser opens a page.
+    fetch_mode: Option<String>,
+    accept: Option<String>,
+    /// The session cookie's token.
+    session: Option<String>,
+    /// The path and query asked for (where to return after signing in).
+    asked: String,
+}
+
+impl Door {
+    /// Whether a browser is opening a page (rather than a script asking, or a page's own script).
+    fn navigating(&self) -> bool {
+        match &self.fetch_mode {
+            Some(mode) => mode.eq_ignore_ascii_case("navigate"),
+            // Browsers without Fetch Metadata still ask for HTML first.
+            None => self
+                .accept
+                .as_deref()
+                .is_some_and(|a| a.contains("text/html")),
+        }
+    }
 }
 
 /// The `host[:port]` of an origin or URL (`https://x.co.za:8443/path` -> `x.co.za:8443`).
@@ -91,8 +119,8 @@ fn same_origin(door: &Door, public_url: &str) -> bool {
     }
 }
 
-/// Basic auth with login throttling per client, and for POSTs a same-origin check.
-fn check_door(state: &AppState, door: &Door) -> Result<(), AdminRefused> {
+/// A session or basic auth, with login throttling per client, and for POSTs a same-origin check.
+async fn check_door(state: &AppState, door: &Door) -> Result<(), AdminRefused> {
     if !state.admin.in_force() {
         return Err(AdminRefused::Off);
     }
@@ -103,19 +131,29 @@ fn check_door(state: &AppState, door: &Door) -> Result<(), AdminRefused> {
         // Rounded up, so a client that waits as told is let in.
         return Err(AdminRefused::Throttled(wait.as_secs() + 1));
     }
-    if !authorized(&state.admin, door.authorization.as_deref()) {
+    let signed_in = match &door.session {
+        Some(token) => session::live(&state.store, token, chrono::Utc::now())
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!("a session could not be looked up: {e}");
+                false
+            }),
+        None => false,
+    };
+    if !signed_in && !authorized(&state.admin, door.authorization.as_deref()) {
         // A browser's first request carries no credentials; only a wrong password is a failure.
         if door.authorization.is_some() {
-            let refused = state.throttle.failed(client, now);
-            tracing::warn!(%client, "a failed /admin login");
-            if refused {
-                tracing::warn!(
-                    %client,
-                    "{} failed /admin logins within {} minutes: this client is refused for a while",
-                    throttle::MAX_FAILURES,
-                    throttle::WINDOW.as_secs() / 60
-                );
-            }
+            note_failure(state, client);
+            return Err(AdminRefused::Unauthorized);
+        }
+        if door.fetch_mode.is_some() || door.navigating() {
+            return Err(
+                if door.navigating() && door.method == warp::http::Method::GET {
+                    AdminRefused::SignIn(door.asked.clone())
+                } else {
+                    AdminRefused::SignedOut
+                },
+            );
         }
         return Err(AdminRefused::Unauthorized);
     }
@@ -124,6 +162,20 @@ fn check_door(state: &AppState, door: &Door) -> Result<(), AdminRefused> {
         return Err(AdminRefused::CrossSite);
     }
     Ok(())
+}
+
+/// Counts a wrong password from `client` (basic auth or the sign-in form) toward its throttle.
+fn note_failure(state: &AppState, client: std::net::IpAddr) {
+    let refused = state.throttle.failed(client, std::time::Instant::now());
+    tracing::warn!(%client, "a failed /admin login");
+    if refused {
+        tracing::warn!(
+            %client,
+            "{} failed /admin logins within {} minutes: this client is refused for a while",
+            throttle::MAX_FAILURES,
+            throttle::WINDOW.as_secs() / 60
+        );
+    }
 }
 
 /// The client a request comes from: the connecting address, or the last address of
@@ -146,8 +198,22 @@ fn door() -> impl Filter<Extract = (Door,), Error = Rejection> + Clone {
         .and(warp::header::optional::<String>("host"))
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("sec-fetch-site"))
+        .and(warp::header::optional::<String>("sec-fetch-mode"))
+        .and(warp::header::optional::<String>("accept"))
+        .and(warp::cookie::optional::<String>(session::COOKIE))
+        .and(asked())
         .map(
-            |method, peer, forwarded_for, authorization, host, origin, fetch_site| Door {
+            |method,
+             peer,
+             forwarded_for,
+             authorization,
+             host,
+             origin,
+             fetch_site,
+             fetch_mode,
+             accept,
+             session,
+             asked| Door {
                 method,
                 peer,
                 forwarded_for,
@@ -155,8 +221,25 @@ fn door() -> impl Filter<Extract = (Door,), Error = Rejection> + Clone {
                 host,
                 origin,
                 fetch_site,
+                fetch_mode,
+                accept,
+                session,
+                asked,
             },
         )
+}
+
+/// The path and query of the request.
+fn asked() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::path::full()
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .map(|path: warp::path::FullPath, query: String| {
+            if query.is_empty() {
+                path.as_str().to_string()
+            } else {
+                format!("{}?{query}", path.as_str())
+            }
+        })
 }
 
 /// The guard in front of every `/admin` route; runs once per request.
@@ -165,7 +248,9 @@ fn guard(state: &AppState) -> BoxedFilter<(AppState,)> {
         .and(door())
         .and(with_state(state))
         .and_then(|door: Door, state: AppState| async move {
-            check_door(&state, &door).map_err(warp::reject::custom)?;
+            check_door(&state, &door)
+                .await
+                .map_err(warp::reject::custom)?;
             Ok::<_, Rejection>(state)
         })
         .boxed()
@@ -367,10 +452,11 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
                 .and_then(|| async { Err(warp::reject::not_found()) })
                 .boxed()
         });
-    guard(state)
+    let guarded = guard(state)
         .and(pages)
-        .then(|state: AppState, handler: Handler| async move { respond(handler(state).await) })
-        .boxed()
+        .then(|state: AppState, handler: Handler| async move { respond(handler(state).await) });
+    // Signing in and out come before the guard: they are how a browser passes it.
+    sign_in::routes(state).or(guarded).unify().boxed()
 }
 
 /// The query of a page that shows only a notice (the outcome of the form posted before).
