@@ -1383,10 +1383,7 @@ async fn an_address_comes_off_the_suppression_list_only_after_a_confirmation_wit
     let mut driver = Driver::start(&chromedriver).await;
     let client = browser(&driver, profile.path()).await;
     driver.session = client.session_id().await.unwrap();
-    client
-        .goto(&format!("http://admin:{PASSWORD}@{addr}/admin"))
-        .await
-        .unwrap();
+    sign_in(&client, addr).await;
     wait_for(&client, Locator::Css("main h1")).await;
     client
         .goto(&format!("http://{addr}/admin/suppressions"))
