@@ -9,6 +9,7 @@ pub mod engine;
 pub mod forecast;
 pub mod pass;
 pub mod planner;
+pub mod remindable;
 pub mod report;
 pub mod schedule;
 

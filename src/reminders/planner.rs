@@ -291,7 +291,7 @@ fn never_now(
 }
 
 /// The steps that apply to this state and were never decided, with when each falls due.
-fn pending_steps<'r>(
+pub(super) fn pending_steps<'r>(
     c: &Candidate,
     rules: &'r Rules,
     event_start: Option<DateTime<Utc>>,

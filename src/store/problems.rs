@@ -46,3 +46,39 @@ impl Store {
         .await
     }
 }
+
+/// What the overview's "needs you" part counts since a moment (a week ago).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Since {
+    /// Hooks received with a problem (refused, ignored, failed, or kept with a note).
+    pub problem_hooks: i64,
+    /// Addresses put on the suppression list, by source (its stored name), most first.
+    pub suppressed: Vec<(String, i64)>,
+}
+
+impl Store {
+    /// Problem hooks and new suppressions since `since`.
+    pub async fn since(&self, since: chrono::DateTime<chrono::Utc>) -> Result<Since, StoreError> {
+        let since = super::timestamp(since);
+        self.read(move |conn| {
+            let problem_hooks = conn
+                .prepare_cached(
+                    "SELECT count(*) FROM deliveries INDEXED BY deliveries_with_problems
+                     WHERE error IS NOT NULL AND received_at >= ?1",
+                )?
+                .query_row([&since], |r| r.get(0))?;
+            let suppressed = conn
+                .prepare_cached(
+                    "SELECT source, count(*) FROM suppressions WHERE added_at >= ?1
+                     GROUP BY source ORDER BY count(*) DESC, source",
+                )?
+                .query_map([&since], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Since {
+                problem_hooks,
+                suppressed,
+            })
+        })
+        .await
+    }
+}

@@ -120,7 +120,7 @@ fn figures(
     Ok(ReportFigures {
         sent,
         recovered: money,
-        experiment: experiment(&members, rules.holdout, window),
+        experiment: experiment(&members, rules.holdout, window, to),
         unsubscribes: count(
             conn,
             "SELECT count(*) FROM suppressions WHERE source = 'unsubscribe' AND added_at >= ?1 AND added_at < ?2",

@@ -241,10 +241,15 @@ pub(super) fn recovered(
 const CURVE_POINTS: u32 = 28;
 
 /// The experiment's figures from its members; `None` when there is none and the share is 0 %.
+///
+/// The curve stops at the age of the data: at each point it counts only the buyer-events whose
+/// first step is at least that old, and it ends at the oldest one's age (or the attribution
+/// window, when that is shorter). Past it nothing is known, so nothing is drawn.
 pub(super) fn experiment(
     members: &[Member],
     holdout: Share,
     window: chrono::TimeDelta,
+    now: DateTime<Utc>,
 ) -> Option<Experiment> {
     if members.is_empty() && holdout.is_zero() {
         return None;
@@ -278,8 +283,14 @@ pub(super) fn experiment(
         rate_difference: l.rate_difference,
         conclusive: l.conclusive,
     });
+    let zero = chrono::TimeDelta::zero();
+    let age = |m: &Member| (now - m.decided_at).max(zero);
+    let span = members.iter().map(age).max().unwrap_or(zero).min(window);
     let rate = |held: bool, by: chrono::TimeDelta| {
-        let group: Vec<&Member> = members.iter().filter(|m| m.held_out == held).collect();
+        let group: Vec<&Member> = members
+            .iter()
+            .filter(|m| m.held_out == held && age(m) >= by)
+            .collect();
         if group.is_empty() {
             return 0.0;
         }
@@ -289,9 +300,10 @@ pub(super) fn experiment(
             .count();
         n as f64 / group.len() as f64
     };
-    let curve = (0..=CURVE_POINTS)
+    let points = if span > zero { CURVE_POINTS } else { 0 };
+    let curve = (0..=points)
         .map(|i| {
-            let by = window * i as i32 / CURVE_POINTS as i32;
+            let by = span * i as i32 / CURVE_POINTS as i32;
             CurvePoint {
                 hours: by.num_seconds() as f64 / 3600.0,
                 emailed: rate(false, by),
@@ -459,6 +471,7 @@ fn stats(conn: &Connection, now: DateTime<Utc>, rules: StatsRules) -> anyhow::Re
             &super::experiment::members(conn)?,
             rules.holdout,
             delta(rules.attribution_window),
+            now,
         ),
         steps: step_figures(
             &super::experiment::sent(conn)?,
@@ -477,5 +490,57 @@ impl Store {
     /// The overview's figures at `now`.
     pub async fn stats(&self, now: DateTime<Utc>, rules: StatsRules) -> Result<Stats, StoreError> {
         self.read(move |conn| stats(conn, now, rules)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(held_out: bool, days_ago: i64, bought_after_hours: Option<i64>) -> Member {
+        let now = DateTime::parse_from_rfc3339("2026-12-10T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let decided_at = now - chrono::TimeDelta::days(days_ago);
+        Member {
+            held_out,
+            decided_at,
+            completed_at: bought_after_hours.map(|h| decided_at + chrono::TimeDelta::hours(h)),
+            revenue_cents: 10_000,
+        }
+    }
+
+    /// The oldest first step is 2 days old: the 7-day curve stops at 2 days, and each point
+    /// counts only the buyers followed that long.
+    #[test]
+    fn the_curve_stops_at_the_age_of_the_data() {
+        let now = DateTime::parse_from_rfc3339("2026-12-10T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let members = [
+            member(false, 2, Some(30)),
+            member(false, 2, None),
+            // A day old: not counted past 24 hours.
+            member(false, 1, Some(3)),
+            member(true, 2, None),
+            member(true, 1, None),
+        ];
+        let x = experiment(
+            &members,
+            Share::parse("20%").unwrap(),
+            chrono::TimeDelta::days(7),
+            now,
+        )
+        .unwrap();
+        let last = x.curve.last().unwrap();
+        assert_eq!(last.hours, 48.0);
+        // At 48 hours only the two 2-day-old emailed buyers count: one of them bought.
+        assert_eq!(last.emailed, 0.5);
+        assert_eq!(last.held_out, 0.0);
+        // At about 4 hours all three emailed buyers count, one had bought.
+        let early = x.curve.iter().find(|p| p.hours >= 3.0).unwrap();
+        assert!((early.emailed - 1.0 / 3.0).abs() < 1e-9, "{early:?}");
+        // Nothing past the data's age.
+        assert!(x.curve.iter().all(|p| p.hours <= 48.0));
     }
 }

@@ -6,7 +6,7 @@ use crate::store::stats::{Experiment, Stats, StepFigures};
 
 /// One group's row.
 pub struct GroupRow {
-    /// "Emailed" or "Held out".
+    /// "Emailed" or "Held out (control group)".
     pub label: &'static str,
     /// Buyer-events.
     pub buyer_events: u64,
@@ -127,11 +127,10 @@ fn curve(x: Option<&Experiment>) -> Curve {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let days = (hours / 24.0).round() as i64;
-    let labels = axis_labels(hours, days, y_max, |h| {
+    let labels = axis_labels(hours, y_max, |h| {
         r(left + h / hours * (f64::from(width) - left - 8.0))
     });
-    let end = points.last();
+    let end = points.last().filter(|p| p.hours > 0.0);
     Curve {
         width,
         height,
@@ -141,19 +140,36 @@ fn curve(x: Option<&Experiment>) -> Curve {
         labels,
         summary: match end {
             Some(p) => format!(
-                "After {} days, {} of the emailed buyers and {} of the held-out buyers had bought",
-                days,
+                "After {}, {} of the emailed buyers and {} of the held-out buyers had bought \
+                 (counting only buyers whose first step is that old; the curve stops at the \
+                 oldest, since nothing later is known yet)",
+                span_words(p.hours),
                 percent(p.emailed),
                 percent(p.held_out)
             ),
-            None => "No buyers in the control group yet".into(),
+            None if points.is_empty() => "No buyers in the control group yet".into(),
+            None => "Too soon for a curve: the first steps fell due only now".into(),
         },
     }
 }
 
-/// The y axis's 0% and top rate; the x axis's first step and each day after it (`x` places an
-/// hour after the first step).
-fn axis_labels(hours: f64, days: i64, y_max: f64, x: impl Fn(f64) -> f64) -> Vec<Label> {
+/// A span of hours in words: "5 hours", "2.5 days".
+fn span_words(hours: f64) -> String {
+    if hours < 1.0 {
+        let m = (hours * 60.0).round().max(1.0);
+        format!("{m} minute{}", if m == 1.0 { "" } else { "s" })
+    } else if hours < 48.0 {
+        let h = hours.round().max(1.0);
+        format!("{h} hour{}", if h == 1.0 { "" } else { "s" })
+    } else {
+        let d = (hours / 24.0 * 10.0).round() / 10.0;
+        format!("{d} days")
+    }
+}
+
+/// The y axis's 0% and top rate; the x axis's first step and each day after it, or each few
+/// hours when the data is younger than two days (`x` places an hour after the first step).
+fn axis_labels(hours: f64, y_max: f64, x: impl Fn(f64) -> f64) -> Vec<Label> {
     let (left, top, base, height) = (LEFT, TOP, BASE, f64::from(HEIGHT));
     let mut labels = vec![
         Label {
@@ -169,18 +185,41 @@ fn axis_labels(hours: f64, days: i64, y_max: f64, x: impl Fn(f64) -> f64) -> Vec
             text: format!("{:.0}%", y_max * 100.0),
         },
     ];
-    for d in 0..=days.max(1) {
-        let h = (d as f64 * 24.0).min(hours);
+    // Ticks at whole days, or at 6, 12 ... hours while the data is younger than two days; no
+    // tick past the data's age.
+    let step = if hours >= 48.0 {
+        24.0
+    } else {
+        6.0_f64.min(hours)
+    };
+    let mut h = 0.0;
+    while h <= hours + 1e-9 {
+        // A label at the right edge ends there, so that it is not cut.
+        let last = h > hours * 0.92;
         labels.push(Label {
             x: x(h),
             y: height - 4.0,
-            anchor: if d == 0 { "start" } else { "middle" },
-            text: if d == 0 {
-                "first step".into()
+            anchor: if h == 0.0 {
+                "start"
+            } else if last {
+                "end"
             } else {
-                format!("+{d}d")
+                "middle"
+            },
+            text: if h == 0.0 {
+                "first step".into()
+            } else if hours < 1.0 {
+                format!("+{}m", (h * 60.0).round())
+            } else if step >= 24.0 {
+                format!("+{}d", (h / 24.0).round())
+            } else {
+                format!("+{}h", h.round())
             },
         });
+        if step <= 0.0 {
+            break;
+        }
+        h += step;
     }
     labels
 }
@@ -213,14 +252,14 @@ fn variants(steps: &[StepFigures]) -> Vec<StepVariants> {
     }
     for s in out.iter_mut() {
         s.verdict = if s.rows.len() < 2 {
-            "one template".into()
+            String::new()
         } else if let Some(best) = s.rows.iter().find(|r| r.better) {
             format!(
                 "{} does better: its interval lies above the others'",
                 best.template
             )
         } else {
-            "no variant is better yet: their intervals overlap".into()
+            "No email of this step does better yet: their intervals overlap.".into()
         };
     }
     out
@@ -231,20 +270,23 @@ pub fn view(stats: &Stats) -> ExperimentView {
     let x = stats.experiment.as_ref();
     let groups = x
         .map(|x| {
-            [("Emailed", &x.emailed), ("Held out", &x.held_out)]
-                .into_iter()
-                .map(|(label, g)| GroupRow {
-                    label,
-                    buyer_events: g.buyer_events,
-                    purchases: g.purchases,
-                    rate: if g.buyer_events == 0 {
-                        "-".into()
-                    } else {
-                        percent(g.purchases as f64 / g.buyer_events as f64)
-                    },
-                    revenue: rands(g.revenue_cents),
-                })
-                .collect()
+            [
+                ("Emailed", &x.emailed),
+                ("Held out (control group)", &x.held_out),
+            ]
+            .into_iter()
+            .map(|(label, g)| GroupRow {
+                label,
+                buyer_events: g.buyer_events,
+                purchases: g.purchases,
+                rate: if g.buyer_events == 0 {
+                    "-".into()
+                } else {
+                    percent(g.purchases as f64 / g.buyer_events as f64)
+                },
+                revenue: rands(g.revenue_cents),
+            })
+            .collect()
         })
         .unwrap_or_default();
     ExperimentView {

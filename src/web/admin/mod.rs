@@ -10,6 +10,7 @@
 //! write `admin/<page>.rs` with a `#[derive(Deserialize)]` query or form struct and an
 //! `async fn(AppState, Query) -> Result<Response, ApiError>`, then add one line to [`routes`].
 
+mod attention;
 mod chart;
 mod email_editor;
 mod emails;

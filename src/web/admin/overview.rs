@@ -44,7 +44,12 @@ struct OverviewPage {
     clicked_purchases: i64,
     month_revenue: String,
     month_purchases: i64,
-    dormant_now: i64,
+    /// What needs the organiser, each with its link.
+    todo: Vec<super::attention::Todo>,
+    /// The dormant checkouts now, how many can be reminded, and why the others cannot.
+    remindable: crate::reminders::remindable::Remindable,
+    /// What "dormant" means here: still for this long, changed within that.
+    dormant_words: String,
     attribution: String,
     chart: chart::Chart,
     experiment: super::super::experiment_view::ExperimentView,
@@ -154,6 +159,31 @@ pub(super) async fn page(state: AppState, q: Notice) -> Result<Response, ApiErro
             (title, local(state, &a.started_at), a.summary)
         })
         .collect();
+    let week = state.store.since(now - chrono::Duration::days(7)).await?;
+    let outbox = (config.email.transport == crate::config::Transport::Outbox)
+        .then(|| config.email.outbox_dir.display().to_string());
+    let todo = super::attention::todo(&super::attention::Inputs {
+        email: (&email_status, email_class),
+        outbox: outbox.as_deref(),
+        dns: &dns_findings,
+        attention: waiting + failed_recently,
+        api: (&api_status, api_class),
+        week: &week,
+    });
+    let remindable =
+        crate::reminders::remindable::remindable(&state.engine, &state.store, now).await?;
+    let still = if config.schedule.dormant_after.is_zero() {
+        String::new()
+    } else {
+        format!(
+            " untouched for {} or more,",
+            crate::domain::duration_for_people(config.schedule.dormant_after)
+        )
+    };
+    let dormant_words = format!(
+        "checkouts left unpaid,{still} changed within the last {}",
+        crate::domain::duration_for_people(config.schedule.give_up_after)
+    );
     let steps = state
         .engine
         .settings()
@@ -188,7 +218,9 @@ pub(super) async fn page(state: AppState, q: Notice) -> Result<Response, ApiErro
         clicked_purchases: r.clicked.purchases,
         month_revenue: rands(r.last_30_days.revenue_cents),
         month_purchases: r.last_30_days.purchases,
-        dormant_now: stats.dormant_now,
+        todo,
+        remindable,
+        dormant_words,
         attribution: crate::domain::duration_for_people(config.schedule.attribution_window),
         chart: chart::chart(&stats),
         experiment: super::super::experiment_view::view(&stats),
