@@ -25,6 +25,34 @@
     var errors = byId("errors");
     errors.textContent = answer.error;
     errors.hidden = answer.error === "";
+    // Each part's error where that part is shown; the other parts still render.
+    ["subject", "html", "text"].forEach(function (part) {
+      var box = byId(part + "-error");
+      var message = answer[part + "_error"] || "";
+      if (box) {
+        box.textContent = message;
+        box.hidden = message === "";
+      }
+    });
+    // Simple mode: each field's mistake under the field.
+    var wrong = {};
+    (answer.fields || []).forEach(function (f) {
+      wrong[f.field] = f.message;
+    });
+    Array.prototype.forEach.call(form.querySelectorAll(".field-error"), function (box) {
+      var key = box.id.replace(/^error-/, "");
+      var message = wrong[key] || "";
+      box.textContent = message;
+      box.hidden = message === "";
+      var input = byId("w-" + key);
+      if (input) {
+        if (message) {
+          input.setAttribute("aria-invalid", "true");
+        } else {
+          input.removeAttribute("aria-invalid");
+        }
+      }
+    });
     var length = byId("subject-length");
     length.textContent = answer.subject_length + " of 60 characters";
     length.className = answer.subject_length > 60 ? "warn" : "muted";
@@ -87,6 +115,32 @@
     clearTimeout(timer);
     timer = setTimeout(refresh, 350);
   });
+
+  // Insert: a detail by its name in brackets, at the cursor of the last words field used.
+  var insert = byId("insert");
+  var lastField = null;
+  form.addEventListener("focusin", function (event) {
+    if (event.target.classList && event.target.classList.contains("words")) {
+      lastField = event.target;
+    }
+  });
+  if (insert) {
+    insert.addEventListener("change", function () {
+      var name = insert.value;
+      insert.value = "";
+      if (!name) {
+        return;
+      }
+      var field = lastField || byId("w-opening");
+      var text = "[" + name + "]";
+      var start = field.selectionStart === null ? field.value.length : field.selectionStart;
+      var end = field.selectionEnd === null ? start : field.selectionEnd;
+      field.value = field.value.slice(0, start) + text + field.value.slice(end);
+      field.focus();
+      field.setSelectionRange(start + text.length, start + text.length);
+      field.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+  }
 
   var email = byId("test-email");
   var key = "quicket-followup.test-email";

@@ -733,6 +733,12 @@ async fn an_organiser_edits_an_email_in_the_browser_saves_it_and_restores_it_fro
         .click()
         .await
         .unwrap();
+    // Simple mode opens first; this test edits the template code.
+    wait_for(&client, Locator::Css("#to-code"))
+        .await
+        .click()
+        .await
+        .unwrap();
     let subject = wait_for(&client, Locator::Css("textarea#subject")).await;
     wait_for_text(
         &client,
@@ -786,9 +792,11 @@ async fn an_organiser_edits_an_email_in_the_browser_saves_it_and_restores_it_fro
     // A misspelt name: the error shows beside the preview, and Save is refused.
     let subject = wait_for(&client, Locator::Css("textarea#subject")).await;
     subject.send_keys(" {{ buyer.frist_name }}").await.unwrap();
-    wait_for_text(&client, "#errors", "buyer.frist_name").await;
+    // The error is shown at the subject; the body previews still render.
+    wait_for_text(&client, "#subject-error", "buyer.frist_name").await;
+    wait_for_text(&client, "#preview-text", "Hi Lerato,").await;
     let errors = client
-        .find(Locator::Css("#errors"))
+        .find(Locator::Css("#subject-error"))
         .await
         .unwrap()
         .text()
@@ -802,7 +810,7 @@ async fn an_organiser_edits_an_email_in_the_browser_saves_it_and_restores_it_fro
         .click()
         .await
         .unwrap();
-    wait_for_text(&client, "#problem", "not saved").await;
+    wait_for_text(&client, "#problem", "Not saved").await;
     assert_eq!(
         std::fs::read_to_string(&subject_file).unwrap(),
         "Seats for {{ event.name }} are waiting",
@@ -842,6 +850,236 @@ async fn an_organiser_edits_an_email_in_the_browser_saves_it_and_restores_it_fro
         common::outbox_subjects(&app).last().unwrap(),
         "Your Cape Town Comedy Night tickets are still waiting"
     );
+    client.close().await.unwrap();
+    driver.session = None;
+    drop(driver);
+}
+
+/// The words of a received email's text part and HTML part (decoded, whitespace collapsed).
+fn parts_of(mail: &common::smtp::Received) -> (String, String) {
+    let decoded = common::smtp::qp_decode(&mail.data).replace("&#x2f;", "/");
+    let plain = decoded.find("Content-Type: text/plain").unwrap();
+    let html = decoded.find("Content-Type: text/html").unwrap();
+    let (text, html) = if plain < html {
+        (&decoded[plain..html], &decoded[html..])
+    } else {
+        (&decoded[plain..], &decoded[html..plain])
+    };
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    (words(text), words(html))
+}
+
+/// Simple mode: an organiser changes the opening sentence and the button's label in words, puts
+/// the buyer's first name in from the Insert menu and saves; the next pass's email, received by a
+/// real SMTP server, has the new words in both parts. A misspelt detail is named with the one
+/// meant, Save is refused and the previews still show; in code mode, an email without its
+/// unsubscribe link is refused with the reason. Screenshots `admin-email-words*.png`.
+#[tokio::test]
+async fn an_organiser_changes_an_email_in_words_and_both_parts_of_the_next_email_say_it() {
+    let Some(chromedriver) = chromedriver() else {
+        return;
+    };
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let smtp = common::smtp::SmtpServer::start();
+    let templates = common::copy_of_shipped_templates();
+    let dir = templates.path().to_path_buf();
+    let app = TestApp::spawn_with(|c| {
+        c.server.admin_password = PASSWORD.into();
+        common::via_smtp(c, &smtp);
+        c.schedule.dormant_after = Duration::ZERO;
+        c.reminders.truncate(1);
+        c.reminders[0].after = Some(Duration::ZERO);
+        c.templates.dir = Some(dir);
+    })
+    .await;
+    let profile = tempfile::tempdir().unwrap();
+    let mut driver = Driver::start(&chromedriver).await;
+    let client = browser(&driver, profile.path()).await;
+    driver.session = client.session_id().await.unwrap();
+    let addr = app.service.addr;
+    client
+        .goto(&format!(
+            "http://admin:{PASSWORD}@{addr}/admin/emails/abandoned"
+        ))
+        .await
+        .unwrap();
+    let opening = wait_for(&client, Locator::Css("textarea#w-opening")).await;
+    wait_for_text(
+        &client,
+        "#preview-text",
+        "Your checkout for Jazz on the Lawn didn't quite finish",
+    )
+    .await;
+    screenshot(&client, 1280, &shots.join("admin-email-words.png")).await;
+    screenshot(&client, 390, &shots.join("admin-email-words-phone.png")).await;
+    client.set_window_size(1280, 1000).await.unwrap();
+
+    // A new opening, typed once; the first name from the Insert menu at the cursor.
+    opening.clear().await.unwrap();
+    opening
+        .send_keys("Good news, ! Your seats for [event] are still held for you <3 {{ x }}.")
+        .await
+        .unwrap();
+    client
+        .execute(
+            "var a = document.getElementById('w-opening'); a.focus(); a.setSelectionRange(11, 11);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#insert"))
+        .await
+        .unwrap()
+        .select_by_value("first name")
+        .await
+        .unwrap();
+    let button = client.find(Locator::Css("input#w-button")).await.unwrap();
+    button.clear().await.unwrap();
+    button.send_keys("Finish my booking").await.unwrap();
+    wait_for_text(&client, "#preview-text", "Finish my booking:").await;
+    wait_for_text(
+        &client,
+        "#preview-text",
+        "Good news, Lerato! Your seats for Jazz on the Lawn are still held for",
+    )
+    .await;
+    assert_eq!(
+        opening.prop("value").await.unwrap().unwrap(),
+        "Good news, [first name]! Your seats for [event] are still held for you <3 {{ x }}."
+    );
+    client
+        .find(Locator::Css("#save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "main .notice", "Saved. The next emails use it.").await;
+    assert!(
+        std::fs::read_to_string(templates.path().join("abandoned/words.toml"))
+            .unwrap()
+            .contains("Finish my booking")
+    );
+
+    // The next pass, at a time the default send window is open.
+    post(&app, &THANDI, "checkout_started").await;
+    let at = common::in_default_window(Utc::now() + chrono::Duration::minutes(1));
+    let report = app.pass_at(at).await;
+    assert_eq!(report.counts.sent, 1, "{report:?}");
+    let received = smtp.received();
+    assert_eq!(received.len(), 1);
+    let (text, html) = parts_of(&received[0]);
+    for (part, body) in [("text", &text), ("html", &html)] {
+        assert!(
+            body.contains(
+                "Good news, Thandi! Your seats for Jazz on the Lawn are still held for you"
+            ),
+            "{part}: {body}"
+        );
+        assert!(body.contains("Finish my booking"), "{part}: {body}");
+        assert!(
+            !body.contains("didn't quite finish, so here"),
+            "{part}: {body}"
+        );
+    }
+    assert!(
+        text.contains("<3 {{ x }}."),
+        "typed text stays text: {text}"
+    );
+    assert!(html.contains("&lt;3 {{ x }}."), "escaped in HTML: {html}");
+
+    // A misspelt detail: named with the one meant; Save refused; the previews still show.
+    let subject = wait_for(&client, Locator::Css("input#w-subject")).await;
+    subject.send_keys(" [evnet date]").await.unwrap();
+    wait_for_text(&client, "#error-subject", "Did you mean [event date]?").await;
+    wait_for_text(&client, "#preview-text", "Good news, Lerato!").await;
+    client
+        .find(Locator::Css("#save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "#problem", "Not saved").await;
+    wait_for_text(&client, "#error-subject", "Did you mean [event date]?").await;
+    wait_for_text(&client, "#preview-subject", "[evnet date]").await;
+    let frame = client
+        .find(Locator::Css("#preview-frame"))
+        .await
+        .unwrap()
+        .attr("srcdoc")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        frame.contains("Finish my booking"),
+        "the HTML preview still shows"
+    );
+    screenshot(&client, 1280, &shots.join("admin-email-words-refused.png")).await;
+    screenshot(
+        &client,
+        390,
+        &shots.join("admin-email-words-refused-phone.png"),
+    )
+    .await;
+    client.set_window_size(1280, 1000).await.unwrap();
+
+    // Code mode: a misspelt value in the subject leaves the body previews working.
+    client
+        .find(Locator::Css("#to-code"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let code_subject = wait_for(&client, Locator::Css("textarea#subject")).await;
+    code_subject.send_keys(" {{ event.nmae }}").await.unwrap();
+    wait_for_text(
+        &client,
+        "#subject-error",
+        "Did you mean `event.name` (the event's name)?",
+    )
+    .await;
+    wait_for_text(&client, "#preview-text", "Finish my booking:").await;
+    code_subject.clear().await.unwrap();
+    code_subject
+        .send_keys("Your {{ event.name }} tickets are still waiting")
+        .await
+        .unwrap();
+    // Without the unsubscribe link: refused with the reason.
+    client
+        .execute(
+            "var t = document.getElementById('text'); \
+             t.value = t.value.replace('{% include \"_shared/footer.txt\" %}', ''); \
+             t.dispatchEvent(new Event('input', {bubbles: true}));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    wait_for_text(&client, "#text-error", "the unsubscribe link is missing").await;
+    client
+        .find(Locator::Css("#save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "#problem", "POPIA").await;
+    assert!(
+        std::fs::read_to_string(templates.path().join("abandoned/body.txt"))
+            .unwrap()
+            .contains("_shared/footer.txt"),
+        "nothing written"
+    );
+    screenshot(&client, 1280, &shots.join("admin-email-code-refused.png")).await;
+    screenshot(
+        &client,
+        390,
+        &shots.join("admin-email-code-refused-phone.png"),
+    )
+    .await;
     client.close().await.unwrap();
     driver.session = None;
     drop(driver);

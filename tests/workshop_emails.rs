@@ -412,7 +412,7 @@ async fn the_editor_previews_unsaved_text_saves_it_and_restores_it_from_the_hist
     // Save refuses it, and the file is unchanged.
     let (status, page, _) = post_form(&app, "/admin/emails/abandoned", &form).await;
     assert_eq!(status, 422);
-    assert!(page.contains("not saved") && page.contains("event.nmae"));
+    assert!(page.contains("Not saved") && page.contains("event.nmae"));
     assert!(
         page.contains("Seats for {{ event.nmae }}"),
         "the draft is kept"
@@ -865,4 +865,143 @@ async fn the_first_save_with_the_built_in_emails_writes_files_that_check_passes_
         overview.contains("Files were changed by hand"),
         "{overview}"
     );
+}
+
+/// The simple mode's form as the page has it, with `changes` made.
+async fn words_form(app: &TestApp, mode: &str, changes: &[(&str, &str)]) -> Vec<(String, String)> {
+    let page = app
+        .client
+        .get(format!("{}/admin/emails/abandoned?mode={mode}", app.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let loaded = app.service.workshop.template(&abandoned()).await.unwrap();
+    let words = loaded.saved_words().unwrap().unwrap();
+    let mut form: Vec<(String, String)> = quicket_followup::templates::words::FIELDS
+        .iter()
+        .filter(|(k, ..)| *k != "payment")
+        .map(|(k, ..)| (k.to_string(), words.get(k).to_string()))
+        .collect();
+    for (key, value) in changes {
+        if let Some(slot) = form.iter_mut().find(|(k, _)| k == key) {
+            slot.1 = value.to_string();
+        } else {
+            form.push((key.to_string(), value.to_string()));
+        }
+    }
+    form.push(("details".into(), "tickets".into()));
+    form.push(("mode".into(), "simple".into()));
+    for v in ["v_words", "v_subject", "v_html", "v_text"] {
+        form.push((v.into(), hidden(&page, v)));
+    }
+    form
+}
+
+/// Simple mode: the words are saved with the files made from them, and the next email says them;
+/// a change made in code mode is never overwritten from simple mode, and "Back to simple" shows
+/// the difference and replaces it only when asked.
+#[tokio::test]
+async fn words_saved_in_simple_mode_make_the_files_and_a_code_mode_change_is_not_overwritten() {
+    let templates = common::copy_of_shipped_templates();
+    let app = TestApp::spawn_with(with_password(templates.path().to_path_buf())).await;
+    let form = words_form(
+        &app,
+        "",
+        &[
+            (
+                "opening",
+                "Hi [first name],\r\n\r\nYour seats for [event] are held.",
+            ),
+            ("button", "Finish my booking"),
+        ],
+    )
+    .await;
+    let (status, page, _) = post_form(&app, "/admin/emails/abandoned", &form).await;
+    assert_eq!(status, 303, "{page}");
+    let text = std::fs::read_to_string(templates.path().join("abandoned/body.txt")).unwrap();
+    assert!(
+        text.contains("Your seats for {{ event.name }} are held.")
+            && text.contains("Finish my booking:"),
+        "{text}"
+    );
+    let html = std::fs::read_to_string(templates.path().join("abandoned/body.html")).unwrap();
+    assert!(
+        html.contains("{% block button %}Finish my booking{% endblock %}"),
+        "{html}"
+    );
+    abandoned_checkout(&app, "REF-W1").await;
+    assert_eq!(
+        app.service
+            .engine
+            .run_pass(chrono::Utc::now(), false)
+            .await
+            .unwrap()
+            .counts
+            .sent,
+        1
+    );
+
+    // A misspelt detail is refused, naming the field and the detail meant; nothing written.
+    let form = words_form(&app, "", &[("subject", "Seats for [evnt]")]).await;
+    let (status, page, _) = post_form(&app, "/admin/emails/abandoned", &form).await;
+    assert_eq!(status, 422);
+    assert!(
+        page.contains("Subject: [evnt] is not a detail an email knows. Did you mean [event]?"),
+        "{page}"
+    );
+
+    // Code mode changes the subject by hand.
+    let mut code = editor_form(&app, "abandoned", "Hand-made {{ event.name }}").await;
+    code.push(("mode".into(), "code".into()));
+    let (status, _, location) = post_form(&app, "/admin/emails/abandoned", &code).await;
+    assert_eq!(status, 303);
+    assert!(location.unwrap().contains("mode=code"));
+    let (_, page, _) = get(&app, "/admin/emails/abandoned").await;
+    assert!(
+        page.contains("This email was changed in code mode"),
+        "{page}"
+    );
+    // Simple mode does not overwrite it.
+    let form = words_form(&app, "", &[("button", "Go")]).await;
+    let (status, page, _) = post_form(&app, "/admin/emails/abandoned", &form).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("changed in code mode"), "{page}");
+    assert_eq!(
+        std::fs::read_to_string(templates.path().join("abandoned/subject.txt")).unwrap(),
+        "Hand-made {{ event.name }}"
+    );
+    // Back to simple: the difference, then the replacement when asked.
+    let (_, page, _) = get(&app, "/admin/emails/abandoned?mode=back").await;
+    assert!(
+        page.contains("-Hand-made {{ event.name }}")
+            && page.contains("+Your {{ event.name }} tickets are still waiting"),
+        "{page}"
+    );
+    assert!(page.contains("Replace with the simple version"));
+    let mut form = words_form(&app, "back", &[]).await;
+    form.push(("replace".into(), "yes".into()));
+    let (status, page, _) = post_form(&app, "/admin/emails/abandoned", &form).await;
+    assert_eq!(status, 303, "{page}");
+    assert_eq!(
+        std::fs::read_to_string(templates.path().join("abandoned/subject.txt")).unwrap(),
+        "Your {{ event.name }} tickets are still waiting"
+    );
+    let (_, page, _) = get(&app, "/admin/emails/abandoned").await;
+    assert!(!page.contains("This email was changed in code mode"));
+}
+
+async fn get(app: &TestApp, path: &str) -> (u16, String, String) {
+    let response = app
+        .client
+        .get(format!("{}{path}", app.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap(), String::new())
 }

@@ -207,6 +207,31 @@ impl Detail {
     }
 }
 
+/// What a detail says for `context` (the editor's list shows it for the sample buyer).
+pub fn sample_value(detail: Detail, context: &super::EmailContext, no_first_name: &str) -> String {
+    match detail {
+        Detail::FirstName if context.buyer.first_name.is_empty() => no_first_name.to_string(),
+        Detail::FirstName => context.buyer.first_name.clone(),
+        Detail::FullName => context.buyer.name.clone(),
+        Detail::Email => context.buyer.email.clone(),
+        Detail::Event => context.event.name.clone(),
+        Detail::EventDate => context.event.date.clone(),
+        Detail::Venue => context.event.venue.clone(),
+        Detail::Tickets => context
+            .order
+            .tickets
+            .iter()
+            .map(|t| t.ticket_type.clone())
+            .collect::<Vec<_>>()
+            .join(", "),
+        Detail::Total => context.order.amount.clone(),
+        Detail::EventLink => context.links.event.clone(),
+        Detail::Reference => context.order.reference.clone(),
+        Detail::Organiser if context.organiser.name.is_empty() => "The organisers".into(),
+        Detail::Organiser => context.organiser.name.clone(),
+    }
+}
+
 /// A mistake in the words: which field, and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{label}: {message}")]
@@ -329,6 +354,12 @@ impl Words {
         Ok(self.files_unchecked())
     }
 
+    /// The three files made from the words even with mistakes in them (a misspelt detail is
+    /// written as text), for a preview that keeps working while one field is wrong.
+    pub fn files_anyway(&self) -> [String; 3] {
+        self.files_unchecked()
+    }
+
     /// Every mistake in the words, in the order of [`FIELDS`].
     pub fn errors(&self) -> Vec<WordsError> {
         let mut errors = Vec::new();
@@ -341,7 +372,7 @@ impl Words {
                 label,
                 message,
             };
-            if let Err(message) = parse_inline(self.get(key)) {
+            if let Err(message) = parse_inline(self.get(key), true) {
                 errors.push(error(message));
             } else if matches!(key, "subject" | "button") && self.get(key).trim().is_empty() {
                 errors.push(error(match key {
@@ -580,13 +611,13 @@ fn one_line(value: &str, target: Target<'_>) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    render(&parse_inline(&flat).unwrap_or_default(), target)
+    render(&parse_inline(&flat, false).unwrap_or_default(), target)
 }
 
 /// A paragraph of the HTML part: its single line breaks kept as `<br>`.
 fn block(value: &str, target: Target<'_>) -> String {
     let joined = paragraphs(value).join("\n\n");
-    render(&parse_inline(&joined).unwrap_or_default(), target)
+    render(&parse_inline(&joined, false).unwrap_or_default(), target)
 }
 
 /// Paragraphs of the text part, wrapped at [`TEXT_WIDTH`] as they render.
@@ -597,13 +628,14 @@ fn wrapped(value: &str, target: Target<'_>) -> String {
     }
     format!(
         "{{% filter wrap %}}{}{{% endfilter %}}",
-        render(&parse_inline(&joined).unwrap_or_default(), target)
+        render(&parse_inline(&joined, false).unwrap_or_default(), target)
     )
 }
 
 /// Reads the markup of a field: details in brackets, `**bold**`, links. A bracket that names no
-/// detail is text, unless it is a near miss of one (then the error says which was meant).
-fn parse_inline(text: &str) -> Result<Vec<Inline>, String> {
+/// detail is text, unless it is a near miss of one (then, when `strict`, the error says which was
+/// meant).
+fn parse_inline(text: &str, strict: bool) -> Result<Vec<Inline>, String> {
     let text = clean(text);
     let mut out: Vec<Inline> = Vec::new();
     let mut bold: Option<Vec<Inline>> = None;
@@ -665,7 +697,7 @@ fn parse_inline(text: &str) -> Result<Vec<Inline>, String> {
                     i = close + 1;
                     continue;
                 }
-                if let Some(near) = Detail::nearest(&inside) {
+                if let Some(near) = Detail::nearest(&inside).filter(|_| strict) {
                     return Err(format!(
                         "[{}] is not a detail an email knows. Did you mean [{near}]? (Use the Insert menu.)",
                         inside.trim()
@@ -865,7 +897,7 @@ mod tests {
     #[test]
     fn markup_details_and_near_misses() {
         assert_eq!(
-            parse_inline("Hi [First Name], **go**").unwrap(),
+            parse_inline("Hi [First Name], **go**", true).unwrap(),
             vec![
                 Inline::Text("Hi ".into()),
                 Inline::Detail(Detail::FirstName),
@@ -873,15 +905,15 @@ mod tests {
                 Inline::Bold(vec![Inline::Text("go".into())]),
             ]
         );
-        let e = parse_inline("Hi [frist name]").unwrap_err();
+        let e = parse_inline("Hi [frist name]", true).unwrap_err();
         assert!(e.contains("Did you mean [first name]?"), "{e}");
         // Brackets that name nothing near a detail are text.
         assert_eq!(
-            parse_inline("[sic] [").unwrap(),
+            parse_inline("[sic] [", true).unwrap(),
             vec![Inline::Text("[sic] [".into())]
         );
         assert_eq!(
-            parse_inline("[site](javascript:alert(1))").unwrap(),
+            parse_inline("[site](javascript:alert(1))", true).unwrap(),
             vec![Inline::Text("[site](javascript:alert(1))".into())]
         );
     }

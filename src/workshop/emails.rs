@@ -10,7 +10,7 @@ use anyhow::Context;
 use super::{Change, FileId, Loaded, Save, SaveError, Saved, Staged, Version, Workshop};
 use crate::config::{Config, ReminderStep, TemplateSource};
 use crate::reminders::pass::Settings;
-use crate::templates::Templates;
+use crate::templates::{Templates, WORDS_FILE, Words};
 
 /// A template's three parts, in the order the editor shows them.
 pub const PARTS: [Part; 3] = [Part::Subject, Part::Html, Part::Text];
@@ -76,6 +76,14 @@ impl TemplateName {
             file: part.file().into(),
         }
     }
+
+    /// The file of its words.
+    pub fn words_file(&self) -> FileId {
+        FileId::Template {
+            dir: self.0.clone(),
+            file: WORDS_FILE.into(),
+        }
+    }
 }
 
 impl std::fmt::Display for TemplateName {
@@ -91,6 +99,8 @@ pub struct Template {
     pub name: TemplateName,
     /// The parts, in [`PARTS`] order.
     pub parts: [Loaded; 3],
+    /// Its words (`words.toml`), when it has them.
+    pub words: Loaded,
     /// The steps that use it (as their template or one of their variants).
     pub used_by: Vec<String>,
 }
@@ -100,7 +110,32 @@ impl Template {
     pub fn exists(&self) -> bool {
         self.parts.iter().any(|p| p.content.is_some())
     }
+
+    /// Its words as saved: `None` without a words file, `Err` when the file cannot be read as
+    /// words.
+    pub fn saved_words(&self) -> Option<anyhow::Result<Words>> {
+        self.words.content.as_deref().map(Words::parse)
+    }
+
+    /// Whether the parts are no longer what the saved words make (edited in code mode or by
+    /// hand); `false` without words.
+    pub fn changed_in_code(&self) -> bool {
+        match self.saved_words() {
+            Some(Ok(words)) => {
+                let made = words.files_anyway();
+                self.parts
+                    .iter()
+                    .zip(made.iter())
+                    .any(|(part, made)| part.content.as_deref() != Some(made.as_str()))
+            }
+            Some(Err(_)) => true,
+            None => false,
+        }
+    }
 }
+
+/// The versions a simple-mode save sends back: the words file's and the three parts'.
+pub type WordsVersions = [Version; 4];
 
 /// The text of the three parts as the editor holds them, saved or not.
 #[derive(Debug, Clone, Default)]
@@ -185,10 +220,12 @@ impl Workshop {
             self.read(&h).await?,
             self.read(&t).await?,
         ];
+        let words = self.read(&name.words_file()).await?;
         Ok(Template {
             used_by: steps_using(&self.engine.settings().config, name.as_str()),
             name: name.clone(),
             parts,
+            words,
         })
     }
 
@@ -299,6 +336,54 @@ impl Workshop {
         .await
     }
 
+    /// Saves template `name` from its words (simple mode): the words file and the three parts
+    /// made from them. Refused when a word is wrong (naming the field), and, unless `replace`, when
+    /// the parts were changed in code mode since the words were saved (so that nothing made there
+    /// is overwritten from simple mode without being asked).
+    pub async fn save_words(
+        &self,
+        name: &TemplateName,
+        words: &Words,
+        versions: WordsVersions,
+        replace: bool,
+        client: String,
+    ) -> Result<Saved, SaveError> {
+        let made = words
+            .files()
+            .map_err(|e| SaveError::Invalid(e.to_string()))?;
+        let current = self.template(name).await.map_err(SaveError::Failed)?;
+        if !replace && current.changed_in_code() {
+            return Err(SaveError::Invalid(format!(
+                "{name} was changed in code mode since its words were saved, so saving the words would overwrite that: edit it in code mode, or use Back to simple to see the difference and replace it"
+            )));
+        }
+        let [v_words, v_subject, v_html, v_text] = versions;
+        let mut changes = vec![Change {
+            file: name.words_file(),
+            loaded: v_words,
+            content: Some(words.to_toml()),
+        }];
+        for ((part, text), loaded) in PARTS.iter().zip(made).zip([v_subject, v_html, v_text]) {
+            changes.push(Change {
+                file: name.file(*part),
+                loaded,
+                content: Some(text),
+            });
+        }
+        let summary = if replace {
+            format!("{name}: made from its words again (replacing the code-mode version)")
+        } else {
+            format!("{name}: words changed")
+        };
+        self.save(Save {
+            changes,
+            client,
+            summary,
+            validate: self.standard_validator(),
+        })
+        .await
+    }
+
     /// A new template `to`, a copy of `from`'s parts as they are in force.
     pub async fn copy_template(
         &self,
@@ -318,7 +403,7 @@ impl Workshop {
                 "a template {to} exists already: choose another name"
             )));
         }
-        let changes = PARTS
+        let mut changes: Vec<Change> = PARTS
             .iter()
             .enumerate()
             .map(|(i, part)| Change {
@@ -327,6 +412,13 @@ impl Workshop {
                 content: Some(source.parts[i].content.clone().unwrap_or_default()),
             })
             .collect();
+        if let Some(words) = source.words.content.clone() {
+            changes.push(Change {
+                file: to.words_file(),
+                loaded: target.words.version.clone(),
+                content: Some(words),
+            });
+        }
         self.save(Save {
             changes,
             client,
@@ -356,7 +448,7 @@ impl Workshop {
                 },
             )));
         }
-        let changes = PARTS
+        let mut changes: Vec<Change> = PARTS
             .iter()
             .enumerate()
             .filter(|(i, _)| current.parts[*i].version != Version::absent())
@@ -366,6 +458,13 @@ impl Workshop {
                 content: None,
             })
             .collect();
+        if current.words.version != Version::absent() {
+            changes.push(Change {
+                file: name.words_file(),
+                loaded: current.words.version.clone(),
+                content: None,
+            });
+        }
         self.save(Save {
             changes,
             client,

@@ -14,6 +14,8 @@ use warp::http::{StatusCode, header};
 use warp::reply::{Reply, Response};
 
 use super::{AppState, page as render_page, with_notice};
+use crate::templates::Words;
+use crate::templates::words::{DETAILS, Details, FIELDS as WORD_FIELDS};
 use crate::web::ApiError;
 use crate::workshop::emails::{Draft, Template as Loaded, TemplateName};
 use crate::workshop::{SaveError, Saved, Version};
@@ -71,6 +73,8 @@ pub(super) fn form<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 pub(super) struct EditorQuery {
     notice: String,
     reference: String,
+    /// `code` for the code mode, `back` for the way back to simple mode; else simple mode.
+    mode: String,
 }
 
 /// The editor's form (every button of it posts all of it).
@@ -85,6 +89,115 @@ pub(super) struct EditorForm {
     v_text: String,
     reference: String,
     test_email: String,
+    /// `code` (the only value this form sends).
+    mode: String,
+}
+
+/// The simple mode's form: the words (every button of it posts all of it).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct WordsForm {
+    subject: String,
+    preview: String,
+    heading: String,
+    opening: String,
+    payment: String,
+    button: String,
+    closing: String,
+    signature: String,
+    reason: String,
+    no_first_name: String,
+    details: String,
+    v_words: String,
+    v_subject: String,
+    v_html: String,
+    v_text: String,
+    reference: String,
+    test_email: String,
+    /// `simple` (what tells this form from the code mode's).
+    mode: String,
+    /// `yes`: replace a code-mode version (Back to simple).
+    replace: String,
+}
+
+impl WordsForm {
+    fn words(&self) -> Words {
+        let mut words = Words::empty();
+        words.details = match self.details.as_str() {
+            "tickets" => Details::Tickets,
+            "payment" => Details::Payment,
+            _ => Details::None,
+        };
+        for (key, ..) in WORD_FIELDS {
+            words.set(key, self.get(key));
+        }
+        words
+    }
+
+    fn get(&self, key: &str) -> &str {
+        match key {
+            "subject" => &self.subject,
+            "preview" => &self.preview,
+            "heading" => &self.heading,
+            "opening" => &self.opening,
+            "payment" => &self.payment,
+            "button" => &self.button,
+            "closing" => &self.closing,
+            "signature" => &self.signature,
+            "reason" => &self.reason,
+            "no_first_name" => &self.no_first_name,
+            _ => "",
+        }
+    }
+
+    fn of(words: &Words, loaded: &Loaded) -> WordsForm {
+        WordsForm {
+            subject: words.subject.clone(),
+            preview: words.preview.clone(),
+            heading: words.heading.clone(),
+            opening: words.opening.clone(),
+            payment: words.payment.clone(),
+            button: words.button.clone(),
+            closing: words.closing.clone(),
+            signature: words.signature.clone(),
+            reason: words.reason.clone(),
+            no_first_name: words.no_first_name.clone(),
+            details: match words.details {
+                Details::Tickets => "tickets",
+                Details::Payment => "payment",
+                Details::None => "none",
+            }
+            .into(),
+            v_words: loaded.words.version.to_string(),
+            v_subject: loaded.parts[0].version.to_string(),
+            v_html: loaded.parts[1].version.to_string(),
+            v_text: loaded.parts[2].version.to_string(),
+            mode: "simple".into(),
+            ..WordsForm::default()
+        }
+    }
+
+    fn versions(&self) -> Result<crate::workshop::emails::WordsVersions, ApiError> {
+        let [s, h, t] = EditorForm {
+            v_subject: self.v_subject.clone(),
+            v_html: self.v_html.clone(),
+            v_text: self.v_text.clone(),
+            ..EditorForm::default()
+        }
+        .versions()?;
+        let w = Version::parse(&self.v_words).ok_or_else(|| {
+            ApiError::BadRequest(
+                "the form's file versions are not ones this page writes: open the email again"
+                    .into(),
+            )
+        })?;
+        Ok([w, s, h, t])
+    }
+}
+
+/// Whether a posted form is the simple mode's (it says `mode=simple`).
+fn is_simple(body: &[u8]) -> bool {
+    url::form_urlencoded::parse(body).any(|(k, v)| k == "mode" && v == "simple")
 }
 
 impl EditorForm {
@@ -174,8 +287,232 @@ struct EditorPage {
     html: String,
     text: String,
     error: String,
+    subject_error: String,
+    html_error: String,
+    text_error: String,
     subject_length: usize,
     too_long: bool,
+    samples: Vec<SampleRow>,
+    has_words: bool,
+}
+
+/// One row of the list of values an email may use, with what it says for the sample buyer.
+pub(super) struct SampleRow {
+    name: String,
+    words: String,
+    sample: String,
+}
+
+/// Every value a template may name, with the sample buyer's.
+fn code_samples() -> Vec<SampleRow> {
+    let context = serde_json::to_value(crate::templates::sample_context()).unwrap_or_default();
+    crate::templates::FIELDS
+        .iter()
+        .map(|(field, words)| {
+            let mut value = &context;
+            for key in field.split('.') {
+                value = value.get(key).unwrap_or(&serde_json::Value::Null);
+            }
+            let sample = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::Array(items) => format!(
+                    "{} ticket{} (each with {})",
+                    items.len(),
+                    if items.len() == 1 { "" } else { "s" },
+                    crate::templates::TICKET_FIELDS
+                        .iter()
+                        .map(|(f, _)| *f)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                other => other.to_string(),
+            };
+            SampleRow {
+                name: (*field).to_string(),
+                words: (*words).to_string(),
+                sample,
+            }
+        })
+        .collect()
+}
+
+/// Every detail words may name, with the sample buyer's.
+fn words_samples(no_first_name: &str) -> Vec<SampleRow> {
+    let context = crate::templates::sample_context();
+    DETAILS
+        .iter()
+        .map(|(detail, name, words, _)| SampleRow {
+            name: format!("[{name}]"),
+            words: (*words).to_string(),
+            sample: crate::templates::words::sample_value(*detail, &context, no_first_name),
+        })
+        .collect()
+}
+
+/// One field of the simple mode.
+pub(super) struct FieldView {
+    key: &'static str,
+    label: &'static str,
+    one_line: bool,
+    value: String,
+    error: String,
+    hint: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "pages/admin/email_words.html")]
+struct WordsPage {
+    active: &'static str,
+    notice: String,
+    name: String,
+    used_by: Vec<String>,
+    source: String,
+    problem: String,
+    diff: Vec<DiffLine>,
+    fields: Vec<FieldView>,
+    details: String,
+    v_words: String,
+    v_subject: String,
+    v_html: String,
+    v_text: String,
+    reference: String,
+    test_email: String,
+    code_changed: bool,
+    back: bool,
+    inserts: Vec<(String, String)>,
+    samples: Vec<SampleRow>,
+    subject: String,
+    html: String,
+    text: String,
+    error: String,
+    subject_error: String,
+    html_error: String,
+    text_error: String,
+    subject_length: usize,
+    too_long: bool,
+}
+
+/// What each field is for, under its label.
+fn hint(key: &str) -> &'static str {
+    match key {
+        "subject" => "one line; about 60 characters show in most inboxes",
+        "preview" => "the line an inbox shows after the subject",
+        "opening" => "the greeting and first paragraphs; a blank line starts a new paragraph",
+        "payment" => {
+            "how to pay: your bank details, what to quote; shown after the reference and the amount"
+        }
+        "button" => "the text part writes it above the link",
+        "closing" => "the line above the signature",
+        "reason" => "in the footer, above the unsubscribe link",
+        "no_first_name" => "used by [first name] when a buyer gave none",
+        _ => "",
+    }
+}
+
+/// The simple-mode page for `form` (the saved words when `None`).
+async fn words_page(
+    state: &AppState,
+    name: &TemplateName,
+    form: Option<&WordsForm>,
+    shown: Shown,
+    back: bool,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let loaded: Loaded = state
+        .workshop
+        .template(name)
+        .await
+        .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+    let saved = match loaded.saved_words() {
+        Some(Ok(words)) => words,
+        _ => {
+            return Err(ApiError::NotFound(format!(
+                "{name} has no words to edit in simple mode: edit it in code mode"
+            )));
+        }
+    };
+    let owned;
+    let form = match form {
+        Some(f) => f,
+        None => {
+            owned = WordsForm::of(&saved, &loaded);
+            &owned
+        }
+    };
+    let words = form.words();
+    let preview = words_preview(state, name, &words, &form.reference).await?;
+    let mut diff = shown.diff;
+    if back {
+        let made = saved.files_anyway();
+        for (i, part) in crate::workshop::emails::PARTS.iter().enumerate() {
+            let now = loaded.parts[i].content.clone().unwrap_or_default();
+            if now != made[i] {
+                diff.extend(diff_lines(&crate::workshop::diff(
+                    &now,
+                    &made[i],
+                    &format!("{name}/{}", part.file()),
+                )));
+            }
+        }
+    }
+    let fields = WORD_FIELDS
+        .iter()
+        .filter(|(key, ..)| *key != "payment" || words.details == Details::Payment)
+        .map(|(key, label, one_line)| FieldView {
+            key,
+            label,
+            one_line: *one_line,
+            value: form.get(key).to_string(),
+            error: preview
+                .fields
+                .iter()
+                .find(|e| e.field == *key)
+                .map(|e| e.message.clone())
+                .unwrap_or_default(),
+            hint: hint(key),
+        })
+        .collect();
+    let page = WordsPage {
+        active: "emails",
+        notice: shown.notice,
+        name: name.to_string(),
+        used_by: loaded.used_by.clone(),
+        source: source(state),
+        problem: shown.problem,
+        diff,
+        fields,
+        details: form.details.clone(),
+        v_words: form.v_words.clone(),
+        v_subject: form.v_subject.clone(),
+        v_html: form.v_html.clone(),
+        v_text: form.v_text.clone(),
+        reference: form.reference.clone(),
+        test_email: form.test_email.clone(),
+        code_changed: loaded.changed_in_code(),
+        back,
+        inserts: DETAILS
+            .iter()
+            .map(|(_, name, words, _)| ((*name).to_string(), (*words).to_string()))
+            .collect(),
+        samples: words_samples(&words.no_first_name),
+        too_long: preview.subject_length > 60,
+        subject_length: preview.subject_length,
+        subject: preview.subject,
+        html: preview.html,
+        text: preview.text,
+        error: preview.error,
+        subject_error: preview.subject_error,
+        html_error: preview.html_error,
+        text_error: preview.text_error,
+    };
+    let mut reply = render_page(&page)?;
+    *reply.status_mut() = status;
+    reply.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(EDITOR_CSP),
+    );
+    Ok(reply)
 }
 
 /// The preview of a draft: the rendered parts, or the error the way `check` prints it.
@@ -184,8 +521,22 @@ struct Preview {
     subject: String,
     html: String,
     text: String,
+    /// What stops every part (e.g. no order with that reference).
     error: String,
+    /// What is wrong in each part, where it is (the other parts still render).
+    subject_error: String,
+    html_error: String,
+    text_error: String,
+    /// In simple mode: what is wrong in a field, by its key.
+    fields: Vec<FieldError>,
     subject_length: usize,
+}
+
+/// A mistake in one field of the words.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+struct FieldError {
+    field: String,
+    message: String,
 }
 
 fn name_of(text: &str) -> Result<TemplateName, ApiError> {
@@ -197,22 +548,15 @@ fn name_of(text: &str) -> Result<TemplateName, ApiError> {
     TemplateName::parse(text).map_err(ApiError::BadRequest)
 }
 
-/// Renders `draft` of template `name` for the order `reference` (empty: the sample data).
+/// Renders `draft` of template `name` for the order `reference` (empty: the sample data). When
+/// the draft does not load, each part is tried on its own, so that an error in one part is shown
+/// at that part while the others still render.
 async fn preview_of(
     state: &AppState,
     name: &TemplateName,
     draft: &Draft,
     reference: &str,
 ) -> Result<Preview, ApiError> {
-    let (settings, step) = match state.workshop.draft_settings(name, draft).await {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            return Ok(Preview {
-                error: format!("{e:#}"),
-                ..Preview::default()
-            });
-        }
-    };
     let order = match reference.trim() {
         "" => None,
         reference => match state.store.order(reference).await? {
@@ -225,32 +569,115 @@ async fn preview_of(
             }
         },
     };
-    let address = order
-        .as_ref()
-        .map(|o| o.email.clone())
-        .unwrap_or_else(|| crate::templates::sample_context().buyer.email);
-    let rendered = crate::present::render_step(
-        &state.engine,
-        &settings,
-        order.as_ref(),
-        &step,
-        &address,
-        &state.engine.links().preview(),
-    )
-    .await;
-    Ok(match rendered {
-        Ok(r) => Preview {
+    match render_draft(state, name, draft, order.as_ref()).await {
+        Ok(r) => Ok(Preview {
             subject_length: r.subject.chars().count(),
             subject: r.subject,
             html: r.html,
             text: r.text,
-            error: String::new(),
-        },
-        Err(e) => Preview {
-            error: format!("{e:#}"),
             ..Preview::default()
-        },
-    })
+        }),
+        Err(whole) => {
+            let mut preview = Preview::default();
+            let mut any_alone = false;
+            for i in 0..3 {
+                // The other parts as the simplest lawful stand-ins.
+                let alone = Draft {
+                    subject: if i == 0 {
+                        draft.subject.clone()
+                    } else {
+                        "-".into()
+                    },
+                    html: if i == 1 {
+                        draft.html.clone()
+                    } else {
+                        "<a href=\"{{ links.unsubscribe }}\">-</a>".into()
+                    },
+                    text: if i == 2 {
+                        draft.text.clone()
+                    } else {
+                        "{{ links.unsubscribe }}".into()
+                    },
+                };
+                match render_draft(state, name, &alone, order.as_ref()).await {
+                    Ok(r) => match i {
+                        0 => {
+                            preview.subject_length = r.subject.chars().count();
+                            preview.subject = r.subject;
+                        }
+                        1 => preview.html = r.html,
+                        _ => preview.text = r.text,
+                    },
+                    Err(e) => {
+                        any_alone = true;
+                        let slot = match i {
+                            0 => &mut preview.subject_error,
+                            1 => &mut preview.html_error,
+                            _ => &mut preview.text_error,
+                        };
+                        *slot = e;
+                    }
+                }
+            }
+            if !any_alone {
+                // Each part is fine alone: what is wrong is the email as a whole.
+                preview.error = whole;
+            }
+            Ok(preview)
+        }
+    }
+}
+
+/// The draft rendered for `order` (the sample data when `None`), or the error as `check` says it.
+async fn render_draft(
+    state: &AppState,
+    name: &TemplateName,
+    draft: &Draft,
+    order: Option<&crate::store::OrderRecord>,
+) -> Result<crate::templates::Rendered, String> {
+    let (settings, step) = state
+        .workshop
+        .draft_settings(name, draft)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let address = order
+        .map(|o| o.email.clone())
+        .unwrap_or_else(|| crate::templates::sample_context().buyer.email);
+    crate::present::render_step(
+        &state.engine,
+        &settings,
+        order,
+        &step,
+        &address,
+        &state.engine.links().preview(),
+    )
+    .await
+    .map_err(|e| format!("{e:#}"))
+}
+
+/// The preview of words: the files they make, rendered, and each field's mistake.
+async fn words_preview(
+    state: &AppState,
+    name: &TemplateName,
+    words: &Words,
+    reference: &str,
+) -> Result<Preview, ApiError> {
+    let [subject, html, text] = words.files_anyway();
+    let draft = Draft {
+        subject,
+        html,
+        text,
+    };
+    let mut preview = preview_of(state, name, &draft, reference).await?;
+    preview.fields = words
+        .errors()
+        .into_iter()
+        .map(|e| FieldError {
+            field: e.field.to_string(),
+            message: e.message,
+        })
+        .collect();
+    Ok(preview)
 }
 
 /// Where the templates are, in words.
@@ -319,7 +746,7 @@ async fn editor_page(
         active: "emails",
         notice: shown.notice,
         name: name.to_string(),
-        used_by: loaded.used_by,
+        used_by: loaded.used_by.clone(),
         source: source(state),
         problem: shown.problem,
         diff: shown.diff,
@@ -337,6 +764,11 @@ async fn editor_page(
         html: preview.html,
         text: preview.text,
         error: preview.error,
+        subject_error: preview.subject_error,
+        html_error: preview.html_error,
+        text_error: preview.text_error,
+        samples: code_samples(),
+        has_words: matches!(loaded.saved_words(), Some(Ok(_))),
     };
     let mut reply = render_page(&page)?;
     *reply.status_mut() = status;
@@ -347,7 +779,8 @@ async fn editor_page(
     Ok(reply)
 }
 
-/// `GET /admin/emails/{template}`
+/// `GET /admin/emails/{template}`: simple mode when the email has words (`?mode=code`: the
+/// code mode; `?mode=back`: the way back to simple mode, with the difference).
 pub(super) async fn page(
     state: AppState,
     (name, q): (String, EditorQuery),
@@ -357,14 +790,25 @@ pub(super) async fn page(
         notice: q.notice,
         ..Shown::default()
     };
+    let loaded = state
+        .workshop
+        .template(&name)
+        .await
+        .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+    let words = matches!(loaded.saved_words(), Some(Ok(_)));
+    if words && q.mode != "code" {
+        let mut form = None;
+        if let Some(Ok(saved)) = loaded.saved_words() {
+            let mut f = WordsForm::of(&saved, &loaded);
+            f.reference = q.reference.clone();
+            form = Some(f);
+        }
+        let back = q.mode == "back";
+        return words_page(&state, &name, form.as_ref(), shown, back, StatusCode::OK).await;
+    }
     let mut form = None;
     if !q.reference.is_empty() {
         // A reference in the address previews the saved parts for that order.
-        let loaded = state
-            .workshop
-            .template(&name)
-            .await
-            .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
         let part = |i: usize| loaded.parts[i].content.clone().unwrap_or_default();
         form = Some(EditorForm {
             subject: part(0),
@@ -375,6 +819,7 @@ pub(super) async fn page(
             v_text: loaded.parts[2].version.to_string(),
             reference: q.reference,
             test_email: String::new(),
+            mode: "code".into(),
         });
     }
     editor_page(&state, &name, form.as_ref(), shown, StatusCode::OK).await
@@ -387,8 +832,24 @@ pub(super) async fn preview(
     (name, accept, body): (String, Option<String>, bytes::Bytes),
 ) -> Result<Response, ApiError> {
     let name = name_of(&name)?;
-    let f: EditorForm = form(&body)?;
     let wants_json = accept.is_some_and(|a| a.contains("application/json"));
+    if is_simple(&body) {
+        let f: WordsForm = form(&body)?;
+        if wants_json {
+            let preview = words_preview(&state, &name, &f.words(), &f.reference).await?;
+            return Ok(warp::reply::json(&preview).into_response());
+        }
+        return words_page(
+            &state,
+            &name,
+            Some(&f),
+            Shown::default(),
+            false,
+            StatusCode::OK,
+        )
+        .await;
+    }
+    let f: EditorForm = form(&body)?;
     if wants_json {
         let preview = preview_of(&state, &name, &f.draft(), &f.reference).await?;
         return Ok(warp::reply::json(&preview).into_response());
@@ -396,12 +857,42 @@ pub(super) async fn preview(
     editor_page(&state, &name, Some(&f), Shown::default(), StatusCode::OK).await
 }
 
-/// `POST /admin/emails/{template}`: Save.
+/// `POST /admin/emails/{template}`: Save (the words in simple mode, the files in code mode).
 pub(super) async fn save(
     state: AppState,
     (name, peer, body): (String, Peer, bytes::Bytes),
 ) -> Result<Response, ApiError> {
     let name = name_of(&name)?;
+    if is_simple(&body) {
+        let f: WordsForm = form(&body)?;
+        let versions = f.versions()?;
+        let replace = f.replace == "yes";
+        let result = state
+            .workshop
+            .save_words(&name, &f.words(), versions, replace, client(&state, &peer))
+            .await;
+        return match result {
+            Ok(saved) => Ok(with_notice(
+                &format!("/admin/emails/{name}"),
+                &[("notice", saved_notice(&saved, "Saved").as_str())],
+            )),
+            Err(e) => {
+                let status = status_of(&e);
+                let shown = Shown {
+                    problem: problem_of(&e),
+                    diff: match &e {
+                        SaveError::Conflict { diff, .. } => diff_lines(diff),
+                        _ => Vec::new(),
+                    },
+                    ..Shown::default()
+                };
+                if let SaveError::Failed(why) = &e {
+                    tracing::error!("a save from the browser failed: {why:#}");
+                }
+                words_page(&state, &name, Some(&f), shown, replace, status).await
+            }
+        };
+    }
     let f: EditorForm = form(&body)?;
     let versions = f.versions()?;
     let result = state
@@ -411,7 +902,10 @@ pub(super) async fn save(
     match result {
         Ok(saved) => Ok(with_notice(
             &format!("/admin/emails/{name}"),
-            &[("notice", saved_notice(&saved, "Saved").as_str())],
+            &[
+                ("notice", saved_notice(&saved, "Saved").as_str()),
+                ("mode", "code"),
+            ],
         )),
         Err(e) => refused(&state, &name, &f, e).await,
     }
@@ -437,7 +931,7 @@ async fn refused(
 ) -> Result<Response, ApiError> {
     let status = status_of(&e);
     let shown = Shown {
-        problem: e.to_string(),
+        problem: problem_of(&e),
         diff: match &e {
             SaveError::Conflict { diff, .. } => diff_lines(diff),
             _ => Vec::new(),
@@ -448,6 +942,15 @@ async fn refused(
         tracing::error!("a save from the browser failed: {why:#}");
     }
     editor_page(state, name, Some(f), shown, status).await
+}
+
+/// Why a save was refused, for the page (which says "Not saved." itself).
+fn problem_of(e: &SaveError) -> String {
+    let text = e.to_string();
+    match text.strip_prefix("not saved: ") {
+        Some(rest) => rest.to_string(),
+        None => text,
+    }
 }
 
 /// The status a refused save answers with.
@@ -466,7 +969,22 @@ pub(super) async fn send_test(
     (name, body): (String, bytes::Bytes),
 ) -> Result<Response, ApiError> {
     let name = name_of(&name)?;
-    let f: EditorForm = form(&body)?;
+    let simple = is_simple(&body);
+    let (f, words_form) = if simple {
+        let w: WordsForm = form(&body)?;
+        let [subject, html, text] = w.words().files_anyway();
+        let f = EditorForm {
+            subject,
+            html,
+            text,
+            reference: w.reference.clone(),
+            test_email: w.test_email.clone(),
+            ..EditorForm::default()
+        };
+        (f, Some(w))
+    } else {
+        (form::<EditorForm>(&body)?, None)
+    };
     let address = f.test_email.trim().to_string();
     let notice = match state.workshop.draft_settings(&name, &f.draft()).await {
         Err(e) => format!("Not sent: {e:#}"),
@@ -490,6 +1008,9 @@ pub(super) async fn send_test(
         notice,
         ..Shown::default()
     };
+    if let Some(w) = words_form {
+        return words_page(&state, &name, Some(&w), shown, false, StatusCode::OK).await;
+    }
     editor_page(&state, &name, Some(&f), shown, StatusCode::OK).await
 }
 
@@ -516,7 +1037,7 @@ pub(super) async fn copy(
         Err(e) => {
             let status = status_of(&e);
             let shown = Shown {
-                problem: e.to_string(),
+                problem: problem_of(&e),
                 ..Shown::default()
             };
             editor_page(&state, &from, None, shown, status).await
@@ -553,7 +1074,7 @@ pub(super) async fn delete(
         Err(e) => {
             let status = status_of(&e);
             let shown = Shown {
-                problem: e.to_string(),
+                problem: problem_of(&e),
                 ..Shown::default()
             };
             editor_page(&state, &name, None, shown, status).await
