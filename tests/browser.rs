@@ -898,10 +898,9 @@ async fn an_organiser_changes_an_email_in_words_and_both_parts_of_the_next_email
     let client = browser(&driver, profile.path()).await;
     driver.session = client.session_id().await.unwrap();
     let addr = app.service.addr;
+    sign_in(&client, addr).await;
     client
-        .goto(&format!(
-            "http://admin:{PASSWORD}@{addr}/admin/emails/abandoned"
-        ))
+        .goto(&format!("http://{addr}/admin/emails/abandoned"))
         .await
         .unwrap();
     let opening = wait_for(&client, Locator::Css("textarea#w-opening")).await;
