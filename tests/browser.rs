@@ -1171,11 +1171,18 @@ async fn the_schedule_editor_shows_what_an_edit_would_send_before_it_is_saved() 
     name.clear().await.unwrap();
     name.send_keys("second-nudge").await.unwrap();
     let wait = client
-        .find(Locator::Css("input[name='s2.wait']"))
+        .find(Locator::Css("input[name='s2.wait.n']"))
         .await
         .unwrap();
     wait.clear().await.unwrap();
-    wait.send_keys("3d").await.unwrap();
+    wait.send_keys("3").await.unwrap();
+    client
+        .find(Locator::Css("select[name='s2.wait.unit']"))
+        .await
+        .unwrap()
+        .select_by_value("days")
+        .await
+        .unwrap();
     // The script asks again as you type: the plan names the new step without a click.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -1205,9 +1212,18 @@ async fn the_schedule_editor_shows_what_an_edit_would_send_before_it_is_saved() 
     screenshot(&client, 390, &shots.join("admin-schedule-phone.png")).await;
     client.set_window_size(1280, 1000).await.unwrap();
 
-    // Save: in force at once, and the file keeps its comment.
+    // Save: it says first what it will do; confirmed, in force at once, and the file keeps its
+    // comment.
     client
         .find(Locator::Id("save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&client, Locator::Id("confirm-save"))
+        .await
+        .find(Locator::Id("confirm-save-button"))
         .await
         .unwrap()
         .click()

@@ -161,6 +161,8 @@ fn the_configuration_reference_names_every_key_of_a_step_and_of_an_event() {
         variants: vec!["v".into()],
         even_if_sold_out: true,
         send_window: SendWindow::parse("08:00-20:00").unwrap(),
+        paused: true,
+        from: Some(chrono::Utc::now()),
     };
     let event = EventConfig {
         url: Some("https://example.org/".into()),

@@ -20,6 +20,8 @@ fn immediate(c: &mut Config) {
         variants: Vec::new(),
         even_if_sold_out: false,
         send_window: SendWindow::Unset,
+        paused: false,
+        from: None,
     }];
 }
 

@@ -41,6 +41,8 @@ async fn what_would_this_send_matches_what_the_passes_at_those_times_then_send()
             variants: Vec::new(),
             even_if_sold_out: false,
             send_window: SendWindow::parse("07:00-21:00").unwrap(),
+            paused: false,
+            from: None,
         });
     })
     .await;
@@ -328,7 +330,8 @@ async fn a_step_added_in_the_browser_is_saved_keeping_the_comments_and_run_once_
     assert_eq!(std::fs::read_to_string(&w.schedule).unwrap(), SCHEDULE);
     let mut form = form_of(&html);
     set(&mut form, "s1.name", "abandoned-2");
-    set(&mut form, "s1.wait", "3h");
+    set(&mut form, "s1.wait.n", "3");
+    set(&mut form, "s1.wait.unit", "hours");
     // The plan and the dry run for the unsaved form.
     let (status, _, live) = w
         .post("/admin/schedule/preview", &with_op(form.clone(), "preview"))
@@ -339,7 +342,17 @@ async fn a_step_added_in_the_browser_is_saved_keeping_the_comments_and_run_once_
         live.contains("What would this send?") && live.contains("lerato@mail.co.za"),
         "{live}"
     );
-    // Save.
+    // Save: first what it will do, to confirm; nothing written yet.
+    let (status, _, html) = w.post("/admin/schedule", &with_op(form, "save")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("id=\"confirm-save\"") && html.contains("Saving will email"),
+        "{html}"
+    );
+    assert_eq!(std::fs::read_to_string(&w.schedule).unwrap(), SCHEDULE);
+    // The confirmation's button saves.
+    let form = form_of(&html);
+    assert!(form.iter().any(|(n, _)| n == "confirmed"), "{form:?}");
     let (status, location, body) = w.post("/admin/schedule", &with_op(form, "save")).await;
     assert_eq!(status, 303, "{body}");
     assert!(location.contains("notice=Saved"), "{location}");
@@ -390,7 +403,8 @@ async fn a_step_added_in_the_browser_is_saved_keeping_the_comments_and_run_once_
 async fn a_save_after_the_file_was_edited_by_hand_is_refused_with_the_difference() {
     let w = workshop().await;
     let mut form = w.form().await;
-    set(&mut form, "min_gap", "6h");
+    set(&mut form, "min_gap.n", "6");
+    set(&mut form, "min_gap.unit", "hours");
     let by_hand = SCHEDULE.replace("after = \"1h\"", "after = \"2h\"");
     std::fs::write(&w.schedule, &by_hand).unwrap();
     let (status, _, html) = w.post("/admin/schedule", &with_op(form, "save")).await;
@@ -412,23 +426,44 @@ async fn bad_input_is_refused_clearly_and_nothing_is_written() {
     let form = w.form().await;
     let unchanged = || assert_eq!(std::fs::read_to_string(&w.schedule).unwrap(), SCHEDULE);
     // A bad duration, a state no step can be for, an unknown field: each named.
+    // A delay that is not a number, negative, absurd, or with a line break: the error beside
+    // the field, which is marked; never a parser's "(expected number at 0)".
+    for wait in [
+        "soonish",
+        "-3",
+        "99999999999999999999",
+        "400",
+        "1\r\n2",
+        "1e9",
+    ] {
+        let mut bad = form.clone();
+        set(&mut bad, "s0.wait.n", wait);
+        set(&mut bad, "s0.wait.unit", "days");
+        let (status, _, html) = w.post("/admin/schedule", &with_op(bad, "save")).await;
+        assert_eq!(status, 422, "{wait:?}");
+        assert!(
+            html.contains("id=\"s0-wait-error\">step 1 (abandoned-1), delay: ")
+                && html.contains("aria-invalid=\"true\" aria-describedby=\"s0-wait-error\""),
+            "{wait:?}: {html}"
+        );
+        assert!(!html.contains("expected number"), "{html}");
+        unchanged();
+    }
     let mut bad = form.clone();
-    set(&mut bad, "s0.wait", "soonish");
+    set(&mut bad, "min_gap.n", "12 parsecs");
     let (status, _, html) = w.post("/admin/schedule", &with_op(bad, "save")).await;
     assert_eq!(status, 422);
     assert!(
-        html.contains("step 1 (abandoned-1), wait") && html.contains("soonish"),
+        html.contains("id=\"f-min_gap-error\">At most one email per buyer and event within"),
         "{html}"
     );
     unchanged();
+    // A unit the form does not offer.
     let mut bad = form.clone();
-    set(&mut bad, "min_gap", "12 parsecs");
-    let (status, _, html) = w.post("/admin/schedule", &with_op(bad, "save")).await;
-    assert_eq!(status, 422);
-    assert!(
-        html.contains("At most one email per buyer and event within"),
-        "{html}"
-    );
+    set(&mut bad, "s0.wait.unit", "fortnights");
+    let (status, _, body) = w.post("/admin/schedule", &with_op(bad, "save")).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("fortnights"), "{body}");
     unchanged();
     let mut bad = form.clone();
     bad.push(("s0.state".into(), "checkout_paid".into()));
@@ -453,8 +488,22 @@ async fn bad_input_is_refused_clearly_and_nothing_is_written() {
     set(&mut bad, "s0.template", "no_such_email");
     let (status, _, html) = w.post("/admin/schedule", &with_op(bad, "save")).await;
     assert_eq!(status, 422);
-    assert!(html.contains("no_such_email"), "{html}");
+    assert!(
+        html.contains("id=\"s0-template-error\">step 1 (abandoned-1): there is no email called")
+            && html.contains("no_such_email"),
+        "{html}"
+    );
+    assert!(!html.contains("os error"), "{html}");
     unchanged();
+    // A window of one's own with a line break, and a nonsense one: beside the field.
+    for other in ["08:00-20:00\r\nsun 00:00-23:59", "whenever"] {
+        let mut bad = form.clone();
+        set(&mut bad, "s0.window.other", other);
+        let (status, _, html) = w.post("/admin/schedule", &with_op(bad, "save")).await;
+        assert_eq!(status, 422, "{other:?}");
+        assert!(html.contains("id=\"s0-window-error\""), "{other:?}: {html}");
+        unchanged();
+    }
     // 10 MB: refused before it is read.
     let huge = "x".repeat(10 * 1024 * 1024);
     let r = w

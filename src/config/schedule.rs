@@ -114,6 +114,13 @@ pub struct ReminderStep {
     /// The step's own send window (same forms as `[schedule]`); unset: the schedule's.
     #[serde(default, skip_serializing_if = "SendWindow::is_unset")]
     pub send_window: SendWindow,
+    /// Paused: kept, but not sent to anyone until resumed (set back to false or removed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    /// Only for checkouts whose latest change is at or after this moment (RFC 3339): a step
+    /// added or changed "from now on" leaves the buyers already waiting alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// When a step becomes due.
@@ -133,6 +140,12 @@ impl ReminderStep {
         } else {
             self.variants.iter().map(String::as_str).collect()
         }
+    }
+
+    /// Whether the step applies to a checkout last changed at `changed_at`: not paused, and not
+    /// "from" a later moment.
+    pub fn applies_to(&self, changed_at: chrono::DateTime<chrono::Utc>) -> bool {
+        !self.paused && self.from.is_none_or(|from| changed_at >= from)
     }
 
     /// The step's timing; validation guarantees exactly one of `after` and `before_event`.
@@ -157,6 +170,8 @@ pub(super) fn default_reminders() -> Vec<ReminderStep> {
             variants: Vec::new(),
             even_if_sold_out: false,
             send_window: SendWindow::Unset,
+            paused: false,
+            from: None,
         },
         ReminderStep {
             name: "eft-1".into(),
@@ -167,6 +182,8 @@ pub(super) fn default_reminders() -> Vec<ReminderStep> {
             variants: Vec::new(),
             even_if_sold_out: false,
             send_window: SendWindow::Unset,
+            paused: false,
+            from: None,
         },
         ReminderStep {
             name: "last-chance".into(),
@@ -177,6 +194,8 @@ pub(super) fn default_reminders() -> Vec<ReminderStep> {
             variants: Vec::new(),
             even_if_sold_out: false,
             send_window: SendWindow::Unset,
+            paused: false,
+            from: None,
         },
     ]
 }

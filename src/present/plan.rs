@@ -106,5 +106,15 @@ fn step_in_words(s: &ScheduleConfig, step: &ReminderStep) -> String {
             s.step_send_rule(step).describe()
         );
     }
+    if let Some(from) = step.from {
+        let _ = write!(
+            line,
+            "; only for checkouts from {} on",
+            from.with_timezone(&s.timezone).format("%a %-d %b %Y %H:%M")
+        );
+    }
+    if step.paused {
+        line.push_str("; PAUSED: sent to nobody until resumed");
+    }
     line
 }

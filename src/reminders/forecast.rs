@@ -256,6 +256,58 @@ pub struct Report {
     pub followed: usize,
     /// Whether there were more than [`MAX_FOLLOWED`] (the oldest were left out).
     pub truncated: bool,
+    /// What the first pass would decide for each buyer-event it will look at, soonest first.
+    pub next: Vec<NextLook>,
+}
+
+/// A buyer-event the passes will look at, when, and what the planner says of it at `from`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextLook {
+    /// When a pass looks at it (at `from` itself, when due now).
+    pub at: DateTime<Utc>,
+    /// The buyer's address.
+    pub email: String,
+    /// The buyer's key.
+    pub email_key: String,
+    /// The event.
+    pub event_id: String,
+    /// What the planner says now: the step it would send, or why it waits.
+    pub why: String,
+}
+
+/// The buyer-events the planner will look at again, with when and why, soonest first.
+fn next_looks(starts: &[Start], rules: &Rules, now: DateTime<Utc>) -> Vec<NextLook> {
+    let mut next: Vec<NextLook> = starts
+        .iter()
+        .filter_map(|start| {
+            let c = &start.candidate;
+            let decision = plan(c, rules, now);
+            let at = decision.next_check(now)?;
+            let why = match decision {
+                Decision::Send { step, .. } => format!("{step} is due now"),
+                Decision::HoldOut { .. } => {
+                    "in the control group: never emailed, on purpose".to_string()
+                }
+                Decision::SkipSteps { skip } => skip
+                    .iter()
+                    .map(|(step, why)| format!("{step}: {why}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                Decision::Defer { reason, .. }
+                | Decision::Skip { reason }
+                | Decision::Done { reason } => reason,
+            };
+            Some(NextLook {
+                at,
+                email: c.email.clone(),
+                email_key: c.email_key.clone(),
+                event_id: c.event_id.clone(),
+                why,
+            })
+        })
+        .collect();
+    next.sort_by(|a, b| (a.at, &a.email_key, &a.event_id).cmp(&(b.at, &b.email_key, &b.event_id)));
+    next
 }
 
 impl Report {
@@ -303,6 +355,7 @@ pub async fn what_would_send(
     let until = from + span;
     Ok(Report {
         forecast: forecast(&starts, &rules, &passes, from, until),
+        next: next_looks(&starts, &rules, from),
         followed: starts.len(),
         rules,
         from,

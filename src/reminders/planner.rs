@@ -226,7 +226,10 @@ pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
     let pending = pending_steps(c, rules, event_start);
     if pending.is_empty() {
         return Decision::Done {
-            reason: format!("no step left for {}", c.state),
+            reason: match paused_for(c, rules) {
+                Some(paused) => format!("no step left for {}: {paused} is paused", c.state),
+                None => format!("no step left for {}", c.state),
+            },
         };
     }
     // Whatever is pending, nothing can go out once these pass.
@@ -245,6 +248,18 @@ pub fn plan(c: &Candidate, rules: &Rules, now: DateTime<Utc>) -> Decision {
         },
         other => other,
     }
+}
+
+/// The paused steps that would otherwise apply to this buyer-event and are not decided, named.
+fn paused_for(c: &Candidate, rules: &Rules) -> Option<String> {
+    let paused: Vec<&str> = rules
+        .steps
+        .iter()
+        .filter(|s| s.paused && s.when.contains(&c.state))
+        .filter(|s| !c.history.iter().any(|r| r.step == s.name))
+        .map(|s| s.name.as_str())
+        .collect();
+    (!paused.is_empty()).then(|| paused.join(", "))
 }
 
 /// Why nothing is sent to this buyer-event now whatever its steps: paid, reminders off for the
@@ -299,7 +314,8 @@ pub(super) fn pending_steps<'r>(
     let decided = |name: &str| c.history.iter().any(|r| r.step == name);
     let mut pending = Vec::new();
     for step in rules.steps.iter() {
-        if !step.when.contains(&c.state) || decided(&step.name) {
+        // A paused step, or one only for checkouts from a later moment, is not this one's.
+        if !step.when.contains(&c.state) || decided(&step.name) || !step.applies_to(c.changed_at) {
             continue;
         }
         let due = match step.timing() {
@@ -496,6 +512,37 @@ mod tests {
             plan(&c, &rules(), at("2026-12-01 11:00")),
             send("abandoned-1")
         );
+    }
+
+    #[test]
+    fn a_paused_step_is_sent_to_nobody_until_resumed() {
+        let c = candidate(Started, "2026-12-01 10:00");
+        let mut r = rules();
+        r.steps.truncate(1);
+        r.steps[0].paused = true;
+        match plan(&c, &r, at("2026-12-01 11:00")) {
+            Decision::Done { reason } => {
+                assert!(reason.contains("abandoned-1 is paused"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        r.steps[0].paused = false;
+        assert_eq!(plan(&c, &r, at("2026-12-01 11:30")), send("abandoned-1"));
+    }
+
+    #[test]
+    fn a_step_from_a_moment_on_leaves_the_checkouts_already_waiting_alone() {
+        let mut r = rules();
+        r.steps.truncate(1);
+        r.steps[0].from = Some(at("2026-12-01 10:30"));
+        let waiting = candidate(Started, "2026-12-01 10:00");
+        assert!(matches!(
+            plan(&waiting, &r, at("2026-12-01 11:00")),
+            Decision::Done { .. }
+        ));
+        // A checkout changed at or after the moment gets it.
+        let new = candidate(Started, "2026-12-01 10:30");
+        assert_eq!(plan(&new, &r, at("2026-12-01 11:30")), send("abandoned-1"));
     }
 
     /// Durations past the calendar (which the configuration refuses, but a rule built otherwise

@@ -32,7 +32,38 @@ pub struct Drafted {
     pub text: Option<String>,
 }
 
+/// An email a step may send: its template's name and its subject line (as written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailChoice {
+    /// The template's name (its directory).
+    pub name: String,
+    /// Its subject line as written (it may hold `{{ ... }}` values).
+    pub subject: String,
+}
+
 impl Workshop {
+    /// The emails that exist (in the templates directory, or built in), with their subjects.
+    pub async fn email_choices(&self) -> anyhow::Result<Vec<EmailChoice>> {
+        let mut choices = Vec::new();
+        for (name, _) in self.template_names().await? {
+            let template = self.template(&name).await?;
+            if !template.exists() {
+                continue;
+            }
+            let subject = template.parts[0]
+                .content
+                .as_deref()
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            choices.push(EmailChoice {
+                name: name.as_str().to_string(),
+                subject,
+            });
+        }
+        Ok(choices)
+    }
+
     /// The schedule in force, as the editor shows it, with the version of its file.
     pub async fn schedule_editing(&self) -> anyhow::Result<Editing> {
         let config = self.engine().settings().config.clone();
@@ -57,7 +88,13 @@ impl Workshop {
     /// by the loader `check` uses and its templates loaded as a reload loads them. Errors name
     /// the form's fields.
     pub async fn schedule_drafted(&self, draft: &Draft) -> Result<Drafted, Vec<FieldError>> {
-        let errors = draft.check();
+        let mut errors = draft.check();
+        let known = self
+            .email_choices()
+            .await
+            .map_err(|e| vec![FieldError::general(format!("{e:#}"))])?;
+        let known: Vec<&str> = known.iter().map(|c| c.name.as_str()).collect();
+        errors.extend(draft.check_emails(&known));
         if !errors.is_empty() {
             return Err(errors);
         }

@@ -291,6 +291,8 @@ pub fn step(name: &str, after_minutes: u64, when: &[OrderState], template: &str)
         variants: Vec::new(),
         even_if_sold_out: false,
         send_window: SendWindow::Unset,
+        paused: false,
+        from: None,
     }
 }
 

@@ -4,20 +4,24 @@
 //! re-rendered as you type by `schedule.js` (or by a button without it); Save through the
 //! workshop. Below: the buyers due next, and the page each event's emails link to.
 
+use std::collections::BTreeMap;
+
 use askama::Template;
-use chrono::Utc;
+use chrono::{DateTime, TimeDelta, Utc};
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
 use super::email_editor::{DiffLine, Peer, client, diff_lines};
-use super::{AppState, Notice, buyer_link, local, page as render, with_notice};
+use super::{AppState, Notice, buyer_link, page as render, with_notice};
 use crate::config::Config;
 use crate::present::{self, Lookups};
 use crate::reminders::forecast;
 use crate::web::ApiError;
 use crate::workshop::Version;
-use crate::workshop::schedule::{Draft, FieldError, Op, SCHEDULE_FIELDS, Timing};
-use crate::workshop::schedule_edit::{Editing, ScheduleSaveError};
+use crate::workshop::schedule::{
+    Draft, FieldError, Op, SCHEDULE_FIELDS, Timing, number_and_unit, summary, window_of,
+};
+use crate::workshop::schedule_edit::{Editing, EmailChoice, ScheduleSaveError};
 
 /// The largest schedule form: hundreds of steps and events fit in far less. A bigger body is
 /// refused with 413 before it is read.
@@ -53,40 +57,68 @@ struct EventRow {
     details: String,
 }
 
-/// A `[schedule]` value in the form.
+/// One option of a list.
+struct Choice {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+/// A `[schedule]` value in the form: a time zone (text), a window (a choice, or hours of one's
+/// own) or a duration (a number and a unit).
 struct ValueRow {
     key: &'static str,
     label: &'static str,
+    kind: &'static str,
     value: String,
+    n: String,
+    unit: &'static str,
+    choices: Vec<Choice>,
+    other: String,
     error: String,
     /// Set in the main configuration, which is not written from here.
     locked: bool,
 }
 
-/// A step row in the form.
+/// A step in the form.
 struct StepRow {
     i: usize,
     last: bool,
     orig: String,
     name: String,
     before_event: bool,
-    wait: String,
+    n: String,
+    unit: &'static str,
     started: bool,
     cancelled: bool,
     eft: bool,
-    template: String,
-    window: String,
-    error: String,
+    emails: Vec<Choice>,
+    windows: Vec<Choice>,
+    window_other: String,
+    paused: bool,
+    /// `all`, `now` or `since`.
+    applies: &'static str,
+    /// The moment of `since` (RFC 3339), and in words.
+    from: String,
+    since: String,
+    name_error: String,
+    wait_error: String,
+    state_error: String,
+    template_error: String,
+    window_error: String,
+    other_error: String,
 }
 
 /// An event row in the form.
 struct EventFormRow {
     i: usize,
     id: String,
+    /// Its name when known (then the id is not shown).
     name: String,
     reminders: bool,
     url: String,
-    error: String,
+    id_error: String,
+    url_error: String,
 }
 
 /// One day of the dry run.
@@ -104,7 +136,8 @@ struct SendRow {
     step: String,
 }
 
-/// What updates as you edit: the plan in words, the errors, the dry run.
+/// What updates as you edit: the plan in words, the errors, what saving would do, the dry run
+/// and the buyers the passes look at next, all for the form as it is.
 pub(super) struct Live {
     errors: Vec<String>,
     plan: Vec<String>,
@@ -117,6 +150,18 @@ pub(super) struct Live {
     total: usize,
     first: Vec<SendRow>,
     more: usize,
+    /// "Saving will email N buyers within the next hour".
+    consequence: String,
+    /// Those emails.
+    soon: Vec<SendRow>,
+    /// Two steps that would send the same email to the same buyers.
+    warnings: Vec<String>,
+    /// The buyers the passes look at next, under the form's schedule.
+    next: Vec<DueRow>,
+    /// What the confirmation was shown for (the same again: the save may go ahead).
+    token: String,
+    /// Emails within the next hour.
+    soon_count: usize,
 }
 
 #[derive(Template)]
@@ -124,6 +169,10 @@ pub(super) struct Live {
 struct SchedulePage {
     active: &'static str,
     notice: String,
+    /// Ask to confirm the save (what it will do is in `live`).
+    confirm: bool,
+    /// How many fields need a change.
+    invalid: usize,
     /// Why the last save was refused, or how to get a schedule file.
     refusal: String,
     /// The difference between the file on disk and the edit, after a conflict.
@@ -135,7 +184,6 @@ struct SchedulePage {
     steps: Vec<StepRow>,
     event_rows: Vec<EventFormRow>,
     live: Live,
-    due: Vec<DueRow>,
     events: Vec<EventRow>,
 }
 
@@ -154,23 +202,18 @@ pub(super) async fn page(state: AppState, q: Notice) -> Result<Response, ApiErro
         .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
     let draft = with_known_events(&state, editing.draft.clone()).await?;
     let live = live(&state, &draft).await;
-    show(
-        &state,
-        &editing,
-        &draft,
-        live,
-        q.notice,
-        String::new(),
-        Vec::new(),
-    )
-    .await
+    let shown = Shown {
+        notice: q.notice,
+        ..Shown::default()
+    };
+    show(&state, &editing, &draft, live, shown).await
 }
 
 /// `POST /admin/schedule/preview`: the plan and the dry run of the form as posted (for the
 /// script; nothing is saved).
 pub(super) async fn preview(state: AppState, body: super::Body) -> Result<Response, ApiError> {
     let body = crate::web::read_limited(body, MAX_SCHEDULE_FORM).await?;
-    let posted = read_form(&body)?;
+    let (posted, _) = read_form(&body)?;
     let draft = posted.draft;
     let fragment = LiveFragment {
         live: live(&state, &draft).await,
@@ -178,13 +221,27 @@ pub(super) async fn preview(state: AppState, body: super::Body) -> Result<Respon
     render(&fragment)
 }
 
+/// What a page shows beside the form: a notice, a refusal with its errors, a conflict's
+/// difference, or the confirmation asked before a save.
+#[derive(Default)]
+struct Shown {
+    notice: String,
+    refusal: String,
+    diff: Vec<DiffLine>,
+    errors: Vec<FieldError>,
+    confirm: bool,
+}
+
 /// `POST /admin/schedule`: a row button (the form comes back changed, unsaved), Preview, or Save.
+/// Save first shows what it will do ("Saving will email N buyers within the next hour", the
+/// warnings) and asks to confirm; the confirmation's button saves, unless what it would do has
+/// changed since (then it asks again). A save that changes nothing needs no confirmation.
 pub(super) async fn post(
     state: AppState,
     (body, peer): (super::Body, Peer),
 ) -> Result<Response, ApiError> {
     let body = crate::web::read_limited(body, MAX_SCHEDULE_FORM).await?;
-    let posted = read_form(&body)?;
+    let (posted, confirmed) = read_form(&body)?;
     let editing = state
         .workshop
         .schedule_editing()
@@ -198,22 +255,36 @@ pub(super) async fn post(
             version: Version::parse(&posted.version).unwrap_or(editing.version.clone()),
             ..editing
         };
-        return show(
-            &state,
-            &editing,
-            &draft,
-            live,
-            String::new(),
-            String::new(),
-            Vec::new(),
-        )
-        .await;
+        return show(&state, &editing, &draft, live, Shown::default()).await;
     }
     let version = Version::parse(&posted.version).ok_or_else(|| {
         ApiError::BadRequest(
             "the form's file version is not one this page writes: open the schedule again".into(),
         )
     })?;
+    // The file as it is on disk: a save over a newer one is refused (with the difference) by
+    // the save itself, before any confirmation.
+    let current_file = version == editing.version;
+    let editing = Editing {
+        version: version.clone(),
+        ..editing
+    };
+    let live = live(&state, &draft).await;
+    // Valid, and a change: confirmed for exactly what it would do now?
+    if editing.file.is_some()
+        && current_file
+        && let Ok(drafted) = state.workshop.schedule_drafted(&draft).await
+    {
+        let current = state.engine.settings().config.clone();
+        let changes = summary(&current, &drafted.config) != "schedule: saved unchanged";
+        if changes && confirmed != live.token {
+            let shown = Shown {
+                confirm: true,
+                ..Shown::default()
+            };
+            return show(&state, &editing, &draft, live, shown).await;
+        }
+    }
     let who = client(&state, &peer);
     match state
         .workshop
@@ -223,9 +294,10 @@ pub(super) async fn post(
         Ok(saved) => {
             let notice = match (&saved.change, &saved.reload) {
                 (None, _) => "Nothing to save: the schedule file already says this.".to_string(),
-                (Some(_), Ok(())) => {
-                    "Saved, and in force: the next pass uses the new schedule.".to_string()
-                }
+                (Some(_), Ok(())) => format!(
+                    "Saved, and in force: the next pass uses the new schedule; {}.",
+                    buyers(live.soon_count, "within the next hour")
+                ),
                 (Some(_), Err(e)) => format!(
                     "Saved, but the service refused to reload it (the running schedule is kept): {e}"
                 ),
@@ -233,35 +305,77 @@ pub(super) async fn post(
             Ok(with_notice("/admin/schedule", &[("notice", &notice)]))
         }
         Err(e) => {
-            let (status, refusal, diff) = match e {
+            let (status, shown) = match e {
                 ScheduleSaveError::Fields(errors) => (
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("Not saved: {}", messages(&errors).join("; ")),
-                    Vec::new(),
+                    Shown {
+                        refusal: not_saved(&errors),
+                        errors,
+                        ..Shown::default()
+                    },
                 ),
                 ScheduleSaveError::Save(crate::workshop::SaveError::Conflict { file, diff }) => (
                     StatusCode::CONFLICT,
-                    crate::workshop::SaveError::Conflict {
-                        file,
-                        diff: String::new(),
-                    }
-                    .to_string(),
-                    diff_lines(&diff),
+                    Shown {
+                        refusal: crate::workshop::SaveError::Conflict {
+                            file,
+                            diff: String::new(),
+                        }
+                        .to_string(),
+                        diff: diff_lines(&diff),
+                        ..Shown::default()
+                    },
                 ),
                 ScheduleSaveError::Save(crate::workshop::SaveError::Failed(e)) => {
                     return Err(ApiError::Internal(format!("{e:#}")));
                 }
                 ScheduleSaveError::Save(other) => (
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    other.to_string(),
-                    Vec::new(),
+                    Shown {
+                        refusal: other.to_string(),
+                        ..Shown::default()
+                    },
                 ),
             };
-            let live = live(&state, &draft).await;
-            let editing = Editing { version, ..editing };
-            let page = show(&state, &editing, &draft, live, String::new(), refusal, diff).await?;
+            let page = show(&state, &editing, &draft, live, shown).await?;
             Ok(warp::reply::with_status(page, status).into_response())
         }
+    }
+}
+
+/// "Not saved": the errors about the schedule as a whole, and how many fields are marked.
+fn not_saved(errors: &[FieldError]) -> String {
+    let general: Vec<String> = errors
+        .iter()
+        .filter(|e| e.field.is_empty())
+        .map(|e| e.message.clone())
+        .collect();
+    let marked = errors.iter().filter(|e| !e.field.is_empty()).count();
+    let mut text = "Not saved:".to_string();
+    if marked > 0 {
+        text.push_str(&format!(
+            " {marked} field{} need{} a change (marked below, each with what to do)",
+            if marked == 1 { "" } else { "s" },
+            if marked == 1 { "s" } else { "" }
+        ));
+    }
+    if !general.is_empty() {
+        if marked > 0 {
+            text.push(';');
+        }
+        text.push(' ');
+        text.push_str(&general.join("; "));
+    }
+    text.push('.');
+    text
+}
+
+/// "5 buyers will be emailed within the next hour", in words.
+fn buyers(n: usize, when: &str) -> String {
+    match n {
+        0 => format!("no buyer will be emailed {when}"),
+        1 => format!("1 buyer will be emailed {when}"),
+        n => format!("{n} buyers will be emailed {when}"),
     }
 }
 
@@ -275,10 +389,19 @@ pub(super) async fn script(_: AppState, _: super::NoQuery) -> Result<Response, A
     .into_response())
 }
 
-fn read_form(body: &[u8]) -> Result<crate::workshop::schedule::Posted, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+/// The form as posted, and the confirmation's token (empty: none).
+fn read_form(body: &[u8]) -> Result<(crate::workshop::schedule::Posted, String), ApiError> {
+    let mut pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|e| ApiError::BadRequest(format!("the form could not be read: {e}")))?;
-    Draft::from_form(&pairs).map_err(|e| ApiError::BadRequest(format!("not saved: {}", e.message)))
+    let confirmed = pairs
+        .iter()
+        .find(|(k, _)| k == "confirmed")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    pairs.retain(|(k, _)| k != "confirmed");
+    let posted = Draft::from_form(&pairs, Utc::now())
+        .map_err(|e| ApiError::BadRequest(format!("not saved: {}", e.message)))?;
+    Ok((posted, confirmed))
 }
 
 fn messages(errors: &[FieldError]) -> Vec<String> {
@@ -299,6 +422,85 @@ async fn with_known_events(state: &AppState, draft: Draft) -> Result<Draft, ApiE
     ))
 }
 
+/// The events' names by id, from what is stored (a page never waits for Quicket's API).
+async fn event_names(state: &AppState) -> BTreeMap<String, String> {
+    present::event_pages(&state.engine, &state.store, Lookups::CacheOnly)
+        .await
+        .map(|listing| listing.events.into_iter().map(|e| (e.id, e.name)).collect())
+        .unwrap_or_default()
+}
+
+/// How long the consequence line looks ahead.
+fn next_hour() -> TimeDelta {
+    TimeDelta::hours(1)
+}
+
+/// The plan in words as the page shows it: events by name, and no cron expression.
+fn plan_for_page(config: &Config, names: &BTreeMap<String, String>) -> Vec<String> {
+    let scan = format!("; passes run on \"{}\"", config.schedule.scan);
+    let off: Vec<String> = config
+        .events
+        .iter()
+        .filter(|(_, e)| !e.reminders)
+        .map(|(id, _)| {
+            names
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| format!("event {id}"))
+        })
+        .collect();
+    present::plan_in_words(config)
+        .into_iter()
+        .filter(|line| !line.starts_with("no reminders for events "))
+        .map(|line| line.replace(&scan, ""))
+        .chain((!off.is_empty()).then(|| format!("reminders are off for {}", off.join(", "))))
+        .collect()
+}
+
+/// Two steps (not paused) that would send the same email to buyers in the same state.
+fn same_email_warnings(config: &Config, emails: &[EmailChoice]) -> Vec<String> {
+    let steps: Vec<_> = config.reminders.iter().filter(|s| !s.paused).collect();
+    let mut warnings = Vec::new();
+    for (i, a) in steps.iter().enumerate() {
+        for b in &steps[i + 1..] {
+            let shared: Vec<&str> = a
+                .templates()
+                .into_iter()
+                .filter(|t| b.templates().contains(t))
+                .collect();
+            let states: Vec<_> = a.when.iter().filter(|s| b.when.contains(s)).collect();
+            if shared.is_empty() || states.is_empty() {
+                continue;
+            }
+            let email = shared
+                .iter()
+                .map(|t| match emails.iter().find(|e| e.name == *t) {
+                    Some(e) if !e.subject.is_empty() => format!("{t} (\"{}\")", e.subject),
+                    _ => t.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            warnings.push(format!(
+                "{} and {} both send {email} to the same buyers: someone who waits long enough gets the same email twice. Choose another email for one of them (or save anyway, if that is what you want).",
+                a.name, b.name
+            ));
+        }
+    }
+    warnings
+}
+
+/// A token for what a save would do: the form's schedule and the emails within the hour. The
+/// confirmation carries it; a save goes ahead only when it is still the same.
+fn token(text: &str, soon: &[&forecast::WouldSend]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    for s in soon {
+        (&s.email_key, &s.event_id, &s.step).hash(&mut h);
+    }
+    format!("{:016x}", h.finish())
+}
+
 /// The plan in words and the dry run for `draft` (its errors instead, when it has some).
 async fn live(state: &AppState, draft: &Draft) -> Live {
     let mut live = Live {
@@ -312,15 +514,31 @@ async fn live(state: &AppState, draft: &Draft) -> Live {
         total: 0,
         first: Vec::new(),
         more: 0,
+        consequence: String::new(),
+        soon: Vec::new(),
+        warnings: Vec::new(),
+        next: Vec::new(),
+        token: String::new(),
+        soon_count: 0,
     };
-    let config: Config = match state.workshop.schedule_drafted(draft).await {
-        Ok(drafted) => drafted.config,
+    let drafted = match state.workshop.schedule_drafted(draft).await {
+        Ok(drafted) => drafted,
         Err(errors) => {
             live.errors = messages(&errors);
             return live;
         }
     };
-    live.plan = present::plan_in_words(&config);
+    let config: Config = drafted.config;
+    let names = event_names(state).await;
+    let event = |id: &str| {
+        names
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| format!("event {id}"))
+    };
+    live.plan = plan_for_page(&config, &names);
+    let emails = state.workshop.email_choices().await.unwrap_or_default();
+    live.warnings = same_email_warnings(&config, &emails);
     let now = Utc::now();
     let report = match forecast::what_would_send(
         &state.engine,
@@ -339,20 +557,54 @@ async fn live(state: &AppState, draft: &Draft) -> Live {
     };
     let tz = config.schedule.timezone;
     let f = &report.forecast;
-    let buyers: std::collections::BTreeSet<(&str, &str)> = f
+    let buyer_set: std::collections::BTreeSet<(&str, &str)> = f
         .sends
         .iter()
         .map(|s| (s.email_key.as_str(), s.event_id.as_str()))
         .collect();
+    let row = |s: &forecast::WouldSend| SendRow {
+        when: s
+            .at
+            .with_timezone(&tz)
+            .format("%a %-d %b %H:%M")
+            .to_string(),
+        email: s.email.clone(),
+        event: event(&s.event_id),
+        step: s.step.clone(),
+    };
+    let hour_end: DateTime<Utc> = now + next_hour();
+    let soon: Vec<&forecast::WouldSend> = f.sends.iter().filter(|s| s.at < hour_end).collect();
+    let soon_buyers: std::collections::BTreeSet<(&str, &str)> = soon
+        .iter()
+        .map(|s| (s.email_key.as_str(), s.event_id.as_str()))
+        .collect();
+    live.soon_count = soon_buyers.len();
+    live.soon = soon.iter().map(|s| row(s)).collect();
+    live.token = token(drafted.text.as_deref().unwrap_or_default(), &soon);
+    let later = f.sends.len() - soon.len();
+    live.consequence = format!(
+        "Saving will email {} within the next hour{}.",
+        match soon_buyers.len() {
+            0 => "no buyer".to_string(),
+            1 => "1 buyer".to_string(),
+            n => format!("{n} buyers"),
+        },
+        match later {
+            0 => String::new(),
+            n => format!(
+                ", then {n} more email{} in the rest of the next 7 days (listed under \"What would this send?\")",
+                if n == 1 { "" } else { "s" }
+            ),
+        }
+    );
     live.ran = true;
     live.total = f.sends.len();
     live.summary = format!(
-        "In the next 7 days the passes (\"{}\") would send {} email{} to {} buyer-event{}, from {} open checkout{} followed{}{}.",
-        config.schedule.scan,
+        "In the next 7 days the passes would send {} email{} to {} buyer{}, from {} open checkout{} followed{}{}.",
         f.sends.len(),
         if f.sends.len() == 1 { "" } else { "s" },
-        buyers.len(),
-        if buyers.len() == 1 { "" } else { "s" },
+        buyer_set.len(),
+        if buyer_set.len() == 1 { "" } else { "s" },
         report.followed,
         if report.followed == 1 { "" } else { "s" },
         if f.held_out > 0 {
@@ -384,22 +636,26 @@ async fn live(state: &AppState, draft: &Draft) -> Live {
             total: d.total,
         })
         .collect();
-    live.first = f
-        .sends
+    live.first = f.sends.iter().take(FIRST_SHOWN).map(row).collect();
+    live.more = f.sends.len().saturating_sub(FIRST_SHOWN);
+    live.next = report
+        .next
         .iter()
-        .take(FIRST_SHOWN)
-        .map(|s| SendRow {
-            when: s
-                .at
-                .with_timezone(&tz)
-                .format("%a %-d %b %H:%M")
-                .to_string(),
-            email: s.email.clone(),
-            event: s.event_id.clone(),
-            step: s.step.clone(),
+        .take(DUE_SHOWN)
+        .map(|n| DueRow {
+            when: if n.at <= now {
+                "now".into()
+            } else {
+                n.at.with_timezone(&tz)
+                    .format("%a %-d %b %H:%M")
+                    .to_string()
+            },
+            link: buyer_link(&n.email_key, &n.event_id),
+            email: n.email.clone(),
+            event: event(&n.event_id),
+            decision: n.why.clone(),
         })
         .collect();
-    live.more = f.sends.len().saturating_sub(FIRST_SHOWN);
     live
 }
 
@@ -412,17 +668,126 @@ fn error_for(errors: &[FieldError], field: &str) -> String {
         .join("; ")
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The window choices: the default (or the schedule's, for a step) in words, the common ones,
+/// and the window as it is when it is none of them (`other` then holds it).
+fn window_choices(current: &str, for_step: bool, config: &Config) -> (Vec<Choice>, String) {
+    let s = &config.schedule;
+    let words = |text: &str| {
+        window_of(text)
+            .map(|w| {
+                crate::send_rules::SendRule::new(&w, s.timezone, s.holidays.holidays(), "")
+                    .describe()
+            })
+            .unwrap_or_default()
+    };
+    let first = if for_step {
+        format!("The schedule's: {}", s.send_rule().describe())
+    } else {
+        format!("The default: {}", words(""))
+    };
+    let mut choices: Vec<(String, String)> = vec![
+        (String::new(), first),
+        (
+            "za-cpa".into(),
+            format!(
+                "South Africa's direct-marketing hours (Consumer Protection Act): {}",
+                words("za-cpa")
+            ),
+        ),
+        ("08:00-20:00".into(), "Every day, 08:00-20:00".into()),
+        ("07:00-21:00".into(), "Every day, 07:00-21:00".into()),
+        (
+            "any hour".into(),
+            "Any hour, day or night (not for direct marketing)".into(),
+        ),
+    ];
+    let current = current.trim();
+    let known = choices.iter().any(|(v, _)| v.eq_ignore_ascii_case(current));
+    let other = if known {
+        String::new()
+    } else {
+        current.to_string()
+    };
+    if !known {
+        choices.push((
+            current.to_string(),
+            format!("Your own hours: {}", {
+                let w = words(current);
+                if w.is_empty() { current.to_string() } else { w }
+            }),
+        ));
+    }
+    (
+        choices
+            .into_iter()
+            .map(|(value, label)| Choice {
+                selected: value.eq_ignore_ascii_case(current),
+                value,
+                label,
+            })
+            .collect(),
+        other,
+    )
+}
+
+/// The email choices of a step: every email there is, with its subject; the step's own when it
+/// is not one of them (A/B variants, or a name that does not exist: its error says so).
+fn email_choices(current: &str, emails: &[EmailChoice]) -> Vec<Choice> {
+    let current = current.trim();
+    let mut choices: Vec<Choice> = emails
+        .iter()
+        .map(|e| Choice {
+            value: e.name.clone(),
+            label: if e.subject.is_empty() {
+                e.name.clone()
+            } else {
+                format!("{}: \"{}\"", e.name, e.subject)
+            },
+            selected: e.name == current,
+        })
+        .collect();
+    if !current.is_empty() && !emails.iter().any(|e| e.name == current) {
+        choices.insert(
+            0,
+            Choice {
+                value: current.to_string(),
+                label: if current.contains(',') {
+                    format!("A/B test: {current}")
+                } else {
+                    format!("{current} (no such email)")
+                },
+                selected: true,
+            },
+        );
+    }
+    choices
+}
+
 async fn show(
     state: &AppState,
     editing: &Editing,
     draft: &Draft,
     live: Live,
-    notice: String,
-    refusal: String,
-    diff: Vec<DiffLine>,
+    shown: Shown,
 ) -> Result<Response, ApiError> {
-    let field_errors = draft.check();
+    let Shown {
+        notice,
+        refusal,
+        diff,
+        errors,
+        confirm,
+    } = shown;
+    let mut field_errors = draft.check();
+    let emails = state.workshop.email_choices().await.unwrap_or_default();
+    let known: Vec<&str> = emails.iter().map(|e| e.name.as_str()).collect();
+    field_errors.extend(draft.check_emails(&known));
+    for e in errors {
+        if !field_errors.contains(&e) {
+            field_errors.push(e);
+        }
+    }
+    let invalid = field_errors.iter().filter(|e| !e.field.is_empty()).count();
+    let config = state.engine.settings().config.clone();
     let main_text = editing
         .main
         .as_ref()
@@ -457,32 +822,93 @@ async fn show(
     };
     let values = SCHEDULE_FIELDS
         .iter()
-        .map(|&(key, label)| ValueRow {
-            key,
-            label,
-            value: draft.value(key).to_string(),
-            error: error_for(&field_errors, key),
-            locked: in_main(key),
+        .map(|&(key, label)| {
+            let value = draft.value(key).to_string();
+            let (kind, n, unit, choices, other) = match key {
+                "timezone" => ("zone", String::new(), "", Vec::new(), String::new()),
+                "send_window" => {
+                    let (choices, other) = window_choices(&value, false, &config);
+                    ("window", String::new(), "", choices, other)
+                }
+                _ => {
+                    let (n, unit) = number_and_unit(&value);
+                    ("duration", n, unit, Vec::new(), String::new())
+                }
+            };
+            ValueRow {
+                key,
+                label,
+                kind,
+                value,
+                n,
+                unit,
+                choices,
+                other,
+                error: error_for(&field_errors, key),
+                locked: in_main(key),
+            }
         })
         .collect();
     let n = draft.steps.len();
+    let tz = config.schedule.timezone;
     let steps = draft
         .steps
         .iter()
         .enumerate()
-        .map(|(i, s)| StepRow {
-            i,
-            last: i + 1 == n,
-            orig: s.orig.clone().unwrap_or_default(),
-            name: s.name.clone(),
-            before_event: s.timing == Timing::BeforeEvent,
-            wait: s.wait.clone(),
-            started: s.states.contains(&crate::domain::OrderState::Started),
-            cancelled: s.states.contains(&crate::domain::OrderState::Cancelled),
-            eft: s.states.contains(&crate::domain::OrderState::EftPending),
-            template: s.template.clone(),
-            window: s.window.clone(),
-            error: error_for(&field_errors, &format!("s{i}.")),
+        .map(|(i, s)| {
+            let (wait_n, unit) = number_and_unit(&s.wait);
+            let (windows, window_other) = window_choices(&s.window, true, &config);
+            let field = |f: &str| error_for(&field_errors, &format!("s{i}.{f}"));
+            let known_fields = ["name", "wait", "state", "template", "window"];
+            StepRow {
+                i,
+                last: i + 1 == n,
+                orig: s.orig.clone().unwrap_or_default(),
+                name: s.name.clone(),
+                before_event: s.timing == Timing::BeforeEvent,
+                n: wait_n,
+                unit,
+                started: s.states.contains(&crate::domain::OrderState::Started),
+                cancelled: s.states.contains(&crate::domain::OrderState::Cancelled),
+                eft: s.states.contains(&crate::domain::OrderState::EftPending),
+                emails: email_choices(&s.template, &emails),
+                windows,
+                window_other,
+                paused: s.paused,
+                applies: match (s.from, s.from_now) {
+                    (None, _) => "all",
+                    (Some(_), true) => "now",
+                    (Some(_), false) => "since",
+                },
+                from: s
+                    .from
+                    .filter(|_| !s.from_now)
+                    .map(|f| f.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+                    .unwrap_or_default(),
+                since: s
+                    .from
+                    .map(|f| {
+                        f.with_timezone(&tz)
+                            .format("%a %-d %b %Y %H:%M")
+                            .to_string()
+                    })
+                    .unwrap_or_default(),
+                name_error: field("name"),
+                wait_error: field("wait"),
+                state_error: field("state"),
+                template_error: field("template"),
+                window_error: field("window"),
+                other_error: field_errors
+                    .iter()
+                    .filter(|e| {
+                        e.field
+                            .strip_prefix(&format!("s{i}."))
+                            .is_some_and(|f| !known_fields.contains(&f))
+                    })
+                    .map(|e| e.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }
         })
         .collect();
     // From the cache only: a page view never waits for Quicket's API.
@@ -502,15 +928,15 @@ async fn show(
                 .unwrap_or_default(),
             reminders: e.reminders,
             url: e.url.clone(),
-            error: error_for(&field_errors, &format!("e{i}.")),
+            id_error: error_for(&field_errors, &format!("e{i}.id")),
+            url_error: error_for(&field_errors, &format!("e{i}.url")),
         })
         .collect();
-    let due = state.store.next_due(DUE_SHOWN).await?;
     let events = listing
         .events
         .into_iter()
         .map(|e| EventRow {
-            event: format!("{} ({})", e.name, e.id),
+            event: e.name,
             url: e.page.url,
             source: e.page.source,
             details: e
@@ -523,6 +949,8 @@ async fn show(
     let page = render(&SchedulePage {
         active: "schedule",
         notice,
+        confirm,
+        invalid,
         refusal,
         diff,
         file,
@@ -533,22 +961,6 @@ async fn show(
         event_rows,
         live,
         events,
-        due: due
-            .into_iter()
-            .map(|r| DueRow {
-                when: r
-                    .next_check_at
-                    .as_deref()
-                    .map(|n| local(state, n))
-                    .unwrap_or_default(),
-                link: buyer_link(&r.email_key, &r.event_id),
-                email: r.email_key,
-                event: format!("{} ({})", r.event_name, r.event_id),
-                decision: r
-                    .last_reason
-                    .unwrap_or_else(|| "new: not looked at yet".into()),
-            })
-            .collect(),
     })?;
     Ok(warp::reply::with_header(
         page,

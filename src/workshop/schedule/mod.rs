@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, TableLike, Value};
 
 use crate::config::{Config, EventConfig, ReminderStep, SendWindow, StepTiming};
@@ -59,6 +60,12 @@ pub struct StepDraft {
     pub template: String,
     /// Its own send window as typed; empty: the schedule's.
     pub window: String,
+    /// Paused: kept, sent to nobody.
+    pub paused: bool,
+    /// Only for checkouts changed at or after this moment (`None`: also those already waiting).
+    pub from: Option<DateTime<Utc>>,
+    /// The form chose "only checkouts from now on" (and `from` is the moment it was posted).
+    pub from_now: bool,
 }
 
 /// One event row.
@@ -172,6 +179,20 @@ pub fn window_for_form(window: &SendWindow) -> String {
     }
 }
 
+/// The form's window text as the window it means (`Unset`: empty), checked as the loader checks it.
+pub fn window_of(text: &str) -> Result<SendWindow, String> {
+    match window_value(text)? {
+        None => Ok(SendWindow::Unset),
+        Some(Value::InlineTable(table)) => SendWindow::by_day(
+            table
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_str().unwrap_or_default().to_string()))
+                .collect(),
+        ),
+        Some(v) => SendWindow::parse(v.as_str().unwrap_or_default()),
+    }
+}
+
 /// The form's window text as a TOML value (`None`: unset), checked as the loader will check it.
 fn window_value(text: &str) -> Result<Option<Value>, String> {
     let text = text.trim();
@@ -205,17 +226,6 @@ fn window_value(text: &str) -> Result<Option<Value>, String> {
     Ok(Some(Value::InlineTable(table)))
 }
 
-fn duration_ok(text: &str) -> Result<(), String> {
-    humantime::parse_duration(text.trim())
-        .map(|_| ())
-        .map_err(|e| {
-            format!(
-                "{:?} is not a duration ({e}): write e.g. 30m, 12h, \"1h 30m\" or 3d",
-                text.trim()
-            )
-        })
-}
-
 /// What a step is, for telling whether the rows differ from the steps in force: name, timing,
 /// wait, states, templates, window.
 type StepKey = (
@@ -225,6 +235,7 @@ type StepKey = (
     Vec<OrderState>,
     Vec<String>,
     String,
+    (bool, Option<DateTime<Utc>>),
 );
 
 /// The templates a step row names: one, or variants separated by commas.
@@ -320,6 +331,9 @@ impl Draft {
                     states: step.when.clone(),
                     template: step.templates().join(", "),
                     window: window_for_form(&step.send_window),
+                    paused: step.paused,
+                    from: step.from,
+                    from_now: false,
                 }
             })
             .collect();
@@ -381,6 +395,9 @@ impl Draft {
                     states: vec![OrderState::Started, OrderState::Cancelled],
                     template: "abandoned".into(),
                     window: String::new(),
+                    paused: false,
+                    from: None,
+                    from_now: false,
                 });
             }
             Op::AddEvent => self.events.push(EventDraft {
@@ -401,6 +418,8 @@ impl Draft {
 
 mod form;
 mod write;
+
+pub use form::{duration_problem, number_and_unit};
 
 pub use write::summary;
 

@@ -42,7 +42,7 @@ fn pairs(draft: &Draft) -> Vec<(String, String)> {
 fn an_unchanged_form_writes_the_file_back_byte_for_byte() {
     let config = load(FILE);
     let draft = Draft::of(&config, Some(FILE));
-    let posted = Draft::from_form(&pairs(&draft)).unwrap();
+    let posted = Draft::from_form(&pairs(&draft), chrono::Utc::now()).unwrap();
     assert_eq!(posted.draft, draft);
     assert_eq!(posted.draft.write_into(FILE, MAIN, &config).unwrap(), FILE);
 }
@@ -142,21 +142,26 @@ fn bad_values_are_refused_naming_their_field() {
         "{errors:?}"
     );
     assert!(
-        errors[3].message.contains("step 2 (eft), wait") && errors[3].message.contains("\"soon\""),
+        errors[3]
+            .message
+            .contains("step 2 (eft), delay: give a whole number"),
         "{errors:?}"
     );
     // A state no step can be for, an unknown field, a bad button: refused at the form.
     let mut p = pairs(&Draft::of(&config, Some(FILE)));
     p.push(("s0.state".into(), "checkout_completed".into()));
-    let e = Draft::from_form(&p).unwrap_err();
+    let e = Draft::from_form(&p, chrono::Utc::now()).unwrap_err();
     assert_eq!(e.field, "s0.state");
     let mut p = pairs(&Draft::of(&config, Some(FILE)));
     p.push(("s0.colour".into(), "red".into()));
-    assert_eq!(Draft::from_form(&p).unwrap_err().field, "s0.colour");
+    assert_eq!(
+        Draft::from_form(&p, chrono::Utc::now()).unwrap_err().field,
+        "s0.colour"
+    );
     let mut p = pairs(&Draft::of(&config, Some(FILE)));
     p.push(("server.listen".into(), "0.0.0.0:1".into()));
     assert!(
-        Draft::from_form(&p)
+        Draft::from_form(&p, chrono::Utc::now())
             .unwrap_err()
             .message
             .contains("unknown field server.listen")
@@ -201,4 +206,69 @@ fn event_settings_are_written_per_event() {
         saved.events["77"].url.as_deref(),
         Some("https://www.quicket.co.za/events/77-jazz/")
     );
+}
+
+#[test]
+fn a_number_and_a_unit_pause_and_from_now_on_are_read_and_written_back() {
+    let config = load(FILE);
+    let draft = Draft::of(&config, Some(FILE));
+    let mut p = pairs(&draft);
+    p.retain(|(k, _)| k != "s1.wait" && k != "op");
+    let now = chrono::DateTime::parse_from_rfc3339("2026-12-08T09:00:00+02:00")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    for (k, v) in [
+        ("s1.wait.n", "3"),
+        ("s1.wait.unit", "days"),
+        ("s1.paused", "on"),
+        ("s0.applies", "now"),
+        ("min_gap.n", "6"),
+        ("min_gap.unit", "hours"),
+    ] {
+        p.push((k.into(), v.into()));
+    }
+    let posted = Draft::from_form(&p, now).unwrap();
+    assert_eq!(posted.draft.steps[1].wait, "3d");
+    assert!(posted.draft.steps[1].paused);
+    assert_eq!(posted.draft.steps[0].from, Some(now));
+    assert_eq!(posted.draft.value("min_gap"), "6h");
+    let text = posted.draft.write_into(FILE, MAIN, &config).unwrap();
+    assert!(text.contains("after = \"3d\""), "{text}");
+    assert!(text.contains("paused = true"), "{text}");
+    assert!(text.contains("from = \"2026-12-08T07:00:00Z\""), "{text}");
+    assert!(
+        text.contains("min_gap = \"6h\"   # one a day is plenty"),
+        "{text}"
+    );
+    let again = load(&text);
+    assert!(again.reminders[1].paused);
+    assert_eq!(again.reminders[0].from, Some(now));
+    // Read back, the moment is kept as it is ("since"), and an unchanged form writes nothing.
+    let draft = Draft::of(&again, Some(&text));
+    let mut p = pairs(&draft);
+    for (i, s) in draft.steps.iter().enumerate() {
+        if let Some(from) = s.from {
+            p.push((format!("s{i}.from"), from.to_rfc3339()));
+            p.push((format!("s{i}.applies"), "since".into()));
+        }
+        if s.paused {
+            p.push((format!("s{i}.paused"), "on".into()));
+        }
+    }
+    let posted = Draft::from_form(&p, now + chrono::TimeDelta::hours(1)).unwrap();
+    assert_eq!(posted.draft.write_into(&text, MAIN, &again).unwrap(), text);
+    // The sizes of a number: negative, absurd.
+    for (n, says) in [
+        ("-1", "negative"),
+        ("400d", "365 days"),
+        ("99999999999999999999d", "365 days"),
+    ] {
+        assert!(
+            duration_problem(n).is_some_and(|e| e.contains(says)),
+            "{n}: {:?}",
+            duration_problem(n)
+        );
+    }
+    assert_eq!(number_and_unit("1h 30m"), ("90".into(), "minutes"));
+    assert_eq!(number_and_unit("14d"), ("14".into(), "days"));
 }

@@ -143,6 +143,7 @@ impl Draft {
                         .flatten()
                         .map(|v| v.to_string().trim().to_string())
                         .unwrap_or_default(),
+                    (s.paused, s.from),
                 )
             })
             .collect()
@@ -233,6 +234,26 @@ impl StepDraft {
                 table.remove("template");
             }
         }
+        if self.paused {
+            set(table, "paused", Value::from(true));
+        } else {
+            table.remove("paused");
+        }
+        match self.from {
+            Some(from)
+                if before.and_then(|b| b.from) != Some(from) || !table.contains_key("from") =>
+            {
+                set(
+                    table,
+                    "from",
+                    Value::from(from.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+                );
+            }
+            Some(_) => {}
+            None => {
+                table.remove("from");
+            }
+        }
         let window = window_value(&self.window).map_err(|e| FieldError::new("", e))?;
         let same_window =
             before.is_some_and(|b| window_for_form(&b.send_window) == self.window.trim());
@@ -268,7 +289,14 @@ pub fn summary(current: &Config, next: &Config) -> String {
         if let Some(old) = current.reminders.iter().find(|s| s.name == step.name)
             && serde_json::to_value(old).ok() != serde_json::to_value(step).ok()
         {
-            parts.push(format!("step {} changed", step.name));
+            let mut unpaused = step.clone();
+            unpaused.paused = old.paused;
+            if serde_json::to_value(old).ok() == serde_json::to_value(&unpaused).ok() {
+                let what = if step.paused { "paused" } else { "resumed" };
+                parts.push(format!("step {} {what}", step.name));
+            } else {
+                parts.push(format!("step {} changed", step.name));
+            }
         }
     }
     let kept: Vec<&String> = now.iter().filter(|n| was.contains(n)).collect();
