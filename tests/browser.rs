@@ -1745,3 +1745,137 @@ async fn an_address_comes_off_the_suppression_list_only_after_a_confirmation_wit
     driver.session = None;
     drop(driver);
 }
+
+/// What breaks a page on a screen `width` px wide: any element reaching past the viewport, any
+/// box hiding content sideways (scrolled or clipped; text areas for code and a field's own text
+/// aside), and the page
+/// itself scrolling sideways. Empty when it fits.
+async fn what_does_not_fit(client: &Client) -> Vec<String> {
+    let found = client
+        .execute(
+            r#"
+            const vw = document.documentElement.clientWidth;
+            const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+                + (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\s+/).join('.') : '')
+                + ' "' + (el.textContent || '').trim().slice(0, 40) + '"';
+            const bad = [];
+            for (const el of document.querySelectorAll('body *')) {
+                if (el.closest('textarea')) continue;
+                const r = el.getBoundingClientRect();
+                if (r.width === 0 && r.height === 0) continue;
+                if (r.right > vw + 0.5 || r.left < -0.5) {
+                    bad.push(name(el) + ' spans ' + Math.round(r.left) + '..' + Math.round(r.right) + ' of ' + vw);
+                }
+                const s = getComputedStyle(el);
+                if (!['TEXTAREA', 'INPUT'].includes(el.tagName) && ['auto', 'scroll', 'hidden', 'clip'].includes(s.overflowX)
+                    && el.scrollWidth > el.clientWidth + 1) {
+                    bad.push(name(el) + ' hides ' + (el.scrollWidth - el.clientWidth) + ' px sideways');
+                }
+            }
+            if (document.documentElement.scrollWidth > vw) bad.push('the page scrolls sideways');
+            return bad.slice(0, 15);
+            "#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The overview, Orders, a timeline, Problems and History at 390 px (a phone) and 1280 px: no
+/// element wider than the screen, nothing hidden in a sideways-scrolling box, every figure of a
+/// table still there on the phone (as a card). Screenshots `fit-*.png`.
+#[tokio::test]
+async fn every_organiser_page_fits_a_phone_and_a_desktop() {
+    let Some(chromedriver) = chromedriver() else {
+        return;
+    };
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let app = TestApp::spawn_with(organiser).await;
+    a_day_of_checkouts(&app).await;
+    let addr = app.service.addr;
+    let profile = tempfile::tempdir().unwrap();
+    let mut driver = Driver::start(&chromedriver).await;
+    let client = browser(&driver, profile.path()).await;
+    driver.session = client.session_id().await.unwrap();
+    sign_in(&client, addr).await;
+    let timeline = format!(
+        "/admin/buyer?email={}&event={}",
+        THANDI.email, THANDI.event.id
+    );
+    let pages = [
+        ("overview", "/admin".to_string()),
+        ("orders", "/admin/orders".into()),
+        ("timeline", timeline),
+        ("problems", "/admin/problems".into()),
+        ("history", "/admin/history".into()),
+        ("emails", "/admin/emails".into()),
+        ("suppressions", "/admin/suppressions".into()),
+    ];
+    let mut failures = Vec::new();
+    for (name, path) in &pages {
+        for width in [390u32, 1280] {
+            client.set_window_size(width, 1000).await.unwrap();
+            client.goto(&format!("http://{addr}{path}")).await.unwrap();
+            wait_for(&client, Locator::Css("main h1")).await;
+            for problem in what_does_not_fit(&client).await {
+                failures.push(format!("{name} at {width} px: {problem}"));
+            }
+            let suffix = if width == 390 { "-phone" } else { "" };
+            screenshot(
+                &client,
+                width,
+                &shots.join(format!("fit-{name}{suffix}.png")),
+            )
+            .await;
+        }
+    }
+    // On the phone Orders is a card per buyer that keeps every figure: amount, state, decision.
+    client.set_window_size(390, 1000).await.unwrap();
+    client
+        .goto(&format!("http://{addr}/admin/orders"))
+        .await
+        .unwrap();
+    let card = client
+        .find(Locator::XPath(&format!(
+            "//tr[td//a[normalize-space()='{}']]",
+            JOHAN.name
+        )))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for figure in [JOHAN.event.name, "R600.00", "Awaiting EFT", "Emailed"] {
+        assert!(card.contains(figure), "{figure:?} not on the card:\n{card}");
+    }
+    // Each figure is named beside it (the table's headings are hidden on a phone).
+    let labels = client
+        .execute(
+            "return [...document.querySelectorAll('table.stack tr:nth-child(2) td[data-label]')]\
+             .map(td => getComputedStyle(td, '::before').content);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        labels,
+        json!([
+            "\"Event\"",
+            "\"Amount\"",
+            "\"State\"",
+            "\"Last change\"",
+            "\"Latest decision\""
+        ])
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    client.close().await.unwrap();
+    driver.session = None;
+    drop(driver);
+}
