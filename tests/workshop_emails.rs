@@ -1005,3 +1005,36 @@ async fn get(app: &TestApp, path: &str) -> (u16, String, String) {
     let status = response.status().as_u16();
     (status, response.text().await.unwrap(), String::new())
 }
+
+/// A shipped email written out before emails had words (no `words.toml`): simple mode starts from
+/// the shipped words, says the files are not what they make, and replaces them only when asked.
+#[tokio::test]
+async fn an_email_written_before_words_existed_opens_in_simple_mode_without_being_overwritten() {
+    let templates = common::copy_of_shipped_templates();
+    std::fs::remove_file(templates.path().join("abandoned/words.toml")).unwrap();
+    std::fs::write(
+        templates.path().join("abandoned/subject.txt"),
+        "Still keen? {{ event.name }}",
+    )
+    .unwrap();
+    let app = TestApp::spawn_with(with_password(templates.path().to_path_buf())).await;
+    let (status, page, _) = get(&app, "/admin/emails/abandoned").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("id=\"w-opening\"") && page.contains("This email was changed in code mode"),
+        "{page}"
+    );
+    let form = words_form(&app, "", &[("button", "Go")]).await;
+    let (status, _, _) = post_form(&app, "/admin/emails/abandoned", &form).await;
+    assert_eq!(status, 422);
+    assert!(!templates.path().join("abandoned/words.toml").exists());
+    let mut form = words_form(&app, "back", &[]).await;
+    form.push(("replace".into(), "yes".into()));
+    let (status, page, _) = post_form(&app, "/admin/emails/abandoned", &form).await;
+    assert_eq!(status, 303, "{page}");
+    assert!(templates.path().join("abandoned/words.toml").is_file());
+    assert_eq!(
+        std::fs::read_to_string(templates.path().join("abandoned/subject.txt")).unwrap(),
+        "Your {{ event.name }} tickets are still waiting"
+    );
+}

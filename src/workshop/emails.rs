@@ -220,7 +220,15 @@ impl Workshop {
             self.read(&h).await?,
             self.read(&t).await?,
         ];
-        let words = self.read(&name.words_file()).await?;
+        let mut words = self.read(&name.words_file()).await?;
+        if words.content.is_none() {
+            // A shipped email written out before it had words (an earlier `init`): simple mode
+            // starts from the shipped words, and says the files are not what they make.
+            if let Some(text) = crate::builtin_templates::get(&format!("{name}/{WORDS_FILE}")) {
+                words.content = Some(text.to_string());
+                words.built_in = true;
+            }
+        }
         Ok(Template {
             used_by: steps_using(&self.engine.settings().config, name.as_str()),
             name: name.clone(),
