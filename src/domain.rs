@@ -35,7 +35,8 @@ mod buyer_event;
 mod event_info;
 
 pub use buyer_event::{
-    ADDRESS_SUPPRESSED, BUYER_PAID, Candidate, Outcome, SEND_INTERRUPTED, StepRecord, StepStatus,
+    ADDRESS_SUPPRESSED, ArmRecord, BUYER_PAID, Candidate, Outcome, SEND_INTERRUPTED, StepRecord,
+    StepStatus,
 };
 pub use event_info::{EventInfo, TicketTypeInfo};
 
@@ -190,6 +191,23 @@ impl rusqlite::types::FromSql for OrderState {
 }
 
 pub use crate::money::Cents;
+
+/// A duration as it is written in the configuration: `"1d"`, `"1h 30m"`, `"45m"`.
+pub fn duration_as_written(d: std::time::Duration) -> String {
+    let mut left = d.as_secs();
+    if left == 0 {
+        return "0s".into();
+    }
+    let mut parts = Vec::new();
+    for (size, unit) in [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")] {
+        let n = left / size;
+        left %= size;
+        if n > 0 {
+            parts.push(format!("{n}{unit}"));
+        }
+    }
+    parts.join(" ")
+}
 
 /// A duration as people say it: "3 days", "1 hour 30 minutes", "45 minutes".
 pub fn duration_for_people(d: std::time::Duration) -> String {

@@ -138,6 +138,24 @@ impl Assigner {
         let n = self.number("variant", &[email_key, event_id, step]);
         (n % count as u64) as usize
     }
+
+    /// Which of the `count` delays of `step`'s timing experiment `arms` (its delays as text) the
+    /// buyer-event gets: a hash of its own, so the arm tells nothing of the variant or the control
+    /// group; a new list of delays is a new draw.
+    pub fn timing_arm(
+        &self,
+        email_key: &str,
+        event_id: &str,
+        step: &str,
+        arms: &str,
+        count: usize,
+    ) -> usize {
+        if count <= 1 {
+            return 0;
+        }
+        let n = self.number("timing", &[email_key, event_id, step, arms]);
+        (n % count as u64) as usize
+    }
 }
 
 /// The reason recorded for a step not sent because its buyer-event is in the control group.

@@ -5,6 +5,7 @@ pub mod builtin_templates;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod confseq;
 pub mod connections;
 pub mod dns;
 pub mod domain;

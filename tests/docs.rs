@@ -159,6 +159,7 @@ fn the_configuration_reference_names_every_key_of_a_step_and_of_an_event() {
         when: vec![OrderState::Started],
         template: "t".into(),
         variants: vec!["v".into()],
+        arms: Vec::new(),
         even_if_sold_out: true,
         send_window: SendWindow::parse("08:00-20:00").unwrap(),
         paused: true,

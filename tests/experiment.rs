@@ -703,3 +703,247 @@ async fn a_held_out_buyer_reads_as_the_control_group_everywhere() {
     }
     service.stop().await;
 }
+
+/// One step with two timing arms, an hour and a day after the checkout, and a control group.
+fn timing_config(dir: &std::path::Path, smtp: &SmtpServer, delays: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nwebhook_token = \"{token}\"\n\n[database]\npath = {db:?}\n\n\
+         [email]\ntransport = \"smtp\"\nsmtp_url = \"{url}\"\nmax_per_minute = 100000\n\n\
+         [templates]\ndir = {templates:?}\n\n[experiment]\nholdout = \"20%\"\n\n\
+         [schedule]\nsend_window = \"\"\nmin_gap = \"1h\"\n\n\
+         [[reminders]]\nname = \"first\"\nafter = {delays}\nwhen = [\"checkout_started\", \"checkout_cancelled\"]\ntemplate = \"abandoned\"\n",
+        token = common::TOKEN,
+        db = dir.join("data/followup.sqlite"),
+        url = smtp.url(),
+        templates = common::templates_dir(),
+    )
+}
+
+/// The arms recorded: address key -> (delays, arm).
+async fn arms(service: &Service) -> BTreeMap<String, (String, i64)> {
+    service
+        .store
+        .read(|conn| {
+            let mut stmt = conn.prepare("SELECT email_key, arms, arm FROM timing_arms")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+                .collect::<Result<BTreeMap<String, (String, i64)>, _>>()?;
+            Ok(rows)
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn timing_arms_each_get_the_step_at_their_own_delay_and_the_control_group_gets_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start();
+    let path = dir.path().join("quicket-followup.toml");
+    std::fs::write(&path, timing_config(dir.path(), &smtp, r#"["1h", "1d"]"#)).unwrap();
+    let service = start(&path).await;
+    let t0 = Utc::now();
+    let n = 300;
+    for i in 0..n {
+        post(&service, hook(i, "checkout_started")).await;
+    }
+
+    // The earliest arm's time: every buyer-event not held out gets its arm; only the 1h arm is
+    // emailed now.
+    pass(&service, t0 + Duration::minutes(61)).await;
+    let given = arms(&service).await;
+    let held: BTreeSet<String> = groups(&service)
+        .await
+        .into_iter()
+        .filter(|(_, h)| *h)
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        given.len() + held.len(),
+        n,
+        "every buyer-event has an arm or is held out"
+    );
+    assert!(given.keys().all(|k| !held.contains(k)));
+    assert!(given.values().all(|(delays, _)| delays == "1h, 1d"));
+    let early: BTreeSet<String> = given
+        .iter()
+        .filter(|(_, (_, arm))| *arm == 0)
+        .map(|(k, _)| k.clone())
+        .collect();
+    // Binomial(about 240, 0.5): sd under 8; 80 either way is ten sd.
+    let late_count = given.len() - early.len();
+    assert!(
+        early.len().abs_diff(late_count) <= 80,
+        "{} against {late_count}",
+        early.len()
+    );
+    let first_round: BTreeSet<String> = recipients(&smtp).into_iter().collect();
+    assert_eq!(first_round, early, "exactly the 1h arm is emailed at +1h");
+
+    // Half of everyone pays, in every group, before the day is out.
+    for i in (0..n).step_by(2) {
+        post(&service, hook(i, "checkout_completed")).await;
+    }
+
+    // A restart keeps every arm; then the 1d arm falls due: its unpaid buyers are emailed, once.
+    service.stop().await;
+    let service = start(&path).await;
+    assert_eq!(arms(&service).await, given, "the same arms after a restart");
+    pass(&service, t0 + Duration::hours(12)).await;
+    assert_eq!(
+        recipients(&smtp).len(),
+        early.len(),
+        "nothing between the arms' times"
+    );
+    pass(&service, t0 + Duration::hours(25)).await;
+    pass(&service, t0 + Duration::hours(26)).await;
+    let all = recipients(&smtp);
+    let late: Vec<&String> = all.iter().skip(early.len()).collect();
+    let unpaid_late: BTreeSet<String> = (0..n)
+        .filter(|i| i % 2 == 1)
+        .map(buyer)
+        .filter(|b| given.get(b).is_some_and(|(_, arm)| *arm == 1))
+        .collect();
+    assert_eq!(late.len(), unpaid_late.len(), "each unpaid 1d buyer once");
+    assert!(late.iter().all(|to| unpaid_late.contains(*to)));
+    assert!(
+        all.iter().all(|to| !held.contains(to)),
+        "the control group got nothing"
+    );
+
+    // The figures: both arms, with everyone who paid in its own arm, before or after its email.
+    let stats = service
+        .store
+        .stats(
+            t0 + Duration::hours(27),
+            service.engine.settings().config.stats_rules(),
+        )
+        .await
+        .unwrap();
+    let json = serde_json::to_value(&stats).unwrap();
+    let timing = &json["timing"][0];
+    assert_eq!(timing["step"], "first");
+    assert_eq!(timing["delays"], "1h, 1d");
+    assert!(
+        timing["method"]
+            .as_str()
+            .unwrap()
+            .contains("confidence sequence")
+    );
+    let paid = |arm: i64| {
+        given
+            .iter()
+            .filter(|(k, (_, a))| {
+                *a == arm
+                    && k.trim_start_matches("buyer")
+                        .trim_end_matches("@mail.co.za")
+                        .parse::<usize>()
+                        .unwrap()
+                        % 2
+                        == 0
+            })
+            .count() as u64
+    };
+    for (i, delay) in ["1h", "1d"].into_iter().enumerate() {
+        let arm = &timing["arms"][i];
+        assert_eq!(arm["delay"], delay);
+        let size = given.values().filter(|(_, a)| *a == i as i64).count() as u64;
+        assert_eq!(arm["buyer_events"], size);
+        assert_eq!(arm["purchases"], paid(i as i64));
+        assert_eq!(arm["revenue_cents"], paid(i as i64) * 20_000);
+    }
+    // Same true rate in both arms (half paid): no winner is declared.
+    let rate = &timing["comparisons"][0]["rate"];
+    assert!(rate.is_null() || rate["decided"] == false, "{rate}");
+    let words = quicket_followup::present::stats_in_words(&stats);
+    assert!(words.contains("timing experiment on first"), "{words}");
+    assert!(words.contains("1d arm:"), "{words}");
+    assert!(words.contains("too early to tell"), "{words}");
+}
+
+#[tokio::test]
+async fn a_new_list_of_delays_is_a_new_experiment() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start();
+    let path = dir.path().join("quicket-followup.toml");
+    std::fs::write(&path, timing_config(dir.path(), &smtp, r#"["1h", "1d"]"#)).unwrap();
+    let mut service = start(&path).await;
+    let t0 = Utc::now();
+    for i in 0..40 {
+        post(&service, hook(i, "checkout_started")).await;
+    }
+    pass(&service, t0 + Duration::minutes(61)).await;
+    let before = arms(&service).await;
+    assert!(!before.is_empty());
+
+    // Three arms now: buyer-events that arrive from here are drawn among them; those given an
+    // arm of the old list keep it on record, under the old list.
+    std::fs::write(
+        &path,
+        timing_config(dir.path(), &smtp, r#"["1h", "6h", "1d"]"#),
+    )
+    .unwrap();
+    service.reload(Some(&path)).await.unwrap();
+    for i in 100..140 {
+        post(&service, hook(i, "checkout_started")).await;
+    }
+    pass(&service, t0 + Duration::minutes(122)).await;
+    // Every arm recorded, under its own list: (address, delays) -> arm.
+    let all = service
+        .store
+        .read(|conn| {
+            let mut stmt = conn.prepare("SELECT email_key, arms, arm FROM timing_arms")?;
+            let rows = stmt
+                .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?
+                .collect::<Result<BTreeMap<(String, String), i64>, _>>()?;
+            Ok(rows)
+        })
+        .await
+        .unwrap();
+    for (k, (delays, arm)) in &before {
+        assert_eq!(
+            all.get(&(k.clone(), delays.clone())),
+            Some(arm),
+            "an arm once given is kept"
+        );
+    }
+    let new: Vec<i64> = all
+        .iter()
+        .filter(|((_, delays), _)| delays == "1h, 6h, 1d")
+        .map(|(_, arm)| *arm)
+        .collect();
+    assert!(
+        new.len() >= 20,
+        "the buyers who arrived since are drawn among three arms"
+    );
+    assert!(new.iter().all(|arm| (0..3).contains(arm)));
+    let stats = service
+        .store
+        .stats(
+            t0 + Duration::hours(3),
+            service.engine.settings().config.stats_rules(),
+        )
+        .await
+        .unwrap();
+    let lists: Vec<&str> = stats.timing.iter().map(|t| t.delays.as_str()).collect();
+    assert_eq!(lists, ["1h, 1d", "1h, 6h, 1d"]);
+}
+
+#[test]
+fn a_timing_experiment_with_one_delay_twice_or_five_arms_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start();
+    for delays in [
+        r#"["1h", "1h"]"#,
+        r#"["1h", "2h", "3h", "4h", "5h"]"#,
+        r#"["1h", "400d"]"#,
+        r#"["1h", "soon"]"#,
+    ] {
+        let path = dir.path().join("quicket-followup.toml");
+        std::fs::write(&path, timing_config(dir.path(), &smtp, delays)).unwrap();
+        let e = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            e.contains("reminders[0].after") || e.contains("reminders.0.after"),
+            "{delays}: {e}"
+        );
+    }
+}

@@ -18,6 +18,7 @@ fn immediate(c: &mut Config) {
         when: vec![OrderState::Started, OrderState::Cancelled],
         template: "abandoned".into(),
         variants: Vec::new(),
+        arms: Vec::new(),
         even_if_sold_out: false,
         send_window: SendWindow::Unset,
         paused: false,

@@ -39,6 +39,7 @@ async fn what_would_this_send_matches_what_the_passes_at_those_times_then_send()
             when: vec![OrderState::Started, OrderState::Cancelled],
             template: "abandoned".into(),
             variants: Vec::new(),
+            arms: Vec::new(),
             even_if_sold_out: false,
             send_window: SendWindow::parse("07:00-21:00").unwrap(),
             paused: false,

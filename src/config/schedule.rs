@@ -82,45 +82,156 @@ impl Default for ScheduleConfig {
 
 /// One `[[reminders]]` step.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "StepText", into = "StepText")]
 pub struct ReminderStep {
     /// Unique name; also part of the Message-ID, so renaming a step makes it a new step.
     pub name: String,
-    /// Sent this long after the buyer's latest checkout change for the event.
-    #[serde(
-        default,
-        with = "humantime_serde",
-        skip_serializing_if = "Option::is_none"
-    )]
+    /// Sent this long after the buyer's latest checkout change for the event (with [`Self::arms`],
+    /// the first arm's delay).
     pub after: Option<Duration>,
-    /// Sent once the event is this close.
-    #[serde(
-        default,
-        with = "humantime_serde",
-        skip_serializing_if = "Option::is_none"
-    )]
+    /// Sent once the event is this close (with [`Self::arms`], the first arm's).
     pub before_event: Option<Duration>,
+    /// A timing experiment: the delays (of `after`, or of `before_event`) written as a list of two
+    /// or more; each buyer-event gets one arm by keyed hash. Empty for a step with one delay.
+    pub arms: Vec<Duration>,
     /// The checkout states this step applies to.
     pub when: Vec<OrderState>,
     /// Directory name under `[templates].dir` (or give `variants`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub template: String,
     /// Instead of `template`: A/B variants, each buyer-event gets one, evenly, and keeps it.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<String>,
     /// Send this step even when Quicket's API says the buyer's tickets are sold out.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub even_if_sold_out: bool,
     /// The step's own send window (same forms as `[schedule]`); unset: the schedule's.
-    #[serde(default, skip_serializing_if = "SendWindow::is_unset")]
     pub send_window: SendWindow,
     /// Paused: kept, but not sent to anyone until resumed (set back to false or removed).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
     /// Only for checkouts whose latest change is at or after this moment (RFC 3339): a step
     /// added or changed "from now on" leaves the buyers already waiting alone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A step as written in TOML, where `after` and `before_event` may each be a list.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepText {
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    after: Option<Delays>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    before_event: Option<Delays>,
+    when: Vec<OrderState>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    template: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    variants: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    even_if_sold_out: bool,
+    #[serde(default, skip_serializing_if = "SendWindow::is_unset")]
+    send_window: SendWindow,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    paused: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    from: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<StepText> for ReminderStep {
+    fn from(t: StepText) -> ReminderStep {
+        let first = |d: &Option<Delays>| d.as_ref().and_then(|d| d.0.first().copied());
+        let arms = [&t.before_event, &t.after]
+            .into_iter()
+            .flatten()
+            .map(|d| d.0.clone())
+            .find(|list| list.len() > 1)
+            .unwrap_or_default();
+        ReminderStep {
+            after: first(&t.after),
+            before_event: first(&t.before_event),
+            arms,
+            name: t.name,
+            when: t.when,
+            template: t.template,
+            variants: t.variants,
+            even_if_sold_out: t.even_if_sold_out,
+            send_window: t.send_window,
+            paused: t.paused,
+            from: t.from,
+        }
+    }
+}
+
+impl From<ReminderStep> for StepText {
+    fn from(s: ReminderStep) -> StepText {
+        let delays = |one: Option<Duration>| {
+            one.map(|d| {
+                if s.arms.first() == Some(&d) {
+                    Delays(s.arms.clone())
+                } else {
+                    Delays(vec![d])
+                }
+            })
+        };
+        StepText {
+            after: delays(s.after),
+            before_event: delays(s.before_event),
+            name: s.name,
+            when: s.when,
+            template: s.template,
+            variants: s.variants,
+            even_if_sold_out: s.even_if_sold_out,
+            send_window: s.send_window,
+            paused: s.paused,
+            from: s.from,
+        }
+    }
+}
+
+fn not_a_duration(text: &str) -> String {
+    format!("{text:?} is not a duration: write it like \"1h\", \"30m\" or \"2d\"")
+}
+
+/// One delay (`"1h"`) or a list of them (`["1h", "1d"]`).
+struct Delays(Vec<Duration>);
+
+impl<'de> Deserialize<'de> for Delays {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Delays, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Delays;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a duration such as \"1h\", or a list of them such as [\"1h\", \"1d\"]")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Delays, E> {
+                humantime::parse_duration(v)
+                    .map(|d| Delays(vec![d]))
+                    .map_err(|_| E::custom(not_a_duration(v)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Delays, A::Error> {
+                let mut list = Vec::new();
+                while let Some(text) = seq.next_element::<String>()? {
+                    list.push(
+                        humantime::parse_duration(&text)
+                            .map_err(|_| serde::de::Error::custom(not_a_duration(&text)))?,
+                    );
+                }
+                Ok(Delays(list))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl Serialize for Delays {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let text = |d: &Duration| crate::domain::duration_as_written(*d);
+        match self.0.as_slice() {
+            [one] => s.serialize_str(&text(one)),
+            list => s.collect_seq(list.iter().map(text)),
+        }
+    }
 }
 
 /// When a step becomes due.
@@ -148,7 +259,40 @@ impl ReminderStep {
         !self.paused && self.from.is_none_or(|from| changed_at >= from)
     }
 
-    /// The step's timing; validation guarantees exactly one of `after` and `before_event`.
+
+    /// The step's timing for timing-experiment arm `arm` (0 for a step without arms).
+    pub fn timing_of_arm(&self, arm: usize) -> StepTiming {
+        match (self.timing(), self.arms.get(arm)) {
+            (StepTiming::After(_), Some(d)) => StepTiming::After(*d),
+            (StepTiming::BeforeEvent(_), Some(d)) => StepTiming::BeforeEvent(*d),
+            (timing, None) => timing,
+        }
+    }
+
+    /// The step's arms as one text (`"1h, 1d"`), which names its timing experiment: another list
+    /// is another experiment. Empty for a step without arms.
+    pub fn arms_key(&self) -> String {
+        self.arms
+            .iter()
+            .map(|d| crate::domain::duration_as_written(*d))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The timing of the arm that falls due first: when a buyer-event is given its arm.
+    pub fn earliest_timing(&self) -> StepTiming {
+        match self.timing() {
+            StepTiming::After(first) => {
+                StepTiming::After(self.arms.iter().copied().min().unwrap_or(first))
+            }
+            StepTiming::BeforeEvent(first) => {
+                StepTiming::BeforeEvent(self.arms.iter().copied().max().unwrap_or(first))
+            }
+        }
+    }
+
+    /// The step's timing (of its first arm); validation guarantees exactly one of `after` and
+    /// `before_event`.
     pub fn timing(&self) -> StepTiming {
         match (self.after, self.before_event) {
             (_, Some(before)) => StepTiming::BeforeEvent(before),
@@ -168,6 +312,7 @@ pub(super) fn default_reminders() -> Vec<ReminderStep> {
             when: vec![Started, Cancelled],
             template: "abandoned".into(),
             variants: Vec::new(),
+            arms: Vec::new(),
             even_if_sold_out: false,
             send_window: SendWindow::Unset,
             paused: false,
@@ -180,6 +325,7 @@ pub(super) fn default_reminders() -> Vec<ReminderStep> {
             when: vec![EftPending],
             template: "eft_pending".into(),
             variants: Vec::new(),
+            arms: Vec::new(),
             even_if_sold_out: false,
             send_window: SendWindow::Unset,
             paused: false,
@@ -192,6 +338,7 @@ pub(super) fn default_reminders() -> Vec<ReminderStep> {
             when: vec![Started, Cancelled],
             template: "last_chance".into(),
             variants: Vec::new(),
+            arms: Vec::new(),
             even_if_sold_out: false,
             send_window: SendWindow::Unset,
             paused: false,

@@ -8,6 +8,8 @@ const A_YEAR: Duration = Duration::from_secs(366 * 24 * 3600);
 const TEN_YEARS: Duration = Duration::from_secs(3653 * 24 * 3600);
 const A_DAY: Duration = Duration::from_secs(24 * 3600);
 const AN_HOUR: Duration = Duration::from_secs(3600);
+/// The most arms a timing experiment may have: more would split the buyers too thinly to learn.
+const MAX_ARMS: usize = 4;
 
 /// How each limit is written in an error (as it may be written in the file).
 fn limit_text(limit: Duration) -> &'static str {
@@ -168,6 +170,27 @@ impl Config {
                     ));
                 }
                 _ => {}
+            }
+            if !step.arms.is_empty() {
+                let field = if step.after.is_some() {
+                    "after"
+                } else {
+                    "before_event"
+                };
+                let distinct: std::collections::BTreeSet<_> = step.arms.iter().collect();
+                if step.arms.len() > MAX_ARMS || distinct.len() != step.arms.len() {
+                    return Err(invalid(
+                        key(field),
+                        format!(
+                            "a timing experiment lists 2 to {MAX_ARMS} different delays; step {:?} lists {}",
+                            step.name,
+                            step.arms.len()
+                        ),
+                    ));
+                }
+                for d in &step.arms {
+                    at_most(key(field), *d, A_YEAR)?;
+                }
             }
             if step.when.is_empty() {
                 return Err(invalid(key("when"), "list at least one checkout state"));

@@ -150,6 +150,19 @@ impl serde::Serialize for Outcome {
     }
 }
 
+/// The timing-experiment arm a buyer-event was given for one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArmRecord {
+    /// The step.
+    pub step: String,
+    /// The step's delays when the arm was given (`"1h, 1d"`): another list is another experiment.
+    pub arms: String,
+    /// Which of them (0-based).
+    pub arm: usize,
+    /// Given by this pass and not yet stored.
+    pub new: bool,
+}
+
 /// What the planner needs to know about one buyer-event.
 #[derive(Debug, Clone)]
 pub struct Candidate {
@@ -173,4 +186,6 @@ pub struct Candidate {
     pub sold_out: bool,
     /// Whether the buyer-event is in the control group: never emailed.
     pub held_out: bool,
+    /// The timing-experiment arms it was given.
+    pub arms: Vec<ArmRecord>,
 }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use crate::experiment::Share;
 use crate::store::stats::{Experiment, Stats, StepFigures};
+use crate::store::timing::{Difference, TimingExperiment};
 use crate::templates::format_money;
 
 /// An amount rounded for a sentence: "R4,200" (to R100 from R1,000, else to R10).
@@ -155,10 +156,92 @@ pub fn rands(cents: i64) -> String {
     format_money(Some(crate::domain::Cents(cents))).replace("free", "R0.00")
 }
 
+/// A timing experiment in words: each arm, then the verdict between arms, which stays "too early to
+/// tell" until the interval (valid however often it is read) excludes no difference.
+pub fn timing_lines(t: &TimingExperiment) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "timing experiment on {} (delays {}; intervals: {}):",
+        t.step, t.delays, t.method
+    );
+    for arm in &t.arms {
+        let _ = writeln!(
+            out,
+            "  {} arm: {} buyers, {} bought ({:.1}%), {}",
+            arm.delay,
+            arm.buyer_events,
+            arm.purchases,
+            arm.rate * 100.0,
+            rands(arm.revenue_cents)
+        );
+        if let Some(d) = arm.rate_vs_control {
+            let _ = writeln!(
+                out,
+                "    against the control group: {:+.1} points ({})",
+                d.estimate * 100.0,
+                if d.decided {
+                    format!("between {:+.1} and {:+.1}", d.low * 100.0, d.high * 100.0)
+                } else {
+                    "too early to tell".to_string()
+                }
+            );
+        }
+    }
+    for c in &t.comparisons {
+        // Said from the winner's side: "the 1d arm earns more", with a positive interval.
+        let oriented = |d: Difference| {
+            if d.estimate >= 0.0 {
+                (&c.first, d.estimate, d.low, d.high)
+            } else {
+                (&c.second, -d.estimate, -d.high, -d.low)
+            }
+        };
+        let verdict = match (c.rate, c.revenue_per_buyer_event_cents) {
+            (_, Some(r)) if r.decided => {
+                let (winner, d, low, high) = oriented(r);
+                format!(
+                    "the {winner} arm earns more: {} per 100 abandoned checkouts (between {} and {})",
+                    rands((d * 100.0).round() as i64),
+                    rands((low * 100.0).round() as i64),
+                    rands((high * 100.0).round() as i64)
+                )
+            }
+            (Some(r), _) if r.decided => {
+                let (winner, d, low, high) = oriented(r);
+                format!(
+                    "the {winner} arm's buyers buy more often: {:.1} points more (between {:.1} and {:.1})",
+                    d * 100.0,
+                    low * 100.0,
+                    high * 100.0
+                )
+            }
+            _ => "too early to tell".to_string(),
+        };
+        let _ = writeln!(out, "  {} against {}: {verdict}", c.first, c.second);
+    }
+    if let Some(weeks) = t.weeks_to_show_5_points {
+        let _ = writeln!(
+            out,
+            "  at your volume ({:.0} buyers a week) a difference of 5 points would take about {} to show",
+            t.per_week,
+            if weeks < 1.5 {
+                "a week".to_string()
+            } else {
+                format!("{:.0} weeks", weeks.ceil())
+            }
+        );
+    }
+    out
+}
+
 /// `stats` for people.
 pub fn stats_in_words(stats: &Stats) -> String {
     // The honest figure first (the control group), then what is attributed to the reminders.
     let mut out = experiment_lines(stats.experiment.as_ref(), &stats.steps);
+    for t in &stats.timing {
+        out.push_str(&timing_lines(t));
+    }
     let r = &stats.recovered;
     let _ = writeln!(
         out,

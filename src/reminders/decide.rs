@@ -9,10 +9,13 @@ use chrono::{DateTime, Utc};
 use super::engine::{Engine, Settings};
 use super::planner::{Decision, StepStatus, plan};
 use super::report::{PassLine, PassReport, line};
+use crate::domain::ArmRecord;
 use crate::domain::Outcome;
 use crate::events::EventInfo;
 use crate::experiment::{HELD_OUT, held_out_reason};
-use crate::store::reminders::{DecisionRecord, DueBuyerEvent, HoldOut, QuietDecisions, StepSkips};
+use crate::store::reminders::{
+    DecisionRecord, DueBuyerEvent, HoldOut, NewArm, QuietDecisions, StepSkips,
+};
 
 /// A skipped step and why: what the planner hands over with a step to send.
 pub(super) type Skips = Vec<(String, String)>;
@@ -24,6 +27,8 @@ pub(super) struct Sorted {
     pub(super) quiet: QuietDecisions,
     /// Steps to claim and send.
     pub(super) sends: Vec<(DueBuyerEvent, String, Skips)>,
+    /// Timing-experiment arms given in this page, to store.
+    pub(super) arms: Vec<NewArm>,
 }
 
 impl Engine {
@@ -50,6 +55,46 @@ impl Engine {
                 .held_out(&c.email_key, &c.event_id, s.config.experiment.holdout)
     }
 
+    /// When the planner sends a step of a timing experiment to a buyer-event that has no arm yet
+    /// (it plans it at the earliest arm's time), gives it its arm by keyed hash and plans again:
+    /// the arm's own delay may still be ahead. Every buyer-event still waiting at the earliest
+    /// arm's time gets an arm, whatever happens next, so each arm's figures count the buyers who
+    /// bought before their email too.
+    fn give_arm(
+        &self,
+        s: &Settings,
+        due: &mut DueBuyerEvent,
+        decision: Decision,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, String> {
+        let Decision::Send { step: name, .. } = &decision else {
+            return Ok(decision);
+        };
+        let Some(step) = s.rules.steps.iter().find(|st| &st.name == name) else {
+            return Ok(decision);
+        };
+        if step.arms.is_empty() || crate::reminders::planner::arm_of(&due.candidate, step).is_some()
+        {
+            return Ok(decision);
+        }
+        let c = &mut due.candidate;
+        let arms = step.arms_key();
+        let arm = self.assigner.timing_arm(
+            &c.email_key,
+            &c.event_id,
+            &step.name,
+            &arms,
+            step.arms.len(),
+        );
+        c.arms.push(ArmRecord {
+            step: step.name.clone(),
+            arms,
+            arm,
+            new: true,
+        });
+        plan_or_bug(|| plan(&due.candidate, &s.rules, now))
+    }
+
     /// Asks the planner about each buyer-event of a page (with what is known of its event).
     pub(super) fn decide(
         &self,
@@ -66,7 +111,9 @@ impl Engine {
                 let info = infos.get(&due.candidate.event_id);
                 due.candidate.event_date =
                     crate::events::event_start(due.candidate.event_date, info);
-                match plan_or_bug(|| plan(&due.candidate, &s.rules, now)) {
+                match plan_or_bug(|| plan(&due.candidate, &s.rules, now))
+                    .and_then(|decision| self.give_arm(s, &mut due, decision, now))
+                {
                     Ok(decision) => Some((due, decision)),
                     Err(bug) => {
                         // Nothing recorded: it stays due, and the next pass tries again.
@@ -220,6 +267,16 @@ pub(super) fn sort(
 ) -> Sorted {
     let mut sorted = Sorted::default();
     for (due, decision) in decided {
+        let c = &due.candidate;
+        for a in c.arms.iter().filter(|a| a.new) {
+            sorted.arms.push(NewArm {
+                email_key: c.email_key.clone(),
+                event_id: c.event_id.clone(),
+                step: a.step.clone(),
+                arms: a.arms.clone(),
+                arm: a.arm,
+            });
+        }
         match decision {
             Decision::Send { step, skip } => sorted.sends.push((due, step, skip)),
             Decision::HoldOut { step, skip } => {

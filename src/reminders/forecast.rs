@@ -388,6 +388,7 @@ mod tests {
                 suppressed: false,
                 sold_out: false,
                 held_out: false,
+                arms: Vec::new(),
             },
             reference: format!("ref-{email}"),
         }

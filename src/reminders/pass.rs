@@ -57,10 +57,11 @@ impl Engine {
         // Events refreshed by this pass already (a dry run keeps no answer in the database).
         let mut refreshed = HashSet::new();
         let mut after: Option<(String, String, String)> = None;
+        let with_arms = s.rules.steps.iter().any(|step| !step.arms.is_empty());
         loop {
             let page = self
                 .store
-                .due_page(suppressed.clone(), now, after.clone(), PAGE)
+                .due_page(suppressed.clone(), now, after.clone(), PAGE, with_arms)
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some((
@@ -166,12 +167,16 @@ impl Engine {
         dry_run: bool,
         report: &mut PassReport,
     ) -> anyhow::Result<bool> {
-        let Sorted { quiet, sends } = sorted;
+        let Sorted { quiet, sends, arms } = sorted;
         if dry_run {
             for (due, step, skip) in sends {
                 report.push(would_send(due, &step, &skip));
             }
             return Ok(false);
+        }
+        if !arms.is_empty() {
+            // Before the sends: an arm's email never goes out without its arm on record.
+            self.store.record_arms(arms, now).await?;
         }
         if !quiet.decisions.is_empty() {
             self.store.record_quiet(quiet, now).await?;

@@ -305,6 +305,43 @@ fn never_now(
     None
 }
 
+/// The arm of a timing experiment's `step` the buyer-event was given, if it has one (of the
+/// step's current list of delays).
+pub fn arm_of(c: &Candidate, step: &ReminderStep) -> Option<usize> {
+    if step.arms.is_empty() {
+        return None;
+    }
+    let key = step.arms_key();
+    c.arms
+        .iter()
+        .find(|a| a.step == step.name && a.arms == key)
+        .map(|a| a.arm)
+}
+
+/// When `step` falls due for this buyer-event: at its arm's delay in a timing experiment, or, until
+/// it has an arm, at the earliest arm's (the moment it is given one).
+fn timing_for(c: &Candidate, step: &ReminderStep) -> StepTiming {
+    if step.arms.is_empty() {
+        return step.timing();
+    }
+    match arm_of(c, step) {
+        Some(arm) => step.timing_of_arm(arm),
+        None => step.earliest_timing(),
+    }
+}
+
+/// The words for a step and, in a timing experiment, its arm ("abandoned-1, 1d arm").
+pub fn step_words(c: &Candidate, step: &ReminderStep) -> String {
+    match (arm_of(c, step), step.arms.is_empty()) {
+        (Some(arm), false) => format!(
+            "{}, {} arm",
+            step.name,
+            crate::domain::duration_as_written(step.arms[arm])
+        ),
+        _ => step.name.clone(),
+    }
+}
+
 /// The steps that apply to this state and were never decided, with when each falls due.
 pub(super) fn pending_steps<'r>(
     c: &Candidate,
@@ -318,7 +355,7 @@ pub(super) fn pending_steps<'r>(
         if !step.when.contains(&c.state) || decided(&step.name) || !step.applies_to(c.changed_at) {
             continue;
         }
-        let due = match step.timing() {
+        let due = match timing_for(c, step) {
             StepTiming::After(after) => plus(c.changed_at, after),
             StepTiming::BeforeEvent(before) => match event_start {
                 Some(start) => minus(start, before),
@@ -359,7 +396,11 @@ fn due_steps<'r>(
             .unwrap_or((pending[0].0, horizon));
         return Err(Decision::Defer {
             until: at.min(horizon),
-            reason: format!("{} is due at {}", step.name, when_text(at, rules.timezone)),
+            reason: format!(
+                "{} is due at {}",
+                step_words(c, step),
+                when_text(at, rules.timezone)
+            ),
         });
     }
     let last_email = c
@@ -483,6 +524,7 @@ mod tests {
             suppressed: false,
             sold_out: false,
             held_out: false,
+            arms: Vec::new(),
         }
     }
 

@@ -28,6 +28,7 @@ pub mod sessions;
 mod setup;
 pub mod stats;
 pub mod timeline;
+pub mod timing;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -62,6 +63,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0014_alerts.sql"),
     include_str!("../../migrations/0015_suppression_removals.sql"),
     include_str!("../../migrations/0016_admin_sessions.sql"),
+    include_str!("../../migrations/0017_timing_arms.sql"),
 ];
 
 /// How long a connection waits for another process's lock (a CLI command beside `serve`).

@@ -54,6 +54,7 @@ impl Store {
                         history: parse_history(history.as_deref())?,
                         sold_out: false,
                         held_out: false,
+                        arms: Vec::new(),
                     },
                     reference: row.get(4)?,
                     next_check_at: row.get(5)?,

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::claims::{hold_out, skip_steps};
 use super::{Store, StoreError, parse_timestamp, timestamp};
-use crate::domain::{Candidate, Outcome, StepRecord, StepStatus};
+use crate::domain::{ArmRecord, Candidate, Outcome, StepRecord, StepStatus};
 use crate::experiment::HELD_OUT;
 
 pub use super::claims::{Claim, ClaimRefused, HoldOut, StepSkips};
@@ -38,21 +38,8 @@ pub(super) fn suppressed_keys(conn: &Connection) -> anyhow::Result<HashSet<Strin
     Ok(keys)
 }
 
-/// Pages through the buyer-events due at `now` (from the partial index on next_check_at).
-fn load_due(
-    conn: &Connection,
-    suppressed: &HashSet<String>,
-    now: DateTime<Utc>,
-    after: Option<&(String, String, String)>,
-    limit: usize,
-) -> anyhow::Result<Vec<DueBuyerEvent>> {
-    let (after_at, after_key, after_event) = match after {
-        Some((a, k, e)) => (a.as_str(), k.as_str(), e.as_str()),
-        None => ("", "", ""),
-    };
-    // Everything but the history comes from the covering index buyer_events_due.
-    let mut stmt = conn.prepare_cached(
-        "SELECT be.email_key, be.event_id, be.state, be.changed_at, be.reference, be.next_check_at,
+/// The due read (see [`load_due`]).
+const DUE: &str = "SELECT be.email_key, be.event_id, be.state, be.changed_at, be.reference, be.next_check_at,
                 be.email, be.event_date,
                 (SELECT group_concat(r.step || char(31)
                                      || CASE WHEN r.status = 'skipped' AND r.reason = ?6 THEN 'held_out' ELSE r.status END
@@ -63,8 +50,42 @@ fn load_due(
          WHERE be.next_check_at IS NOT NULL AND be.next_check_at <= ?1
            AND (be.next_check_at, be.email_key, be.event_id) > (?2, ?3, ?4)
          ORDER BY be.next_check_at, be.email_key, be.event_id
-         LIMIT ?5",
-    )?;
+         LIMIT ?5";
+
+/// The due read with each buyer-event's timing-experiment arms (column 10).
+const DUE_WITH_ARMS: &str = "SELECT be.email_key, be.event_id, be.state, be.changed_at, be.reference, be.next_check_at,
+                be.email, be.event_date,
+                (SELECT group_concat(r.step || char(31)
+                                     || CASE WHEN r.status = 'skipped' AND r.reason = ?6 THEN 'held_out' ELSE r.status END
+                                     || char(31) || r.decided_at || char(31) || coalesce(r.sent_at, ''), char(30))
+                 FROM reminders r WHERE r.email_key = be.email_key AND r.event_id = be.event_id),
+                (SELECT x.held_out FROM experiment x WHERE x.email_key = be.email_key AND x.event_id = be.event_id),
+                (SELECT group_concat(a.step || char(31) || a.arms || char(31) || a.arm, char(30))
+                 FROM timing_arms a WHERE a.email_key = be.email_key AND a.event_id = be.event_id)
+         FROM buyer_events be INDEXED BY buyer_events_due
+         WHERE be.next_check_at IS NOT NULL AND be.next_check_at <= ?1
+           AND (be.next_check_at, be.email_key, be.event_id) > (?2, ?3, ?4)
+         ORDER BY be.next_check_at, be.email_key, be.event_id
+         LIMIT ?5";
+
+/// Pages through the buyer-events due at `now` (from the partial index on next_check_at).
+fn load_due(
+    conn: &Connection,
+    suppressed: &HashSet<String>,
+    now: DateTime<Utc>,
+    after: Option<&(String, String, String)>,
+    limit: usize,
+    with_arms: bool,
+) -> anyhow::Result<Vec<DueBuyerEvent>> {
+    let (after_at, after_key, after_event) = match after {
+        Some((a, k, e)) => (a.as_str(), k.as_str(), e.as_str()),
+        None => ("", "", ""),
+    };
+    // Everything but the history comes from the covering index buyer_events_due.
+    // The arms column only when the schedule has a timing experiment: the due read is the pass's
+    // largest cost, and a lookup per row costs about as much as the rest of the row.
+    let sql = if with_arms { DUE_WITH_ARMS } else { DUE };
+    let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query(params![
         timestamp(now),
         after_at,
@@ -93,6 +114,11 @@ fn load_due(
                 suppressed,
                 sold_out: false,
                 held_out: false,
+                arms: if with_arms {
+                    parse_arms(row.get_ref(10)?.as_str_or_null()?)
+                } else {
+                    Vec::new()
+                },
             },
             reference: row.get(4)?,
             next_check_at: row.get(5)?,
@@ -151,6 +177,40 @@ pub struct QuietDecisions {
     pub step_skips: Vec<StepSkips>,
     /// Steps the control group would have been sent.
     pub held: Vec<HoldOut>,
+}
+
+/// A timing-experiment arm given by a pass, to store.
+#[derive(Debug, Clone)]
+pub struct NewArm {
+    /// The buyer-event's address key.
+    pub email_key: String,
+    /// Its event.
+    pub event_id: String,
+    /// The step.
+    pub step: String,
+    /// The step's delays as text.
+    pub arms: String,
+    /// Which of them.
+    pub arm: usize,
+}
+
+/// The arms column of the due read: `step US arms US arm`, records separated by RS.
+fn parse_arms(text: Option<&str>) -> Vec<ArmRecord> {
+    let Some(text) = text else {
+        return Vec::new();
+    };
+    text.split('\u{1e}')
+        .filter_map(|record| {
+            let mut parts = record.split('\u{1f}');
+            let (step, arms, arm) = (parts.next()?, parts.next()?, parts.next()?);
+            Some(ArmRecord {
+                step: step.to_string(),
+                arms: arms.to_string(),
+                arm: arm.parse().ok()?,
+                new: false,
+            })
+        })
+        .collect()
 }
 
 /// Records decisions that send nothing; a buyer-event that changed since it was read (a new hook
@@ -241,9 +301,30 @@ impl Store {
         now: DateTime<Utc>,
         after: Option<(String, String, String)>,
         limit: usize,
+        with_arms: bool,
     ) -> Result<Vec<DueBuyerEvent>, StoreError> {
-        self.read(move |conn| load_due(conn, &suppressed, now, after.as_ref(), limit))
+        self.read(move |conn| load_due(conn, &suppressed, now, after.as_ref(), limit, with_arms))
             .await
+    }
+
+    /// Stores the timing-experiment arms a pass gave (an arm once given is never changed).
+    pub async fn record_arms(
+        &self,
+        arms: Vec<NewArm>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "INSERT OR IGNORE INTO timing_arms (email_key, event_id, step, arms, arm, assigned_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let at = timestamp(now);
+            for a in &arms {
+                stmt.execute(params![a.email_key, a.event_id, a.step, a.arms, a.arm as i64, at])?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Records a page's decisions that send nothing, in one transaction.

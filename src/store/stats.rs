@@ -93,6 +93,8 @@ pub struct Stats {
     pub experiment: Option<Experiment>,
     /// Each step and template (variant) sent, with what followed.
     pub steps: Vec<StepFigures>,
+    /// Timing experiments (steps whose delay is a list): each arm, and the arms compared.
+    pub timing: Vec<super::timing::TimingExperiment>,
 }
 
 /// The control group against the emailed group.
@@ -483,6 +485,7 @@ fn stats(conn: &Connection, now: DateTime<Utc>, rules: StatsRules) -> anyhow::Re
                 .collect::<Vec<_>>(),
             delta(rules.attribution_window),
         ),
+        timing: super::timing::experiments(conn, rules.holdout, now)?,
     })
 }
 

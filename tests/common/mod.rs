@@ -289,6 +289,7 @@ pub fn step(name: &str, after_minutes: u64, when: &[OrderState], template: &str)
         when: when.to_vec(),
         template: template.into(),
         variants: Vec::new(),
+        arms: Vec::new(),
         even_if_sold_out: false,
         send_window: SendWindow::Unset,
         paused: false,
