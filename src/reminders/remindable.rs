@@ -159,6 +159,7 @@ mod tests {
             suppressed: false,
             sold_out: false,
             held_out: false,
+            arms: Vec::new(),
         }
     }
 
