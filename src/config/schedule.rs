@@ -259,7 +259,6 @@ impl ReminderStep {
         !self.paused && self.from.is_none_or(|from| changed_at >= from)
     }
 
-
     /// The step's timing for timing-experiment arm `arm` (0 for a step without arms).
     pub fn timing_of_arm(&self, arm: usize) -> StepTiming {
         match (self.timing(), self.arms.get(arm)) {
