@@ -82,6 +82,13 @@ pub async fn check(
             .ok
             .push(format!("schedule {}: valid", schedule.display()));
     }
+    let settings = crate::config::settings_file_for(&config.database.path);
+    if settings.is_file() {
+        report.ok.push(format!(
+            "settings {}: valid (the organiser's choices)",
+            settings.display()
+        ));
+    }
     report.warnings.extend(warnings(&config));
     report.plan = present::plan_in_words(&config);
     let config = Arc::new(config);

@@ -22,6 +22,7 @@ mod quicket;
 mod schedule;
 mod schedule_file;
 mod server;
+mod settings_file;
 mod templates;
 mod validate;
 
@@ -33,6 +34,7 @@ use schedule::default_reminders;
 pub use schedule::{EventConfig, ReminderStep, ScheduleConfig, StepTiming};
 pub use schedule_file::{SCHEDULE_FILE_KEY, SCHEDULE_FILE_SECTIONS, ScheduleText};
 pub use server::{DatabaseConfig, LogFormat, ServerConfig};
+pub use settings_file::{SETTINGS_FILE_NAME, SETTINGS_KEYS, path_for as settings_file_for};
 pub use templates::{DEFAULT_TEMPLATES_DIR, TemplateSource, TemplatesConfig};
 
 /// Fewest characters of `server.admin_password` (it guards every buyer's data).
@@ -213,21 +215,41 @@ impl Config {
             }),
             (Some(path), None) => Some(schedule_file::read(&path)?),
         };
-        if let (Some(main), Some(layer)) = (&main_doc, &layer) {
-            let name = layer.path.display().to_string();
-            let doc = schedule_file::parse(&layer.text, &name)?;
-            schedule_file::check_layers(main, &main_name, &doc, &name)?;
-            let mut config = Self::from_layers(text, origin, Some((&doc, layer)))?;
-            config.schedule.file = Some(layer.path.clone());
-            return Ok(config);
+        let schedule_doc = match (&main_doc, &layer) {
+            (Some(main), Some(layer)) => {
+                let name = layer.path.display().to_string();
+                let doc = schedule_file::parse(&layer.text, &name)?;
+                schedule_file::check_layers(main, &main_name, &doc, &name)?;
+                Some((doc, layer))
+            }
+            _ => None,
+        };
+        let schedule_pair = schedule_doc.as_ref().map(|(doc, layer)| (doc, *layer));
+        let mut config = Self::from_layers(text, origin, schedule_pair, None)?;
+        // The settings file lives beside the database, which the layers above placed.
+        let settings_path = settings_file::path_for(&config.database.path);
+        if let Some(settings) = settings_file::read(&settings_path)? {
+            let name = settings.path.display().to_string();
+            let doc = schedule_file::parse(&settings.text, &name)?;
+            let env: Vec<(&str, &str)> = SECRET_ENV
+                .iter()
+                .copied()
+                .filter(|(var, _)| std::env::var_os(var).is_some_and(|v| !v.is_empty()))
+                .collect();
+            settings_file::check_layers(&doc, &name, main_doc.as_ref(), &main_name, &env)?;
+            config = Self::from_layers(text, origin, schedule_pair, Some((&doc, &settings)))?;
         }
-        Self::from_layers(text, origin, None)
+        if let Some((_, layer)) = schedule_pair {
+            config.schedule.file = Some(layer.path.clone());
+        }
+        Ok(config)
     }
 
     fn from_layers(
         text: Option<&str>,
         origin: Option<&Path>,
         schedule: Option<(&toml_edit::DocumentMut, &ScheduleText)>,
+        settings: Option<(&toml_edit::DocumentMut, &ScheduleText)>,
     ) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(text) = text {
@@ -235,8 +257,8 @@ impl Config {
             // steps instead of adding to them.
             figment = figment.merge(Toml::string(text));
         }
-        if let Some((_, layer)) = schedule {
-            // No key is in both files (checked before), so the order only matters for defaults.
+        // No key is in two files (checked before), so the order only matters for defaults.
+        for (_, layer) in schedule.iter().chain(settings.iter()) {
             figment = figment.merge(Toml::string(&layer.text));
         }
         for (var, key) in SECRET_ENV {
@@ -248,8 +270,11 @@ impl Config {
             ConfigError::Parse(
                 e.into_iter()
                     .map(|e| {
-                        let file = match schedule {
-                            Some((doc, layer)) if schedule_file::holds(doc, &e.path) => {
+                        let file = match (schedule, settings) {
+                            (_, Some((doc, layer))) if schedule_file::holds(doc, &e.path) => {
+                                Some(layer.path.as_path())
+                            }
+                            (Some((doc, layer)), _) if schedule_file::holds(doc, &e.path) => {
                                 Some(layer.path.as_path())
                             }
                             _ => origin,
@@ -264,16 +289,22 @@ impl Config {
             )
         })?;
         if let Err(e) = config.validate() {
-            return Err(match (e, schedule) {
-                (ConfigError::Invalid { key, reason }, Some((doc, layer)))
-                    if schedule_file::holds_key(doc, &key) =>
-                {
-                    ConfigError::Invalid {
-                        reason: format!("{reason} (in {})", layer.path.display()),
+            let layer_of = |key: &str| {
+                [settings, schedule]
+                    .into_iter()
+                    .flatten()
+                    .find(|(doc, _)| schedule_file::holds_key(doc, key))
+                    .map(|(_, layer)| layer.path.clone())
+            };
+            return Err(match e {
+                ConfigError::Invalid { key, reason } => match layer_of(&key) {
+                    Some(path) => ConfigError::Invalid {
+                        reason: format!("{reason} (in {})", path.display()),
                         key,
-                    }
-                }
-                (e, _) => e,
+                    },
+                    None => ConfigError::Invalid { key, reason },
+                },
+                e => e,
             });
         }
         Ok(config)
