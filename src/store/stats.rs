@@ -167,8 +167,8 @@ pub struct StepFigures {
     pub rate_low: f64,
     /// Upper end.
     pub rate_high: f64,
-    /// Better than every other variant of the step: the interval of the difference lies wholly
-    /// above zero.
+    /// Better than every other variant of the step: the confidence sequence of the difference
+    /// (valid however often it is read) lies wholly above zero.
     pub better: bool,
 }
 
@@ -377,10 +377,16 @@ pub(super) fn step_figures(
             .iter()
             .filter(|o| o.step == f.step && o.template != f.template)
             .collect();
+        // Compared with a confidence sequence, not a one-look interval: the overview is read every
+        // day, and a one-look interval read daily names winners that chance made.
+        let k = (others.len() + 1) as f64;
+        let total = f.sent + others.iter().map(|o| o.sent).sum::<u64>();
+        let tally = |g: &StepFigures| crate::confseq::Tally::proportion(g.purchases, g.sent);
         f.better = !others.is_empty()
-            && others
-                .iter()
-                .all(|o| lift::better((f.purchases, f.sent), (o.purchases, o.sent)));
+            && others.iter().all(|o| {
+                crate::confseq::difference(&tally(f), &tally(o), 1.0 / k, 1.0 / k, total)
+                    .is_some_and(|d| d.interval.low > 0.0)
+            });
     }
     figures
 }
@@ -499,6 +505,46 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `n` emails of `template` for step "first", `bought` of whose buyers paid an hour later.
+    fn sends(template: &str, n: usize, bought: usize) -> Vec<Sent> {
+        let at = DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        (0..n)
+            .map(|i| Sent {
+                step: "first".into(),
+                template: Some(template.into()),
+                sent_at: at,
+                clicked: false,
+                completed_at: (i < bought).then(|| at + chrono::TimeDelta::hours(1)),
+                revenue_cents: 10_000,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_variant_is_better_only_when_the_confidence_sequence_says_so() {
+        let figures = |a: (usize, usize), b: (usize, usize)| {
+            let mut all = sends("a", a.0, a.1);
+            all.extend(sends("b", b.0, b.1));
+            step_figures(
+                &all,
+                &BTreeMap::new(),
+                &["first".to_string()],
+                chrono::TimeDelta::days(3),
+            )
+        };
+        // 28 of 70 against 16 of 80: a one-look 95 % interval already calls "a" better.
+        assert!(lift::better((28, 70), (16, 80)));
+        let early = figures((70, 28), (80, 16));
+        assert!(early.iter().all(|f| !f.better), "{early:?}");
+        // Ten times the buyers at the same rates: now it is known.
+        let later = figures((700, 280), (800, 160));
+        let a = later.iter().find(|f| f.template == "a").unwrap();
+        assert!(a.better, "{later:?}");
+        assert!(!later.iter().find(|f| f.template == "b").unwrap().better);
+    }
 
     fn member(held_out: bool, days_ago: i64, bought_after_hours: Option<i64>) -> Member {
         let now = DateTime::parse_from_rfc3339("2026-12-10T10:00:00Z")
