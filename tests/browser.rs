@@ -1879,3 +1879,286 @@ async fn every_organiser_page_fits_a_phone_and_a_desktop() {
     driver.session = None;
     drop(driver);
 }
+
+/// The addresses in the `td.address` cells of the table `css`.
+async fn addresses_in(client: &Client, css: &str) -> std::collections::BTreeSet<String> {
+    let mut found = std::collections::BTreeSet::new();
+    for cell in client
+        .find_all(Locator::Css(&format!("{css} td.address")))
+        .await
+        .unwrap()
+    {
+        found.insert(cell.text().await.unwrap().trim().to_string());
+    }
+    found
+}
+
+/// Clicks Save… and waits for the confirmation; returns what it says will happen.
+async fn save_asks_first(client: &Client) -> String {
+    client
+        .find(Locator::Id("save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(client, Locator::Id("confirm-save"))
+        .await
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Confirms the save shown and waits for the notice.
+async fn confirm_save(client: &Client) -> String {
+    client
+        .find(Locator::Id("confirm-save-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(client, Locator::Id("notice"))
+        .await
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A schedule change says what it will do before it goes live: a step added in the browser, and
+/// Save names the buyers the dry run named, within the hour, and asks to confirm; with "only
+/// checkouts from now on" none of them is emailed at the next pass (a new checkout is). A step
+/// paused sends to nobody; resumed, it goes on. Screenshots `admin-schedule-confirm-*.png` at
+/// 390 and 1280 wide, where nothing sticks out.
+#[tokio::test]
+async fn a_schedule_change_names_whom_it_will_email_and_can_leave_waiting_buyers_alone() {
+    let Some(chromedriver) = chromedriver() else {
+        return;
+    };
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("quicket-followup.toml");
+    let schedule = dir.path().join("schedule.toml");
+    std::fs::write(
+        &main,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nwebhook_token = \"{}\"\nadmin_password = \"{PASSWORD}\"\n\
+             [database]\npath = {:?}\n[email]\noutbox_dir = {:?}\n[templates]\ndir = {:?}\n\
+             [schedule]\nfile = \"schedule.toml\"\n",
+            common::TOKEN,
+            dir.path().join("data/followup.sqlite"),
+            dir.path().join("data/outbox"),
+            common::templates_dir(),
+        ),
+    )
+    .unwrap();
+    // Any hour: what "within the next hour" names does not depend on when the test runs.
+    std::fs::write(
+        &schedule,
+        "[schedule]\nsend_window = \"\"\ndormant_after = \"0s\"\n\n\
+         [[reminders]]\nname = \"abandoned-1\"\nafter = \"2d\"\nwhen = [\"checkout_started\", \"checkout_cancelled\"]\n\
+         template = \"abandoned\"\n",
+    )
+    .unwrap();
+    let config = Config::load(Some(&main)).unwrap();
+    let service = quicket_followup::server::Service::start_from(config, Some(main.clone()), false)
+        .await
+        .unwrap();
+    let addr: SocketAddr = service.addr;
+    let app = TestApp {
+        base: format!("http://{addr}"),
+        dir,
+        service,
+        client: reqwest::Client::builder()
+            .user_agent(common::BROWSER)
+            .build()
+            .unwrap(),
+    };
+    let waiting = [&THANDI, &PIETER, &SIPHO];
+    for sale in waiting {
+        post(&app, sale, "checkout_started").await;
+    }
+    let waiting_emails: std::collections::BTreeSet<String> =
+        waiting.iter().map(|s| s.email.to_string()).collect();
+
+    let profile = tempfile::tempdir().unwrap();
+    let mut driver = Driver::start(&chromedriver).await;
+    let client = browser(&driver, profile.path()).await;
+    driver.session = client.session_id().await.unwrap();
+    sign_in(&client, addr).await;
+    client
+        .goto(&format!("http://{addr}/admin/schedule"))
+        .await
+        .unwrap();
+    wait_for(&client, Locator::Id("forecast-days")).await;
+    wait_for_text(&client, "#consequence", "Saving will email no buyer within the next hour").await;
+
+    // A step at once after the checkout. Its email is at first the first step's: a warning.
+    client
+        .find(Locator::Css("button[value=add_step]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let name = wait_for(&client, Locator::Css("input[name='s1.name']")).await;
+    name.clear().await.unwrap();
+    name.send_keys("right-away").await.unwrap();
+    let wait = client
+        .find(Locator::Css("input[name='s1.wait.n']"))
+        .await
+        .unwrap();
+    wait.clear().await.unwrap();
+    wait.send_keys("0").await.unwrap();
+    wait_for_text(
+        &client,
+        "#schedule-warnings",
+        "abandoned-1 and right-away both send abandoned",
+    )
+    .await;
+    client
+        .find(Locator::Css("select[name='s1.template']"))
+        .await
+        .unwrap()
+        .select_by_value("last_chance")
+        .await
+        .unwrap();
+    wait_for_text(
+        &client,
+        "#consequence",
+        "Saving will email 3 buyers within the next hour",
+    )
+    .await;
+    // Another email: the warning goes (the script asks again as the form changes).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.find(Locator::Id("schedule-warnings")).await.is_ok() {
+        assert!(Instant::now() < deadline, "the warning stayed with another email");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dry_run = addresses_in(&client, "#soon").await;
+    assert_eq!(dry_run, waiting_emails);
+
+    // Save: first the confirmation, naming the buyers the dry run named; nothing saved yet.
+    let said = save_asks_first(&client).await;
+    assert!(
+        said.contains("Saving will email 3 buyers within the next hour"),
+        "{said}"
+    );
+    assert_eq!(addresses_in(&client, "#confirm-buyers").await, dry_run);
+    assert_eq!(
+        app.service.engine.settings().config.step_names(),
+        ["abandoned-1"]
+    );
+    for width in [390, 1280] {
+        screenshot(
+            &client,
+            width,
+            &shots.join(format!("admin-schedule-confirm-{width}.png")),
+        )
+        .await;
+        let out = sticking_out(&client).await;
+        assert!(out.is_empty(), "at {width} px: {out}");
+    }
+    client.set_window_size(1280, 1000).await.unwrap();
+
+    // Only checkouts from now on: the confirmation now names nobody; confirmed, it is in force.
+    client
+        .find(Locator::Css("select[name='s1.applies']"))
+        .await
+        .unwrap()
+        .select_by_value("now")
+        .await
+        .unwrap();
+    let said = save_asks_first(&client).await;
+    assert!(
+        said.contains("Saving will email no buyer within the next hour"),
+        "{said}"
+    );
+    let notice = confirm_save(&client).await;
+    assert!(notice.starts_with("Saved"), "{notice}");
+    let config = app.service.engine.settings().config.clone();
+    assert_eq!(config.step_names(), ["abandoned-1", "right-away"]);
+    assert!(config.reminders[1].from.is_some());
+    let saved = std::fs::read_to_string(&schedule).unwrap();
+    assert!(saved.contains("from = \""), "{saved}");
+
+    // The next pass (at a fixed time) emails none of the buyers already waiting; a checkout
+    // that starts after the save gets the new step.
+    post(&app, &KAGISO, "checkout_started").await;
+    let engine = &app.service.engine;
+    let soon = Utc::now() + chrono::TimeDelta::minutes(5);
+    let report = engine.run_pass(soon, false).await.unwrap();
+    assert_eq!(report.counts.sent, 1, "only the new checkout");
+    let outbox = app.dir.path().join("data/outbox");
+    let to: Vec<String> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .map(|eml| {
+            eml.lines()
+                .find(|l| l.starts_with("To: "))
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(to.len(), 1, "{to:?}");
+    assert!(to[0].contains(KAGISO.email), "{to:?}");
+
+    // Pause the first step: the pass after its delay sends nothing.
+    client
+        .goto(&format!("http://{addr}/admin/schedule"))
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("s0-paused"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    save_asks_first(&client).await;
+    let notice = confirm_save(&client).await;
+    assert!(notice.starts_with("Saved"), "{notice}");
+    assert!(engine.settings().config.reminders[0].paused);
+    let later = Utc::now() + chrono::TimeDelta::days(3);
+    let report = engine.run_pass(later, false).await.unwrap();
+    assert_eq!(report.counts.sent, 0, "a paused step sends nothing");
+    let text = std::fs::read_to_string(&schedule).unwrap();
+    assert!(text.contains("paused = true"), "{text}");
+    let plan = client
+        .find(Locator::Id("plan"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(plan.contains("PAUSED"), "{plan}");
+
+    // Resume: the next pass sends it to the four buyers who waited.
+    client
+        .find(Locator::Id("s0-paused"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    save_asks_first(&client).await;
+    let notice = confirm_save(&client).await;
+    assert!(notice.starts_with("Saved"), "{notice}");
+    assert!(!engine.settings().config.reminders[0].paused);
+    let report = engine
+        .run_pass(later + chrono::TimeDelta::minutes(1), false)
+        .await
+        .unwrap();
+    assert_eq!(report.counts.sent, 4, "resumed: each buyer who waited");
+    let history = app.store().history(10).await.unwrap();
+    let summaries: Vec<&str> = history.iter().map(|c| c.summary.as_str()).collect();
+    assert!(
+        summaries.contains(&"schedule: step abandoned-1 paused")
+            && summaries.contains(&"schedule: step abandoned-1 resumed"),
+        "{summaries:?}"
+    );
+    client.close().await.unwrap();
+    driver.session = None;
+    drop(driver);
+}

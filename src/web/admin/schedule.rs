@@ -490,11 +490,16 @@ fn same_email_warnings(config: &Config, emails: &[EmailChoice]) -> Vec<String> {
 }
 
 /// A token for what a save would do: the form's schedule and the emails within the hour. The
-/// confirmation carries it; a save goes ahead only when it is still the same.
-fn token(text: &str, soon: &[&forecast::WouldSend]) -> String {
+/// confirmation carries it; a save goes ahead only when it is still the same. ("From now on" is
+/// the moment of each post: it counts as the same choice.)
+fn token(draft: &Draft, soon: &[&forecast::WouldSend]) -> String {
     use std::hash::{Hash, Hasher};
+    let mut draft = draft.clone();
+    for step in draft.steps.iter_mut().filter(|s| s.from_now) {
+        step.from = None;
+    }
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut h);
+    format!("{draft:?}").hash(&mut h);
     for s in soon {
         (&s.email_key, &s.event_id, &s.step).hash(&mut h);
     }
@@ -580,7 +585,7 @@ async fn live(state: &AppState, draft: &Draft) -> Live {
         .collect();
     live.soon_count = soon_buyers.len();
     live.soon = soon.iter().map(|s| row(s)).collect();
-    live.token = token(drafted.text.as_deref().unwrap_or_default(), &soon);
+    live.token = token(draft, &soon);
     let later = f.sends.len() - soon.len();
     live.consequence = format!(
         "Saving will email {} within the next hour{}.",
