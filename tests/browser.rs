@@ -1992,7 +1992,12 @@ async fn a_schedule_change_names_whom_it_will_email_and_can_leave_waiting_buyers
         .await
         .unwrap();
     wait_for(&client, Locator::Id("forecast-days")).await;
-    wait_for_text(&client, "#consequence", "Saving will email no buyer within the next hour").await;
+    wait_for_text(
+        &client,
+        "#consequence",
+        "Saving will email no buyer within the next hour",
+    )
+    .await;
 
     // A step at once after the checkout. Its email is at first the first step's: a warning.
     client
@@ -2033,7 +2038,10 @@ async fn a_schedule_change_names_whom_it_will_email_and_can_leave_waiting_buyers
     // Another email: the warning goes (the script asks again as the form changes).
     let deadline = Instant::now() + Duration::from_secs(10);
     while client.find(Locator::Id("schedule-warnings")).await.is_ok() {
-        assert!(Instant::now() < deadline, "the warning stayed with another email");
+        assert!(
+            Instant::now() < deadline,
+            "the warning stayed with another email"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let dry_run = addresses_in(&client, "#soon").await;

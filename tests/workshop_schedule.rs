@@ -398,6 +398,40 @@ async fn a_step_added_in_the_browser_is_saved_keeping_the_comments_and_run_once_
         "{:?}",
         history.iter().map(|c| &c.summary).collect::<Vec<_>>()
     );
+    // Restoring the schedule from before says first what it will do, like a save.
+    let id = history
+        .iter()
+        .find(|c| c.summary == "schedule: step abandoned-2 added")
+        .unwrap()
+        .id;
+    let (status, page) = w.get("/admin/history").await;
+    assert_eq!(status, 200);
+    let entry = &page[page.find(&format!("id=\"change-{id}\"")).unwrap()..];
+    let key = "name=\"versions\" value=\"";
+    let at = entry.find(key).unwrap() + key.len();
+    let versions = entry[at..at + entry[at..].find('"').unwrap()].to_string();
+    let saved_now = std::fs::read_to_string(&w.schedule).unwrap();
+    let restore = format!("/admin/history/{id}/restore");
+    let (status, _, html) = w
+        .post(&restore, &[("versions".into(), versions.clone())])
+        .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("id=\"confirm-restore\"") && html.contains("Restoring will email"),
+        "{html}"
+    );
+    assert_eq!(std::fs::read_to_string(&w.schedule).unwrap(), saved_now);
+    let (status, _, body) = w
+        .post(
+            &restore,
+            &[
+                ("versions".into(), versions),
+                ("confirmed".into(), "yes".into()),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(std::fs::read_to_string(&w.schedule).unwrap(), SCHEDULE);
 }
 
 #[tokio::test]

@@ -64,6 +64,34 @@ impl Workshop {
         Ok(choices)
     }
 
+    /// The configuration a restore of history entry `id` would put in force, when the entry
+    /// changed the schedule file (`None`: it did not, or there is no such entry).
+    pub async fn schedule_restored(&self, id: i64) -> anyhow::Result<Option<Config>> {
+        let Some(change) = self.store.history_change(id).await? else {
+            return Ok(None);
+        };
+        let Some(file) = change
+            .files
+            .iter()
+            .find(|f| FileId::parse(&f.file) == Some(FileId::Schedule))
+        else {
+            return Ok(None);
+        };
+        let current = self.engine().settings().config.clone();
+        let main_path = self.config_file().map(PathBuf::from);
+        let main = match &main_path {
+            Some(path) => std::fs::read_to_string(path)?,
+            None => String::new(),
+        };
+        let mut config =
+            Config::from_sources(Some(&main), main_path.as_deref(), file.previous.as_deref())?;
+        config.server = current.server.clone();
+        config.database = current.database.clone();
+        config.email = current.email.clone();
+        config.quicket = current.quicket.clone();
+        Ok(Some(config))
+    }
+
     /// The schedule in force, as the editor shows it, with the version of its file.
     pub async fn schedule_editing(&self) -> anyhow::Result<Editing> {
         let config = self.engine().settings().config.clone();

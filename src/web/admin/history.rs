@@ -28,6 +28,16 @@ pub(super) struct HistoryQuery {
 #[serde(default, deny_unknown_fields)]
 pub(super) struct RestoreForm {
     versions: String,
+    /// "yes": the confirmation's button (a restore of the schedule asks first).
+    confirmed: String,
+}
+
+/// The confirmation asked before a restore that changes the schedule: what it will do.
+struct RestoreConfirm {
+    id: i64,
+    versions: String,
+    consequence: String,
+    soon: Vec<super::schedule::SendRow>,
 }
 
 struct FileRow {
@@ -51,6 +61,7 @@ struct ChangeRow {
 struct HistoryPage {
     active: &'static str,
     notice: String,
+    confirm: Option<RestoreConfirm>,
     problem: String,
     diff: Vec<DiffLine>,
     changes: Vec<ChangeRow>,
@@ -62,6 +73,17 @@ async fn history_page(
     problem: String,
     diff: Vec<DiffLine>,
     status: StatusCode,
+) -> Result<Response, ApiError> {
+    history_page_with(state, notice, problem, diff, status, None).await
+}
+
+async fn history_page_with(
+    state: &AppState,
+    notice: String,
+    problem: String,
+    diff: Vec<DiffLine>,
+    status: StatusCode,
+    confirm: Option<RestoreConfirm>,
 ) -> Result<Response, ApiError> {
     let mut changes = Vec::new();
     for c in state.store.history(SHOWN).await? {
@@ -106,6 +128,7 @@ async fn history_page(
     let mut reply = render_page(&HistoryPage {
         active: "history",
         notice,
+        confirm,
         problem,
         diff,
         changes,
@@ -138,6 +161,32 @@ pub(super) async fn restore(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // A restore of the schedule says first what it will do, as a save from the editor does.
+    if f.confirmed != "yes"
+        && let Some(config) = state
+            .workshop
+            .schedule_restored(id)
+            .await
+            .map_err(|e| ApiError::Internal(format!("{e:#}")))?
+    {
+        let (consequence, soon) =
+            super::schedule::within_the_hour(&state, &config, "Restoring").await?;
+        let confirm = RestoreConfirm {
+            id,
+            versions: f.versions.clone(),
+            consequence,
+            soon,
+        };
+        return history_page_with(
+            &state,
+            String::new(),
+            String::new(),
+            Vec::new(),
+            StatusCode::OK,
+            Some(confirm),
+        )
+        .await;
+    }
     match state
         .workshop
         .restore(id, versions, client(&state, &peer))

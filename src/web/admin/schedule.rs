@@ -129,11 +129,11 @@ struct DayRow {
 }
 
 /// One email of the dry run.
-struct SendRow {
-    when: String,
-    email: String,
-    event: String,
-    step: String,
+pub(super) struct SendRow {
+    pub(super) when: String,
+    pub(super) email: String,
+    pub(super) event: String,
+    pub(super) step: String,
 }
 
 /// What updates as you edit: the plan in words, the errors, what saving would do, the dry run
@@ -504,6 +504,54 @@ fn token(draft: &Draft, soon: &[&forecast::WouldSend]) -> String {
         (&s.email_key, &s.event_id, &s.step).hash(&mut h);
     }
     format!("{:016x}", h.finish())
+}
+
+/// What putting `config` in force now would do within the next hour: "{doing} will email N
+/// buyers within the next hour", and those emails (for a restore from the history).
+pub(super) async fn within_the_hour(
+    state: &AppState,
+    config: &Config,
+    doing: &str,
+) -> Result<(String, Vec<SendRow>), ApiError> {
+    let now = Utc::now();
+    let report = forecast::what_would_send(&state.engine, &state.store, config, now, next_hour())
+        .await
+        .map_err(|e| ApiError::Internal(format!("the dry run failed: {e:#}")))?;
+    let names = event_names(state).await;
+    let tz = config.schedule.timezone;
+    let buyers: std::collections::BTreeSet<(&str, &str)> = report
+        .forecast
+        .sends
+        .iter()
+        .map(|s| (s.email_key.as_str(), s.event_id.as_str()))
+        .collect();
+    let line = format!(
+        "{doing} will email {} within the next hour.",
+        match buyers.len() {
+            0 => "no buyer".to_string(),
+            1 => "1 buyer".to_string(),
+            n => format!("{n} buyers"),
+        }
+    );
+    let rows = report
+        .forecast
+        .sends
+        .iter()
+        .map(|s| SendRow {
+            when: s
+                .at
+                .with_timezone(&tz)
+                .format("%a %-d %b %H:%M")
+                .to_string(),
+            email: s.email.clone(),
+            event: names
+                .get(&s.event_id)
+                .cloned()
+                .unwrap_or_else(|| format!("event {}", s.event_id)),
+            step: s.step.clone(),
+        })
+        .collect();
+    Ok((line, rows))
 }
 
 /// The plan in words and the dry run for `draft` (its errors instead, when it has some).
