@@ -947,3 +947,105 @@ fn a_timing_experiment_with_one_delay_twice_or_five_arms_is_refused_naming_the_k
         );
     }
 }
+
+#[tokio::test]
+async fn keep_the_winner_ends_the_experiment_through_the_schedule_file_and_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start();
+    let path = dir.path().join("quicket-followup.toml");
+    let password = "a long enough password";
+    let main = timing_config(dir.path(), &smtp, r#"["1h", "1d"]"#);
+    let (main, steps) = main.split_at(main.find("[schedule]").unwrap());
+    let main = main.replace(
+        "[server]\n",
+        &format!("[server]\nadmin_password = \"{password}\"\n"),
+    );
+    std::fs::write(dir.path().join("schedule.toml"), steps).unwrap();
+    std::fs::write(
+        &path,
+        format!("{main}\n[schedule]\nfile = \"schedule.toml\"\n"),
+    )
+    .unwrap();
+    let config = Config::load(Some(&path)).unwrap();
+    let service = Service::start_from(config, Some(path.clone()), false)
+        .await
+        .unwrap();
+    let t0 = Utc::now();
+    for i in 0..240 {
+        post(&service, hook(i, "checkout_started")).await;
+    }
+    pass(&service, t0 + Duration::minutes(61)).await;
+    // Everyone of the 1d arm buys, nobody of the 1h arm: a difference no chance makes.
+    let given = arms(&service).await;
+    for i in 0..240 {
+        if given.get(&buyer(i)).is_some_and(|(_, arm)| *arm == 1) {
+            post(&service, hook(i, "checkout_completed")).await;
+        }
+    }
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = format!("http://{}", service.addr);
+    let page = client
+        .get(format!("{base}/admin/timing"))
+        .basic_auth("admin", Some(password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Keep the 1d arm"), "{html}");
+    assert!(!html.contains("Keep the 1h arm"), "{html}");
+    let keep = |delay: &'static str| {
+        client
+            .post(format!("{base}/admin/timing/keep"))
+            .basic_auth("admin", Some(password))
+            .header("sec-fetch-site", "same-origin")
+            .form(&[("step", "first"), ("delays", "1h, 1d"), ("delay", delay)])
+            .send()
+    };
+    // The loser cannot be kept: that would be choosing against the figures.
+    let refused = keep("1h").await.unwrap();
+    assert_eq!(refused.status(), 422);
+    assert!(refused.text().await.unwrap().contains("Not kept"));
+    let schedule = std::fs::read_to_string(dir.path().join("schedule.toml")).unwrap();
+    assert!(schedule.contains(r#"["1h", "1d"]"#), "{schedule}");
+
+    let kept = keep("1d").await.unwrap();
+    let status = kept.status();
+    let text = kept.text().await.unwrap();
+    assert_eq!(
+        status,
+        303,
+        "{}",
+        &text[text.find("role=\"alert\"").unwrap_or(0)..][..600.min(text.len())]
+    );
+    let schedule = std::fs::read_to_string(dir.path().join("schedule.toml")).unwrap();
+    assert!(schedule.contains("after = \"1d\""), "{schedule}");
+    let step = &service.engine.settings().config.reminders[0];
+    assert!(
+        step.arms.is_empty(),
+        "the running schedule has one delay now"
+    );
+    assert_eq!(step.after, Some(std::time::Duration::from_secs(86_400)));
+    let history = service.store.history(1).await.unwrap();
+    let line = &history[0].summary;
+    assert!(
+        line.contains("kept the 1d arm") && line.contains("bought"),
+        "{line}"
+    );
+    let after = client
+        .get(format!("{base}/admin/timing"))
+        .basic_auth("admin", Some(password))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        after.contains("ended") && !after.contains("Keep the"),
+        "{after}"
+    );
+}

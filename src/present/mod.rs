@@ -12,4 +12,6 @@ pub use events::{
 };
 pub use plan::{plan_in_words, states_in_words};
 pub use preview::{TestSend, TestSends, order_context, render_step, send_tests};
-pub use stats::{about, experiment_lines, experiment_sentence, rands, stats_in_words};
+pub use stats::{
+    about, experiment_lines, experiment_sentence, rands, stats_in_words, timing_lines,
+};

@@ -12,6 +12,7 @@ mod restore;
 pub mod schedule;
 pub mod schedule_edit;
 mod stage;
+mod timing;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -22,6 +22,7 @@ mod schedule;
 pub(super) mod setup;
 mod sign_in;
 mod suppressions;
+mod timing;
 
 use std::future::Future;
 
@@ -436,6 +437,16 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
                 .and(warp::body::form::<suppressions::SuppressionForm>())
                 .map(|peer, form| (peer, form)),
             suppressions::remove,
+        ),
+        get(path!("timing"), timing::page),
+        route(
+            path!("timing" / "keep")
+                .and(warp::post())
+                .and(email_editor::peer())
+                .and(warp::body::content_length_limit(MAX_FORM))
+                .and(warp::body::form::<timing::KeepForm>())
+                .map(|peer, form| (peer, form)),
+            timing::keep,
         ),
         get(path!("problems"), problems::page),
         route(
