@@ -1817,6 +1817,7 @@ async fn every_organiser_page_fits_a_phone_and_a_desktop() {
         ("history", "/admin/history".into()),
         ("emails", "/admin/emails".into()),
         ("suppressions", "/admin/suppressions".into()),
+        ("timing", "/admin/timing".into()),
     ];
     let mut failures = Vec::new();
     for (name, path) in &pages {
@@ -2166,6 +2167,79 @@ async fn a_schedule_change_names_whom_it_will_email_and_can_leave_waiting_buyers
             && summaries.contains(&"schedule: step abandoned-1 resumed"),
         "{summaries:?}"
     );
+    client.close().await.unwrap();
+    driver.session = None;
+    drop(driver);
+}
+
+/// The first step as a timing experiment (an hour against a day).
+fn timing_organiser(c: &mut Config) {
+    organiser(c);
+    let first = &mut c.reminders[0];
+    first.after = Some(Duration::from_secs(3600));
+    first.arms = vec![Duration::from_secs(3600), Duration::from_secs(86_400)];
+}
+
+/// `/admin/timing` with a running experiment (120 buyers, the day's arm buying more) reads and fits
+/// at 390 and 1280 px. Screenshots `timing-*.png`.
+#[tokio::test]
+async fn the_timing_experiments_page_reads_on_a_phone_and_a_desktop() {
+    let Some(chromedriver) = chromedriver() else {
+        return;
+    };
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let app = TestApp::spawn_with(timing_organiser).await;
+    let t0 = Utc::now();
+    let buyer = |i: usize| {
+        common::hook(&format!("T{i}"), "checkout_started")
+            .email(&format!("buyer{i}@capelive.co.za"))
+            .amount("250.00")
+    };
+    for i in 0..120 {
+        let (status, _) = app.post_hook(buyer(i)).await;
+        assert_eq!(status, 200);
+    }
+    app.service
+        .engine
+        .run_pass(t0 + chrono::TimeDelta::minutes(61), false)
+        .await
+        .unwrap();
+    for i in (0..120).step_by(3) {
+        let (status, _) = app
+            .post_hook(
+                common::hook(&format!("T{i}"), "checkout_completed")
+                    .email(&format!("buyer{i}@capelive.co.za"))
+                    .amount("250.00"),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let addr = app.service.addr;
+    let profile = tempfile::tempdir().unwrap();
+    let mut driver = Driver::start(&chromedriver).await;
+    let client = browser(&driver, profile.path()).await;
+    driver.session = client.session_id().await.unwrap();
+    sign_in(&client, addr).await;
+    let mut failures = Vec::new();
+    for width in [390u32, 1280] {
+        client.set_window_size(width, 1000).await.unwrap();
+        client
+            .goto(&format!("http://{addr}/admin/timing"))
+            .await
+            .unwrap();
+        wait_for(&client, Locator::Css("main h1")).await;
+        let text = body_text(&client).await;
+        for words in ["1h after", "1d after", "buyers", "1h against 1d"] {
+            assert!(text.contains(words), "{words:?} not on the page:\n{text}");
+        }
+        for problem in what_does_not_fit(&client).await {
+            failures.push(format!("timing at {width} px: {problem}"));
+        }
+        let suffix = if width == 390 { "-phone" } else { "" };
+        screenshot(&client, width, &shots.join(format!("timing{suffix}.png"))).await;
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
     client.close().await.unwrap();
     driver.session = None;
     drop(driver);
