@@ -1453,6 +1453,18 @@ async fn from_the_defaults_an_organiser_sets_a_password_signs_out_and_signs_in_a
         .unwrap();
     assert_eq!(seen, Value::String(String::new()), "scripts see no cookie");
     screenshots(&client, &shots, "first-overview").await;
+    // The overview links the setup checklist until every item is done.
+    client
+        .find(Locator::Css("main a[href='/admin/setup']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(heading(&client).await, "Setup");
+    let text = body_text(&client).await;
+    assert!(text.contains("No message from Quicket yet"), "{text}");
+    screenshots(&client, &shots, "first-checklist").await;
 
     // Sign out: back to the sign-in page, and /admin asks again.
     client

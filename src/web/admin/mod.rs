@@ -12,6 +12,7 @@
 
 mod attention;
 mod chart;
+mod checklist;
 mod email_editor;
 mod emails;
 mod history;
@@ -348,6 +349,7 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
     use warp::path;
     let table = vec![
         get(path::end(), overview::page),
+        get(path!("setup"), checklist::page_handler),
         get(path!("orders"), orders::list),
         get(path!("buyer"), orders::buyer),
         get(path!("emails"), emails::page),

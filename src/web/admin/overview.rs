@@ -71,6 +71,8 @@ struct OverviewPage {
     organiser_told: bool,
     /// The steps in force, each with the emails it sends (linked to their editor).
     steps: Vec<(String, Vec<String>)>,
+    /// The setup checklist: items done and in all, while any is not done.
+    setup: Option<(usize, usize)>,
 }
 
 /// What an activity row counts, in words ("hookcheckout_started" -> "Checkouts started").
@@ -195,7 +197,11 @@ pub(super) async fn page(state: AppState, q: Notice) -> Result<Response, ApiErro
             (s.name.clone(), templates)
         })
         .collect();
+    let checklist = super::checklist::items(state).await?;
+    let done = checklist.iter().filter(|i| i.done).count();
+    let setup = (done < checklist.len()).then_some((done, checklist.len()));
     render(&OverviewPage {
+        setup,
         banners,
         alerts,
         organiser_told: !config.notify.to.is_empty(),
@@ -325,7 +331,7 @@ fn api_status(api: crate::events::ApiStatus) -> (String, &'static str) {
 
 /// The last DNS readiness verdict; one older than a day (or none) is refreshed in the background,
 /// so the page never waits on DNS.
-async fn dns_readiness(
+pub(super) async fn dns_readiness(
     state: &AppState,
     now: DateTime<Utc>,
 ) -> Result<(String, Vec<crate::dns::Finding>), ApiError> {
