@@ -50,12 +50,13 @@ impl Workshop {
             if !template.exists() {
                 continue;
             }
-            let subject = template.parts[0]
-                .content
-                .as_deref()
-                .unwrap_or_default()
-                .trim()
-                .to_string();
+            let subject = subject_in_words(
+                template.parts[0]
+                    .content
+                    .as_deref()
+                    .unwrap_or_default()
+                    .trim(),
+            );
             choices.push(EmailChoice {
                 name: name.as_str().to_string(),
                 subject,
@@ -221,6 +222,42 @@ impl Workshop {
     }
 }
 
+/// A subject line as an organiser reads it in a list: each `{{ value }}` as `[value]` in words
+/// (`{{ event.name }}` reads `[event name]`), other template syntax left out.
+fn subject_in_words(subject: &str) -> String {
+    let mut out = String::new();
+    let mut rest = subject;
+    while let Some(open) = rest.find(['{']) {
+        out.push_str(&rest[..open]);
+        let tail = &rest[open..];
+        let (close, value) = if tail.starts_with("{{") {
+            ("}}", true)
+        } else if tail.starts_with("{%") {
+            ("%}", false)
+        } else if tail.starts_with("{#") {
+            ("#}", false)
+        } else {
+            out.push('{');
+            rest = &tail[1..];
+            continue;
+        };
+        let Some(end) = tail.find(close) else {
+            break;
+        };
+        if value {
+            let inner = tail[2..end].split('|').next().unwrap_or_default().trim();
+            out.push('[');
+            out.push_str(&inner.replace(['.', '_'], " "));
+            out.push(']');
+        }
+        rest = &tail[end + 2..];
+    }
+    if !rest.contains(['{']) {
+        out.push_str(rest);
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Why a schedule was not saved; nothing was written.
 #[derive(Debug)]
 pub enum ScheduleSaveError {
@@ -281,4 +318,20 @@ fn field_of(e: &ConfigError, draft: &Draft) -> FieldError {
         String::new()
     };
     FieldError { field, message }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_subject_reads_in_words() {
+        assert_eq!(
+            super::subject_in_words("Your {{ event.name }} tickets{% if x %}!{% endif %}"),
+            "Your [event name] tickets!"
+        );
+        assert_eq!(
+            super::subject_in_words("{{ buyer.first_name | default('Hi') }}, still there?"),
+            "[buyer first name], still there?"
+        );
+        assert_eq!(super::subject_in_words("Plain {braces"), "Plain {braces");
+    }
 }
