@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rusqlite::params;
 
-use super::reminders::{DueBuyerEvent, parse_history, suppressed_keys};
+use super::reminders::{DueBuyerEvent, parse_arms, parse_history, suppressed_keys};
 use super::{Store, StoreError, parse_timestamp, timestamp};
 use crate::domain::Candidate;
 use crate::experiment::HELD_OUT;
@@ -27,7 +27,9 @@ impl Store {
                                  || CASE WHEN r.status = 'skipped' AND r.reason = ?3 THEN 'held_out' ELSE r.status END
                                  || char(31) || r.decided_at || char(31) || coalesce(r.sent_at, ''), char(30))
                          FROM reminders r WHERE r.email_key = be.email_key AND r.event_id = be.event_id),
-                        (SELECT x.held_out FROM experiment x WHERE x.email_key = be.email_key AND x.event_id = be.event_id)
+                        (SELECT x.held_out FROM experiment x WHERE x.email_key = be.email_key AND x.event_id = be.event_id),
+                        (SELECT group_concat(a.step || char(31) || a.arms || char(31) || a.arm, char(30))
+                         FROM timing_arms a WHERE a.email_key = be.email_key AND a.event_id = be.event_id)
                  FROM buyer_events be
                  WHERE be.state <> 'checkout_completed' AND be.anonymised_at IS NULL AND be.changed_at >= ?1
                  ORDER BY be.changed_at DESC, be.email_key, be.event_id
@@ -54,7 +56,7 @@ impl Store {
                         history: parse_history(history.as_deref())?,
                         sold_out: false,
                         held_out: false,
-                        arms: Vec::new(),
+                        arms: parse_arms(row.get_ref(10)?.as_str_or_null()?),
                     },
                     reference: row.get(4)?,
                     next_check_at: row.get(5)?,

@@ -195,7 +195,7 @@ pub struct NewArm {
 }
 
 /// The arms column of the due read: `step US arms US arm`, records separated by RS.
-fn parse_arms(text: Option<&str>) -> Vec<ArmRecord> {
+pub(super) fn parse_arms(text: Option<&str>) -> Vec<ArmRecord> {
     let Some(text) = text else {
         return Vec::new();
     };
