@@ -115,6 +115,7 @@ async fn check_with_store(
     };
     let settings = engine.settings();
     report.ok.push(templates_in_use(&settings));
+    report.warnings.extend(words_warnings(&settings));
     let newest = store.newest_order().await?;
     if let Some(order) = &newest {
         render_with(&engine, &settings, order, report).await;
@@ -137,6 +138,42 @@ async fn check_with_store(
         report.errors.extend(sends.failures());
     }
     event_pages(store, &engine, report).await
+}
+
+/// What is wrong in the words (`words.toml`) of the templates in use, in the editor's sentences:
+/// emails are sent as their files say, but the editor's simple mode would refuse these words.
+fn words_warnings(settings: &Settings) -> Vec<String> {
+    let crate::config::TemplateSource::Dir(dir) = settings.templates.source() else {
+        return Vec::new();
+    };
+    let mut names: Vec<&str> = settings
+        .config
+        .reminders
+        .iter()
+        .flat_map(|s| s.templates())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut warnings = Vec::new();
+    for name in names {
+        let path = dir.join(name).join(crate::templates::WORDS_FILE);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        match crate::templates::Words::parse(&text) {
+            Err(e) => warnings.push(format!(
+                "{}: {e:#} (the emails are sent as the other files say; the editor's simple mode cannot open these words)",
+                path.display()
+            )),
+            Ok(words) => warnings.extend(words.errors().into_iter().map(|e| {
+                format!(
+                    "{}: {e} (the emails are sent as the other files say; the editor's simple mode will not save these words)",
+                    path.display()
+                )
+            })),
+        }
+    }
+    warnings
 }
 
 /// Which templates are in use (built-in or a directory), all of which rendered with sample data.

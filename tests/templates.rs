@@ -562,3 +562,23 @@ async fn sighup_with_each_kind_of_broken_template_keeps_the_service_and_the_runn
     signal(&served.child, "TERM");
     assert!(served.child.wait().unwrap().success());
 }
+
+#[test]
+fn check_warns_about_a_misspelt_detail_in_an_emails_words_with_the_editors_sentence() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = copy_templates(dir.path());
+    let words = templates.join("abandoned/words.toml");
+    let text = std::fs::read_to_string(&words).unwrap();
+    std::fs::write(
+        &words,
+        text.replace("Your [event] tickets", "Your [evnt] tickets"),
+    )
+    .unwrap();
+    let config = config_with_templates(dir.path(), &templates, "");
+    let (code, out, err) = run_cli(&["--config", config.to_str().unwrap(), "check"], &[]);
+    assert_eq!(code, 0, "the files send as they are: {out}{err}");
+    assert!(
+        out.contains("abandoned/words.toml: Subject: [evnt] is not a detail an email knows. Did you mean [event]?"),
+        "{out}"
+    );
+}
