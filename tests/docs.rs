@@ -164,6 +164,7 @@ fn the_configuration_reference_names_every_key_of_a_step_and_of_an_event() {
         send_window: SendWindow::parse("08:00-20:00").unwrap(),
         paused: true,
         from: Some(chrono::Utc::now()),
+        label: Some("First reminder".into()),
     };
     let event = EventConfig {
         url: Some("https://example.org/".into()),

@@ -23,6 +23,7 @@ fn immediate(c: &mut Config) {
         send_window: SendWindow::Unset,
         paused: false,
         from: None,
+        label: None,
     }];
 }
 

@@ -44,6 +44,7 @@ async fn what_would_this_send_matches_what_the_passes_at_those_times_then_send()
             send_window: SendWindow::parse("07:00-21:00").unwrap(),
             paused: false,
             from: None,
+            label: None,
         });
     })
     .await;

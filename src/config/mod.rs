@@ -31,7 +31,7 @@ pub use experiment::ExperimentConfig;
 pub use notify::{NotifyConfig, Weekly};
 pub use quicket::QuicketConfig;
 use schedule::default_reminders;
-pub use schedule::{EventConfig, ReminderStep, ScheduleConfig, StepTiming};
+pub use schedule::{EventConfig, ReminderStep, ScheduleConfig, StepTiming, step_display_name};
 pub use schedule_file::{SCHEDULE_FILE_KEY, SCHEDULE_FILE_SECTIONS, ScheduleText};
 pub use server::{DatabaseConfig, LogFormat, ServerConfig};
 pub use settings_file::{SETTINGS_FILE_NAME, SETTINGS_KEYS, path_for as settings_file_for};

@@ -86,6 +86,9 @@ impl Default for ScheduleConfig {
 pub struct ReminderStep {
     /// Unique name; also part of the Message-ID, so renaming a step makes it a new step.
     pub name: String,
+    /// The step's name for people ("First reminder"); unset: derived from `name`
+    /// (see [`ReminderStep::display_name`]).
+    pub label: Option<String>,
     /// Sent this long after the buyer's latest checkout change for the event (with [`Self::arms`],
     /// the first arm's delay).
     pub after: Option<Duration>,
@@ -116,6 +119,8 @@ pub struct ReminderStep {
 #[serde(deny_unknown_fields)]
 struct StepText {
     name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     after: Option<Delays>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,6 +154,7 @@ impl From<StepText> for ReminderStep {
             before_event: first(&t.before_event),
             arms,
             name: t.name,
+            label: t.label,
             when: t.when,
             template: t.template,
             variants: t.variants,
@@ -175,6 +181,7 @@ impl From<ReminderStep> for StepText {
             after: delays(s.after),
             before_event: delays(s.before_event),
             name: s.name,
+            label: s.label,
             when: s.when,
             template: s.template,
             variants: s.variants,
@@ -259,6 +266,21 @@ impl ReminderStep {
         !self.paused && self.from.is_none_or(|from| changed_at >= from)
     }
 
+    /// The step's name for people: its `label`, else one derived from its name: the shipped
+    /// steps read "First reminder", "EFT payment reminder" and "Last-chance reminder"; "abandoned-2"
+    /// reads "Second reminder"; any other name with its dashes and underscores as spaces.
+    pub fn display_name(&self) -> String {
+        if let Some(label) = self
+            .label
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
+            return label.to_string();
+        }
+        step_display_name(&self.name)
+    }
+
     /// The step's timing for timing-experiment arm `arm` (0 for a step without arms).
     pub fn timing_of_arm(&self, arm: usize) -> StepTiming {
         match (self.timing(), self.arms.get(arm)) {
@@ -301,6 +323,39 @@ impl ReminderStep {
     }
 }
 
+/// A step's name for people, derived from its configured name (see
+/// [`ReminderStep::display_name`]).
+pub fn step_display_name(name: &str) -> String {
+    const ORDINALS: [&str; 5] = ["First", "Second", "Third", "Fourth", "Fifth"];
+    let numbered = |prefix: &str| {
+        name.strip_prefix(prefix)
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n >= 1)
+    };
+    if let Some(n) = numbered("abandoned-") {
+        return match ORDINALS.get(n - 1) {
+            Some(ordinal) => format!("{ordinal} reminder"),
+            None => format!("Reminder {n}"),
+        };
+    }
+    if let Some(n) = numbered("eft-") {
+        return if n == 1 {
+            "EFT payment reminder".into()
+        } else {
+            format!("EFT payment reminder {n}")
+        };
+    }
+    if name == "last-chance" {
+        return "Last-chance reminder".into();
+    }
+    let words = name.replace(['-', '_'], " ");
+    let mut chars = words.trim().chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => name.to_string(),
+    }
+}
+
 pub(super) fn default_reminders() -> Vec<ReminderStep> {
     use OrderState::{Cancelled, EftPending, Started};
     vec![
@@ -316,6 +371,7 @@ pub(super) fn default_reminders() -> Vec<ReminderStep> {
             send_window: SendWindow::Unset,
             paused: false,
             from: None,
+            label: None,
         },
         ReminderStep {
             name: "eft-1".into(),
@@ -329,6 +385,7 @@ pub(super) fn default_reminders() -> Vec<ReminderStep> {
             send_window: SendWindow::Unset,
             paused: false,
             from: None,
+            label: None,
         },
         ReminderStep {
             name: "last-chance".into(),
@@ -342,6 +399,7 @@ pub(super) fn default_reminders() -> Vec<ReminderStep> {
             send_window: SendWindow::Unset,
             paused: false,
             from: None,
+            label: None,
         },
     ]
 }

@@ -144,6 +144,14 @@ impl Config {
             if let Some(problem) = crate::domain::step_name_problem(&step.name) {
                 return Err(invalid(key("name"), format!("{:?}: {problem}", step.name)));
             }
+            if let Some(label) = &step.label
+                && (label.chars().count() > 80 || label.chars().any(char::is_control))
+            {
+                return Err(invalid(
+                    key("label"),
+                    format!("{label:?}: at most 80 characters, on one line"),
+                ));
+            }
             if !names.insert(step.name.as_str()) {
                 return Err(invalid(
                     key("name"),

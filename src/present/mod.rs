@@ -3,6 +3,7 @@
 //! figures in words. `check` prints them; `web` renders them.
 
 mod events;
+mod names;
 mod plan;
 mod preview;
 mod stats;
@@ -10,6 +11,7 @@ mod stats;
 pub use events::{
     EVENTS_SHOWN, EventListing, EventPage, ListedEvent, Lookups, describe_event, event_pages,
 };
+pub use names::email_name;
 pub use plan::{plan_in_words, states_in_words};
 pub use preview::{TestSend, TestSends, order_context, render_step, send_tests};
 pub use stats::{

@@ -76,6 +76,10 @@ pub struct Entry {
     pub detail: Option<String>,
     /// The raw body of a hook.
     pub body: Option<String>,
+    /// The reminder step concerned (a reminder, a click).
+    pub step: Option<String>,
+    /// The email (template) a sent reminder used.
+    pub template: Option<String>,
 }
 
 /// A buyer-event's whole story.
@@ -194,6 +198,8 @@ fn hook_entries(
             title: format!("{action} ({reference})"),
             detail: note.or_else(|| (!applied).then(|| "no change".to_string())),
             body: body.map(|b| readable_body(&b)),
+            step: None,
+            template: None,
         });
     }
     Ok(references)
@@ -207,7 +213,8 @@ fn reminder_entries(
     entries: &mut Vec<Entry>,
 ) -> anyhow::Result<()> {
     let mut stmt = conn.prepare(
-        "SELECT coalesce(sent_at, decided_at), step, status, coalesce(reason, last_error), attempts
+        "SELECT coalesce(sent_at, decided_at), step, status, coalesce(reason, last_error), attempts,
+                template
          FROM reminders WHERE email_key = ?1 AND event_id = ?2",
     )?;
     for r in stmt.query_map(params![key, event], |r| {
@@ -217,9 +224,10 @@ fn reminder_entries(
             r.get::<_, StepStatus>(2)?,
             r.get::<_, Option<String>>(3)?,
             r.get::<_, i64>(4)?,
+            r.get::<_, Option<String>>(5)?,
         ))
     })? {
-        let (at, step, status, reason, attempts) = r?;
+        let (at, step, status, reason, attempts, template) = r?;
         if status == StepStatus::Skipped && reason.as_deref() == Some(HELD_OUT) {
             entries.push(Entry {
                 at,
@@ -227,6 +235,8 @@ fn reminder_entries(
                 title: format!("reminder {step}: not sent"),
                 detail: Some(CONTROL_GROUP.into()),
                 body: None,
+                step: Some(step.clone()),
+                template: None,
             });
             continue;
         }
@@ -245,6 +255,8 @@ fn reminder_entries(
             title: format!("reminder {step}: {status}"),
             detail: reason,
             body: None,
+            template: template.filter(|_| status == "sent"),
+            step: Some(step),
         });
     }
     Ok(())
@@ -280,6 +292,8 @@ fn click_entries(
             title,
             detail: scanner.map(|why| format!("a link scanner, not a person ({why}): not counted")),
             body: None,
+            step: Some(step),
+            template: None,
         });
     }
     Ok(())
@@ -313,6 +327,8 @@ fn suppression_entries(
             title: format!("suppressed ({source}){from}"),
             detail: None,
             body: None,
+            step: None,
+            template: None,
         });
     }
     Ok(())
@@ -336,6 +352,8 @@ fn provider_entries(
             title: format!("{} (reported by {})", e.title, e.provider),
             detail: e.detail,
             body: None,
+            step: None,
+            template: None,
         });
     }
     Ok(())
@@ -361,6 +379,8 @@ fn state_entries(
             title: "paid".into(),
             detail: None,
             body: None,
+            step: None,
+            template: None,
         });
     }
     // Once paid, the "paid" entry says it all; the pass's older decision would only confuse.
@@ -385,6 +405,8 @@ fn state_entries(
                     "{CONTROL_GROUP}: its purchases show what the reminders add"
                 )),
                 body: None,
+                step: None,
+                template: None,
             });
             return Ok(());
         }
@@ -394,6 +416,8 @@ fn state_entries(
             title: format!("latest pass: {decision}"),
             detail: buyer_event.last_reason.clone(),
             body: None,
+            step: None,
+            template: None,
         });
     }
     Ok(())

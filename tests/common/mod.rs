@@ -294,6 +294,7 @@ pub fn step(name: &str, after_minutes: u64, when: &[OrderState], template: &str)
         send_window: SendWindow::Unset,
         paused: false,
         from: None,
+        label: None,
     }
 }
 

@@ -105,10 +105,59 @@ pub(super) async fn list(state: AppState, q: OrdersQuery) -> Result<Response, Ap
 
 struct EntryView {
     kind: &'static str,
+    /// The kind in the organiser's words.
+    tag: &'static str,
     at: String,
     title: String,
     detail: String,
     body: String,
+    /// The email a sent reminder used: its name for people and its editor's address.
+    email: Option<(String, String)>,
+}
+
+/// A timeline entry's kind in the organiser's words.
+fn tag(kind: &str) -> &'static str {
+    match kind {
+        "hook" => "from Quicket",
+        "reminder" => "reminder",
+        "click" => "click",
+        "paid" => "paid",
+        "unsubscribe" => "unsubscribed",
+        "bounce" => "bounce",
+        "complaint" => "spam complaint",
+        "decision" => "latest pass",
+        _ => "event",
+    }
+}
+
+/// A timeline entry's title with the step's name for people and Quicket's actions in words.
+fn title_for_people(e: &crate::store::timeline::Entry, config: &crate::config::Config) -> String {
+    let mut title = e.title.clone();
+    if let Some(step) = &e.step {
+        let name = config
+            .reminders
+            .iter()
+            .find(|s| s.name == *step)
+            .map(|s| s.display_name())
+            .unwrap_or_else(|| crate::config::step_display_name(step));
+        title = title
+            .replace(&format!("reminder {step}"), &name)
+            .replace(step.as_str(), &format!("the {name}"));
+    }
+    if e.kind == "hook" {
+        for (action, words) in [
+            ("checkout_started", "Started a checkout"),
+            ("checkout_cancelled", "Cancelled the checkout"),
+            ("eft_pending", "Chose to pay by EFT"),
+            ("checkout_completed", "Completed the purchase"),
+        ] {
+            if let Some(rest) = title.strip_prefix(action) {
+                title = format!("{words}{rest}");
+                break;
+            }
+        }
+    }
+    title
 }
 
 #[derive(Template)]
@@ -132,6 +181,7 @@ struct BuyerPage {
 pub(super) async fn buyer(state: AppState, q: BuyerQuery) -> Result<Response, ApiError> {
     let state = &state;
     let (email, event) = (q.email, q.event);
+    let config = state.engine.settings().config.clone();
     let Some(t) = state.store.timeline(&email, &event).await? else {
         return Ok(see_other("/admin/orders?notice=No+such+buyer+and+event"));
     };
@@ -167,10 +217,15 @@ pub(super) async fn buyer(state: AppState, q: BuyerQuery) -> Result<Response, Ap
             .iter()
             .map(|e| EntryView {
                 kind: e.kind,
+                tag: tag(e.kind),
                 at: local(state, &e.at),
-                title: e.title.clone(),
+                title: title_for_people(e, &config),
                 detail: e.detail.clone().unwrap_or_default(),
                 body: e.body.clone().unwrap_or_default(),
+                email: e
+                    .template
+                    .as_ref()
+                    .map(|t| (crate::present::email_name(t), format!("/admin/emails/{t}"))),
             })
             .collect(),
     })

@@ -69,8 +69,9 @@ struct OverviewPage {
     alerts: Vec<(String, String, String)>,
     /// Whether anyone is told of alerts (`[notify] to`).
     organiser_told: bool,
-    /// The steps in force, each with the emails it sends (linked to their editor).
-    steps: Vec<(String, Vec<String>)>,
+    /// The steps in force by their names for people, each with the emails it sends (directory,
+    /// name for people; linked to their editor).
+    steps: Vec<(String, Vec<(String, String)>)>,
     /// The setup checklist: items done and in all, while any is not done.
     setup: Option<(usize, usize)>,
 }
@@ -193,13 +194,41 @@ pub(super) async fn page(state: AppState, q: Notice) -> Result<Response, ApiErro
         .reminders
         .iter()
         .map(|s| {
-            let templates = s.templates().into_iter().map(String::from).collect();
-            (s.name.clone(), templates)
+            let templates = s
+                .templates()
+                .into_iter()
+                .map(|t| (t.to_string(), crate::present::email_name(t)))
+                .collect();
+            (s.display_name(), templates)
         })
         .collect();
     let checklist = super::checklist::items(state).await?;
     let done = checklist.iter().filter(|i| i.done).count();
     let setup = (done < checklist.len()).then_some((done, checklist.len()));
+    // Steps by their names for people (a step no longer configured by its derived one), emails
+    // by theirs.
+    let step_name = |name: &str| {
+        config
+            .reminders
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.display_name())
+            .unwrap_or_else(|| crate::config::step_display_name(name))
+    };
+    let mut experiment = super::super::experiment_view::view(&stats);
+    for s in experiment.steps.iter_mut() {
+        s.step = step_name(&s.step);
+        for v in s.rows.iter_mut() {
+            let name = crate::present::email_name(&v.template);
+            if let Some(rest) = s
+                .verdict
+                .strip_prefix(&format!("{} does better", v.template))
+            {
+                s.verdict = format!("{name} does better{rest}");
+            }
+            v.template = name;
+        }
+    }
     render(&OverviewPage {
         setup,
         banners,
@@ -229,12 +258,12 @@ pub(super) async fn page(state: AppState, q: Notice) -> Result<Response, ApiErro
         dormant_words,
         attribution: crate::domain::duration_for_people(config.schedule.attribution_window),
         chart: chart::chart(&stats),
-        experiment: super::super::experiment_view::view(&stats),
+        experiment,
         by_step: r
             .by_step
             .iter()
             .map(|s| StepRow {
-                step: s.step.clone(),
+                step: step_name(&s.step),
                 clicked: money(&s.clicked),
                 not_clicked: money(&s.not_clicked),
             })
