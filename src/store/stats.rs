@@ -170,6 +170,11 @@ pub struct StepFigures {
     /// Better than every other variant of the step: the confidence sequence of the difference
     /// (valid however often it is read) lies wholly above zero.
     pub better: bool,
+    /// This variant's purchase rate minus the best other variant's of the step, with its
+    /// confidence sequence; `null` for a step with one template, or while too early.
+    pub against_best_other: Option<super::timing::Difference>,
+    /// How `against_best_other` and `better` are judged.
+    pub method: &'static str,
 }
 
 pub use crate::config::StatsRules;
@@ -354,6 +359,8 @@ pub(super) fn step_figures(
                 rate_low: 0.0,
                 rate_high: 0.0,
                 better: false,
+                against_best_other: None,
+                method: crate::confseq::METHOD,
             });
         f.sent += 1;
         f.clicked += u64::from(s.clicked);
@@ -387,6 +394,14 @@ pub(super) fn step_figures(
                 crate::confseq::difference(&tally(f), &tally(o), 1.0 / k, 1.0 / k, total)
                     .is_some_and(|d| d.interval.low > 0.0)
             });
+        let best_other = others
+            .iter()
+            .max_by(|a, b| a.rate.total_cmp(&b.rate))
+            .copied();
+        f.against_best_other = best_other.and_then(|o| {
+            crate::confseq::difference(&tally(f), &tally(o), 1.0 / k, 1.0 / k, total)
+                .map(super::timing::Difference::from)
+        });
     }
     figures
 }
@@ -543,6 +558,12 @@ mod tests {
         let later = figures((700, 280), (800, 160));
         let a = later.iter().find(|f| f.template == "a").unwrap();
         assert!(a.better, "{later:?}");
+        let d = a.against_best_other.unwrap();
+        assert!(
+            d.decided && d.low > 0.0 && (d.estimate - 0.2).abs() < 1e-9,
+            "{d:?}"
+        );
+        assert!(early[0].against_best_other.is_some_and(|d| !d.decided));
         assert!(!later.iter().find(|f| f.template == "b").unwrap().better);
     }
 

@@ -272,3 +272,23 @@ fn a_number_and_a_unit_pause_and_from_now_on_are_read_and_written_back() {
     assert_eq!(number_and_unit("1h 30m"), ("90".into(), "minutes"));
     assert_eq!(number_and_unit("14d"), ("14".into(), "days"));
 }
+
+#[test]
+fn a_new_list_of_delays_is_said_in_the_history_as_a_new_timing_experiment() {
+    let before = load(
+        "[[reminders]]\nname = \"first\"\nafter = \"1h\"\nwhen = [\"checkout_started\"]\ntemplate = \"abandoned\"\n",
+    );
+    let arms = load(
+        "[[reminders]]\nname = \"first\"\nafter = [\"1h\", \"1d\"]\nwhen = [\"checkout_started\"]\ntemplate = \"abandoned\"\n",
+    );
+    let line = summary(&before, &arms);
+    assert!(
+        line.contains("step first: a new timing experiment (1h, 1d)"),
+        "{line}"
+    );
+    let line = summary(&arms, &before);
+    assert!(
+        line.contains("step first: its timing experiment (1h, 1d) ended"),
+        "{line}"
+    );
+}

@@ -299,6 +299,27 @@ pub fn summary(current: &Config, next: &Config) -> String {
             }
         }
     }
+    // A new list of delays is a new timing experiment: the history says so, and which ended.
+    for step in &next.reminders {
+        let before = current.reminders.iter().find(|s| s.name == step.name);
+        let (old, new) = (
+            before.map(|s| s.arms_key()).unwrap_or_default(),
+            step.arms_key(),
+        );
+        if old != new {
+            if !new.is_empty() {
+                parts.push(format!(
+                    "step {}: a new timing experiment ({new})",
+                    step.name
+                ));
+            } else {
+                parts.push(format!(
+                    "step {}: its timing experiment ({old}) ended",
+                    step.name
+                ));
+            }
+        }
+    }
     let kept: Vec<&String> = now.iter().filter(|n| was.contains(n)).collect();
     let kept_before: Vec<&String> = was.iter().filter(|n| now.contains(n)).collect();
     if kept != kept_before {
