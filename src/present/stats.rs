@@ -263,7 +263,13 @@ pub fn stats_in_words(stats: &Stats) -> String {
             rands(step.not_clicked.revenue_cents)
         );
     }
-    let _ = writeln!(out, "dormant buyer-events now: {}", stats.dormant_now);
+    // Not "remindable": some of these cannot be reminded (held out, unsubscribed, no step left);
+    // the overview gives that count with each reason.
+    let _ = writeln!(
+        out,
+        "checkouts left unpaid now (left alone long enough to count, not yet given up on; the overview says how many can still be reminded): {}",
+        stats.dormant_now
+    );
     for w in &stats.windows {
         let list = |m: &std::collections::BTreeMap<String, i64>| {
             if m.is_empty() {
@@ -277,7 +283,7 @@ pub fn stats_in_words(stats: &Stats) -> String {
         };
         let _ = writeln!(
             out,
-            "last {}: hooks: {}; reminders: {}",
+            "last {}: messages from Quicket: {}; reminders: {}",
             w.window,
             list(&w.hooks),
             list(&w.reminders)
