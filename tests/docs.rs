@@ -15,6 +15,8 @@ const CONFIGURATION: &str = include_str!("../docs/configuration.md");
 const INTERFACE: &str = include_str!("../docs/interface.md");
 const README: &str = include_str!("../README.md");
 const EXAMPLE: &str = include_str!("../quicket-followup.example.toml");
+const ARCHITECTURE: &str = include_str!("../ARCHITECTURE.md");
+const LIB: &str = include_str!("../src/lib.rs");
 
 /// One row of a key table: the key, and the second column (the default, or an example).
 struct Row {
@@ -250,4 +252,30 @@ fn the_documents_point_nowhere_outside_the_repository_and_the_readme_links_them(
         README.contains("(docs/interface.md)"),
         "README links the promises"
     );
+}
+
+#[test]
+fn the_architecture_names_every_module_and_the_readme_links_it() {
+    assert!(
+        README.contains("(ARCHITECTURE.md)"),
+        "README links the architecture"
+    );
+    for outside in ["../", "CONTRACT", "shared/"] {
+        assert!(
+            !ARCHITECTURE.contains(outside),
+            "ARCHITECTURE.md refers to {outside:?}"
+        );
+    }
+    let modules: Vec<&str> = LIB
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod ")?.strip_suffix(';'))
+        .collect();
+    assert!(modules.len() > 20, "{modules:?}");
+    for module in modules {
+        assert!(
+            ARCHITECTURE.contains(&format!("src/{module}.rs"))
+                || ARCHITECTURE.contains(&format!("src/{module}/")),
+            "ARCHITECTURE.md does not say where {module} is or what it does"
+        );
+    }
 }
