@@ -15,5 +15,6 @@ pub use names::email_name;
 pub use plan::{plan_in_words, states_in_words};
 pub use preview::{TestSend, TestSends, order_context, render_step, send_tests};
 pub use stats::{
-    about, experiment_lines, experiment_sentence, rands, stats_in_words, timing_lines,
+    about, experiment_lines, experiment_sentence, favoured, pace, rands, stats_in_words,
+    timing_lines, verdict,
 };

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::experiment::Share;
 use crate::store::stats::{Experiment, Stats, StepFigures};
-use crate::store::timing::{Difference, TimingExperiment};
+use crate::store::timing::{ArmComparison, Difference, TimingExperiment};
 use crate::templates::format_money;
 
 /// An amount rounded for a sentence: "R4,200" (to R100 from R1,000, else to R10).
@@ -189,50 +189,71 @@ pub fn timing_lines(t: &TimingExperiment) -> String {
         }
     }
     for c in &t.comparisons {
-        // Said from the winner's side: "the 1d arm earns more", with a positive interval.
-        let oriented = |d: Difference| {
-            if d.estimate >= 0.0 {
-                (&c.first, d.estimate, d.low, d.high)
-            } else {
-                (&c.second, -d.estimate, -d.high, -d.low)
-            }
-        };
-        let verdict = match (c.rate, c.revenue_per_buyer_event_cents) {
-            (_, Some(r)) if r.decided => {
-                let (winner, d, low, high) = oriented(r);
-                format!(
-                    "the {winner} arm earns more: {} per 100 abandoned checkouts (between {} and {})",
-                    rands((d * 100.0).round() as i64),
-                    rands((low * 100.0).round() as i64),
-                    rands((high * 100.0).round() as i64)
-                )
-            }
-            (Some(r), _) if r.decided => {
-                let (winner, d, low, high) = oriented(r);
-                format!(
-                    "the {winner} arm's buyers buy more often: {:.1} points more (between {:.1} and {:.1})",
-                    d * 100.0,
-                    low * 100.0,
-                    high * 100.0
-                )
-            }
-            _ => "too early to tell".to_string(),
-        };
-        let _ = writeln!(out, "  {} against {}: {verdict}", c.first, c.second);
+        let _ = writeln!(out, "  {} against {}: {}", c.first, c.second, verdict(c));
     }
-    if let Some(weeks) = t.weeks_to_show_5_points {
-        let _ = writeln!(
-            out,
-            "  at your volume ({:.0} buyers a week) a difference of 5 points would take about {} to show",
-            t.per_week,
-            if weeks < 1.5 {
-                "a week".to_string()
-            } else {
-                format!("{:.0} weeks", weeks.ceil())
-            }
-        );
+    if let Some(pace) = pace(t) {
+        let _ = writeln!(out, "  {pace}");
     }
     out
+}
+
+/// The arm a comparison has decided for (by revenue per buyer-event, else by purchase rate), with
+/// the difference from that arm's side; `None` while it is too early to tell.
+fn decided(c: &ArmComparison) -> Option<(&str, bool, Difference)> {
+    let by_revenue = c
+        .revenue_per_buyer_event_cents
+        .filter(|d| d.decided)
+        .map(|d| (true, d));
+    let (revenue, d) = by_revenue.or_else(|| c.rate.filter(|d| d.decided).map(|d| (false, d)))?;
+    Some(if d.estimate >= 0.0 {
+        (c.first.as_str(), revenue, d)
+    } else {
+        let flipped = Difference {
+            estimate: -d.estimate,
+            low: -d.high,
+            high: -d.low,
+            decided: true,
+        };
+        (c.second.as_str(), revenue, flipped)
+    })
+}
+
+/// The arm a comparison has decided for, if it has.
+pub fn favoured(c: &ArmComparison) -> Option<&str> {
+    decided(c).map(|(arm, _, _)| arm)
+}
+
+/// A comparison of two arms in words: "too early to tell" until its interval decides.
+pub fn verdict(c: &ArmComparison) -> String {
+    match decided(c) {
+        Some((winner, true, d)) => format!(
+            "the {winner} arm earns more: {} per 100 abandoned checkouts (between {} and {})",
+            rands((d.estimate * 100.0).round() as i64),
+            rands((d.low * 100.0).round() as i64),
+            rands((d.high * 100.0).round() as i64)
+        ),
+        Some((winner, false, d)) => format!(
+            "the {winner} arm's buyers buy more often: {:.1} points more (between {:.1} and {:.1})",
+            d.estimate * 100.0,
+            d.low * 100.0,
+            d.high * 100.0
+        ),
+        None => "too early to tell".to_string(),
+    }
+}
+
+/// How long a difference of 5 points would take to show at the organiser's volume.
+pub fn pace(t: &TimingExperiment) -> Option<String> {
+    let weeks = t.weeks_to_show_5_points?;
+    Some(format!(
+        "at your volume ({:.0} buyers a week) a difference of 5 points would take about {} to show",
+        t.per_week,
+        if weeks < 1.5 {
+            "a week".to_string()
+        } else {
+            format!("{:.0} weeks", weeks.ceil())
+        }
+    ))
 }
 
 /// `stats` for people.

@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rusqlite::params;
 
-use super::reminders::{DueBuyerEvent, parse_arms, parse_history, suppressed_keys};
+use super::reminders::{DueBuyerEvent, arms_column, parse_arms, parse_history, suppressed_keys};
 use super::{Store, StoreError, parse_timestamp, timestamp};
 use crate::domain::Candidate;
 use crate::experiment::HELD_OUT;
@@ -20,7 +20,7 @@ impl Store {
     ) -> Result<(Vec<DueBuyerEvent>, bool), StoreError> {
         self.read(move |conn| {
             let suppressed = suppressed_keys(conn)?;
-            let mut stmt = conn.prepare(
+            let mut stmt = conn.prepare(concat!(
                 "SELECT be.email_key, be.event_id, be.state, be.changed_at, be.reference,
                         coalesce(be.next_check_at, ''), be.email, be.event_date,
                         (SELECT group_concat(r.step || char(31)
@@ -28,13 +28,12 @@ impl Store {
                                  || char(31) || r.decided_at || char(31) || coalesce(r.sent_at, ''), char(30))
                          FROM reminders r WHERE r.email_key = be.email_key AND r.event_id = be.event_id),
                         (SELECT x.held_out FROM experiment x WHERE x.email_key = be.email_key AND x.event_id = be.event_id),
-                        (SELECT group_concat(a.step || char(31) || a.arms || char(31) || a.arm, char(30))
-                         FROM timing_arms a WHERE a.email_key = be.email_key AND a.event_id = be.event_id)
+                        ", arms_column!(), "
                  FROM buyer_events be
                  WHERE be.state <> 'checkout_completed' AND be.anonymised_at IS NULL AND be.changed_at >= ?1
                  ORDER BY be.changed_at DESC, be.email_key, be.event_id
-                 LIMIT ?2",
-            )?;
+                 LIMIT ?2"
+            ))?;
             let mut rows = stmt.query(params![timestamp(changed_since), limit as i64 + 1, HELD_OUT])?;
             let mut open = Vec::new();
             while let Some(row) = rows.next()? {

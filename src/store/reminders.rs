@@ -38,35 +38,43 @@ pub(super) fn suppressed_keys(conn: &Connection) -> anyhow::Result<HashSet<Strin
     Ok(keys)
 }
 
-/// The due read (see [`load_due`]).
-const DUE: &str = "SELECT be.email_key, be.event_id, be.state, be.changed_at, be.reference, be.next_check_at,
+/// A buyer-event's timing-experiment arms as one column (`step US arms US arm`, records separated
+/// by RS; see [`parse_arms`]), for a query over `buyer_events be`.
+macro_rules! arms_column {
+    () => {
+        "(SELECT group_concat(a.step || char(31) || a.arms || char(31) || a.arm, char(30))
+          FROM timing_arms a WHERE a.email_key = be.email_key AND a.event_id = be.event_id)"
+    };
+}
+pub(super) use arms_column;
+
+/// The due read (see [`load_due`]), with `$extra` columns after the ten every pass reads.
+macro_rules! due_read {
+    ($extra:expr) => {
+        concat!(
+            "SELECT be.email_key, be.event_id, be.state, be.changed_at, be.reference, be.next_check_at,
                 be.email, be.event_date,
                 (SELECT group_concat(r.step || char(31)
                                      || CASE WHEN r.status = 'skipped' AND r.reason = ?6 THEN 'held_out' ELSE r.status END
                                      || char(31) || r.decided_at || char(31) || coalesce(r.sent_at, ''), char(30))
                  FROM reminders r WHERE r.email_key = be.email_key AND r.event_id = be.event_id),
-                (SELECT x.held_out FROM experiment x WHERE x.email_key = be.email_key AND x.event_id = be.event_id)
+                (SELECT x.held_out FROM experiment x WHERE x.email_key = be.email_key AND x.event_id = be.event_id)",
+            $extra,
+            "
          FROM buyer_events be INDEXED BY buyer_events_due
          WHERE be.next_check_at IS NOT NULL AND be.next_check_at <= ?1
            AND (be.next_check_at, be.email_key, be.event_id) > (?2, ?3, ?4)
          ORDER BY be.next_check_at, be.email_key, be.event_id
-         LIMIT ?5";
+         LIMIT ?5"
+        )
+    };
+}
+
+/// The due read.
+const DUE: &str = due_read!("");
 
 /// The due read with each buyer-event's timing-experiment arms (column 10).
-const DUE_WITH_ARMS: &str = "SELECT be.email_key, be.event_id, be.state, be.changed_at, be.reference, be.next_check_at,
-                be.email, be.event_date,
-                (SELECT group_concat(r.step || char(31)
-                                     || CASE WHEN r.status = 'skipped' AND r.reason = ?6 THEN 'held_out' ELSE r.status END
-                                     || char(31) || r.decided_at || char(31) || coalesce(r.sent_at, ''), char(30))
-                 FROM reminders r WHERE r.email_key = be.email_key AND r.event_id = be.event_id),
-                (SELECT x.held_out FROM experiment x WHERE x.email_key = be.email_key AND x.event_id = be.event_id),
-                (SELECT group_concat(a.step || char(31) || a.arms || char(31) || a.arm, char(30))
-                 FROM timing_arms a WHERE a.email_key = be.email_key AND a.event_id = be.event_id)
-         FROM buyer_events be INDEXED BY buyer_events_due
-         WHERE be.next_check_at IS NOT NULL AND be.next_check_at <= ?1
-           AND (be.next_check_at, be.email_key, be.event_id) > (?2, ?3, ?4)
-         ORDER BY be.next_check_at, be.email_key, be.event_id
-         LIMIT ?5";
+const DUE_WITH_ARMS: &str = due_read!(concat!(",\n                ", arms_column!()));
 
 /// Pages through the buyer-events due at `now` (from the partial index on next_check_at).
 fn load_due(

@@ -878,17 +878,7 @@ pub(super) async fn save(
             )),
             Err(e) => {
                 let status = status_of(&e);
-                let shown = Shown {
-                    problem: problem_of(&e),
-                    diff: match &e {
-                        SaveError::Conflict { diff, .. } => diff_lines(diff),
-                        _ => Vec::new(),
-                    },
-                    ..Shown::default()
-                };
-                if let SaveError::Failed(why) = &e {
-                    tracing::error!("a save from the browser failed: {why:#}");
-                }
+                let shown = refusal(&e);
                 words_page(&state, &name, Some(&f), shown, replace, status).await
             }
         };
@@ -930,18 +920,23 @@ async fn refused(
     e: SaveError,
 ) -> Result<Response, ApiError> {
     let status = status_of(&e);
-    let shown = Shown {
-        problem: problem_of(&e),
-        diff: match &e {
+    editor_page(state, name, Some(f), refusal(&e), status).await
+}
+
+/// What the page shows of a refused save: why, and the difference when the file changed on disk.
+/// A save that failed (not refused) is logged.
+fn refusal(e: &SaveError) -> Shown {
+    if let SaveError::Failed(why) = e {
+        tracing::error!("a save from the browser failed: {why:#}");
+    }
+    Shown {
+        problem: problem_of(e),
+        diff: match e {
             SaveError::Conflict { diff, .. } => diff_lines(diff),
             _ => Vec::new(),
         },
         ..Shown::default()
-    };
-    if let SaveError::Failed(why) = &e {
-        tracing::error!("a save from the browser failed: {why:#}");
     }
-    editor_page(state, name, Some(f), shown, status).await
 }
 
 /// Why a save was refused, for the page (which says "Not saved." itself).

@@ -331,6 +331,26 @@ where
 }
 
 /// A button: `POST path` whose body is not read.
+/// A form POST whose handler also gets who sent it (for the history).
+fn post_saying_who<Q, F, Fut>(
+    path: impl Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static,
+    handler: F,
+) -> BoxedFilter<(Handler,)>
+where
+    Q: DeserializeOwned + Send + 'static,
+    F: Fn(AppState, (email_editor::Peer, Q)) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
+    let form = warp::body::content_length_limit(MAX_FORM).and(warp::body::form::<Q>());
+    route(
+        path.and(warp::post())
+            .and(email_editor::peer())
+            .and(form)
+            .map(|peer, form| (peer, form)),
+        handler,
+    )
+}
+
 fn action<F, Fut>(
     path: impl Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static,
     handler: F,
@@ -431,25 +451,9 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
         ),
         get(path!("suppressions"), suppressions::page),
         post(path!("suppressions"), suppressions::add),
-        route(
-            path!("suppressions" / "remove")
-                .and(warp::post())
-                .and(email_editor::peer())
-                .and(warp::body::content_length_limit(MAX_FORM))
-                .and(warp::body::form::<suppressions::SuppressionForm>())
-                .map(|peer, form| (peer, form)),
-            suppressions::remove,
-        ),
+        post_saying_who(path!("suppressions" / "remove"), suppressions::remove),
         get(path!("timing"), timing::page),
-        route(
-            path!("timing" / "keep")
-                .and(warp::post())
-                .and(email_editor::peer())
-                .and(warp::body::content_length_limit(MAX_FORM))
-                .and(warp::body::form::<timing::KeepForm>())
-                .map(|peer, form| (peer, form)),
-            timing::keep,
-        ),
+        post_saying_who(path!("timing" / "keep"), timing::keep),
         get(path!("problems"), problems::page),
         route(
             path!("problems" / i64 / "body").and(warp::get()),

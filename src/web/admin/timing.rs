@@ -9,7 +9,7 @@ use warp::reply::Response;
 use super::email_editor::{Peer, client, saved_notice, status_of};
 use super::{AppState, Notice, page as render, with_notice};
 use crate::present::rands;
-use crate::store::timing::{Difference, TimingExperiment};
+use crate::store::timing::TimingExperiment;
 use crate::web::ApiError;
 
 struct ArmRow {
@@ -23,6 +23,8 @@ struct ArmRow {
 
 struct ExperimentView {
     step: String,
+    /// The step as the organiser names it ("First reminder").
+    title: String,
     delays: String,
     running: bool,
     arms: Vec<ArmRow>,
@@ -42,20 +44,7 @@ struct TimingPage {
     experiments: Vec<ExperimentView>,
 }
 
-/// Which of two arms a decided comparison favours, by revenue per buyer, else by purchase rate.
-fn favoured<'a>(
-    first: &'a str,
-    second: &'a str,
-    c: &crate::store::timing::ArmComparison,
-) -> Option<&'a str> {
-    let pick = |d: Option<Difference>| {
-        d.filter(|d| d.decided)
-            .map(|d| if d.estimate > 0.0 { first } else { second })
-    };
-    pick(c.revenue_per_buyer_event_cents).or_else(|| pick(c.rate))
-}
-
-fn view(t: &TimingExperiment, running: bool) -> ExperimentView {
+fn view(t: &TimingExperiment, running: bool, title: String) -> ExperimentView {
     let winner = t
         .arms
         .iter()
@@ -69,12 +58,12 @@ fn view(t: &TimingExperiment, running: bool) -> ExperimentView {
             !mine.is_empty()
                 && mine
                     .iter()
-                    .all(|c| favoured(&c.first, &c.second, c) == Some(*arm))
+                    .all(|c| crate::present::favoured(c) == Some(*arm))
         })
         .map(str::to_string);
-    let words = crate::present::timing_lines(t);
     ExperimentView {
         step: t.step.clone(),
+        title,
         delays: t.delays.clone(),
         running,
         arms: t
@@ -98,18 +87,30 @@ fn view(t: &TimingExperiment, running: bool) -> ExperimentView {
                 },
             })
             .collect(),
-        verdicts: words
-            .lines()
-            .filter(|l| l.contains(" against ") && !l.contains("control group"))
-            .map(|l| l.trim().to_string())
+        verdicts: t
+            .comparisons
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} against {}: {}",
+                    c.first,
+                    c.second,
+                    crate::present::verdict(c)
+                )
+            })
             .collect(),
-        pace: words
-            .lines()
-            .find(|l| l.contains("at your volume"))
-            .map(|l| l.trim().to_string())
-            .unwrap_or_default(),
+        pace: crate::present::pace(t).unwrap_or_default(),
         winner,
     }
+}
+
+/// The step's display name, or its name when it is no longer in the schedule.
+fn title(config: &crate::config::Config, step: &str) -> String {
+    config
+        .reminders
+        .iter()
+        .find(|s| s.name == step)
+        .map_or_else(|| step.to_string(), |s| s.display_name())
 }
 
 async fn timing_page(
@@ -134,7 +135,11 @@ async fn timing_page(
         notice,
         problem,
         method: crate::confseq::METHOD,
-        experiments: stats.timing.iter().map(|t| view(t, running(t))).collect(),
+        experiments: stats
+            .timing
+            .iter()
+            .map(|t| view(t, running(t), title(&config, &t.step)))
+            .collect(),
     };
     let mut response = render(&page)?;
     *response.status_mut() = status;
@@ -178,7 +183,7 @@ pub(super) async fn keep(
         )
         .await;
     };
-    let v = view(t, true);
+    let v = view(t, true, String::new());
     if v.winner.as_deref() != Some(f.delay.as_str()) {
         return timing_page(
             &state,
