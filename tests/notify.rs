@@ -495,7 +495,9 @@ async fn the_overview_lists_the_alerts_that_last_and_drops_them_once_resolved() 
         c.server.admin_password = "overview-alerts-password".into();
     })
     .await;
-    let t = at("2026-12-07T19:00:00Z");
+    // The verdict is from now: an older one (a day) makes the overview look the domain up again in
+    // the background, which raced this test's own verdicts once the fixed date was a day old.
+    let t = Utc::now();
     let dmarc = "DMARC: publish a TXT record at _dmarc.shop.co.za";
     app.store()
         .set_dns_readiness(
